@@ -1,0 +1,203 @@
+"""The operation protocol (../shared/PROTOCOL.md) as validated pydantic models.
+
+Every source of user intent — a click, a button, the offline parser, the LLM — produces these
+objects, so validation happens in one place and the session never sees a malformed operation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+__all__ = [
+    "AddBox",
+    "AddPoints",
+    "CheckGpu",
+    "CheckParameters",
+    "Clear",
+    "Export",
+    "GotoSlice",
+    "Help",
+    "Measure",
+    "NextImage",
+    "OpenImage",
+    "Operation",
+    "OperationError",
+    "PreviousImage",
+    "Propagate",
+    "Segment",
+    "SetWindow",
+    "Undo",
+    "check_bounds",
+    "dump_operations",
+    "parse_operations",
+]
+
+WindowPreset = Literal["bone", "soft_tissue", "spine", "lung", "brain"]
+
+
+class OperationError(ValueError):
+    """An operation list that is malformed or does not fit the current image."""
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenImage(_Op):
+    op: Literal["open_image"] = "open_image"
+
+
+class NextImage(_Op):
+    op: Literal["next_image"] = "next_image"
+
+
+class PreviousImage(_Op):
+    op: Literal["previous_image"] = "previous_image"
+
+
+class AddPoints(_Op):
+    op: Literal["add_points"] = "add_points"
+    count: int = Field(1, ge=1, le=50)
+    label: Literal["positive", "negative"] = "positive"
+    points: list[tuple[int, int]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_from_points(cls, data: Any) -> Any:
+        # Coordinates given without a count imply it; an explicit mismatch is an error below.
+        if isinstance(data, dict) and data.get("points") and "count" not in data:
+            data = {**data, "count": len(data["points"])}
+        return data
+
+    @model_validator(mode="after")
+    def _count_matches(self) -> AddPoints:
+        if self.points is not None and len(self.points) != self.count:
+            raise ValueError(f"count={self.count} but {len(self.points)} coordinates were given")
+        return self
+
+
+class AddBox(_Op):
+    op: Literal["add_box"] = "add_box"
+    box: tuple[int, int, int, int] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AddBox:
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if x1 <= x0 or y1 <= y0:
+                raise ValueError(
+                    f"box {list(self.box)} must be [x0, y0, x1, y1] with x0 < x1, y0 < y1"
+                )
+        return self
+
+
+class Segment(_Op):
+    op: Literal["segment"] = "segment"
+    prompt: Literal["points", "box", "auto"] = "auto"
+
+
+class Clear(_Op):
+    op: Literal["clear"] = "clear"
+    target: Literal["points", "boxes", "masks", "all"] = "all"
+
+
+class CheckGpu(_Op):
+    op: Literal["check_gpu"] = "check_gpu"
+
+
+class CheckParameters(_Op):
+    op: Literal["check_parameters"] = "check_parameters"
+
+
+class Undo(_Op):
+    op: Literal["undo"] = "undo"
+
+
+class GotoSlice(_Op):
+    op: Literal["goto_slice"] = "goto_slice"
+    index: int = Field(ge=0)
+
+
+class SetWindow(_Op):
+    op: Literal["set_window"] = "set_window"
+    preset: WindowPreset
+
+
+class Export(_Op):
+    op: Literal["export"] = "export"
+    format: Literal["png", "nifti"] = "png"
+
+
+class Measure(_Op):
+    op: Literal["measure"] = "measure"
+
+
+class Propagate(_Op):
+    op: Literal["propagate"] = "propagate"
+
+
+class Help(_Op):
+    op: Literal["help"] = "help"
+
+
+Operation = Annotated[
+    OpenImage
+    | NextImage
+    | PreviousImage
+    | AddPoints
+    | AddBox
+    | Segment
+    | Clear
+    | CheckGpu
+    | CheckParameters
+    | Undo
+    | GotoSlice
+    | SetWindow
+    | Export
+    | Measure
+    | Propagate
+    | Help,
+    Field(discriminator="op"),
+]
+
+_OPERATION_LIST = TypeAdapter(list[Operation])
+
+
+def parse_operations(data: Any) -> list[Operation]:
+    """Validate raw JSON-like data (a list of dicts, or one dict) into operations."""
+    if isinstance(data, dict):
+        data = [data]
+    try:
+        return _OPERATION_LIST.validate_python(data)
+    except ValidationError as exc:
+        raise OperationError(_short_validation_message(exc)) from exc
+
+
+def dump_operations(ops: list[Operation]) -> list[dict[str, Any]]:
+    """Protocol JSON form: defaults filled in, absent optional coordinates left out."""
+    return [op.model_dump(mode="json", exclude_none=True) for op in ops]
+
+
+def check_bounds(ops: list[Operation], width: int, height: int) -> None:
+    """Reject coordinates outside the current image before anything runs."""
+    for op in ops:
+        coords: list[tuple[int, int]] = []
+        if isinstance(op, AddPoints) and op.points:
+            coords = list(op.points)
+        elif isinstance(op, AddBox) and op.box:
+            coords = [op.box[:2], op.box[2:]]
+        for x, y in coords:
+            if not (0 <= x < width and 0 <= y < height):
+                raise OperationError(
+                    f"{op.op}: coordinate ({x}, {y}) is outside the {width}×{height} image"
+                )
+
+
+def _short_validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "invalid operation — " + "; ".join(parts)
