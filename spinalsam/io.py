@@ -1,17 +1,71 @@
-"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), NIfTI.
+"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), NIfTI, MHA/NRRD.
 
-(Interface fixed; the loaders are being filled in.)
+Every upload is hostile until proven otherwise: sizes are checked from headers before any pixel is
+decoded, zips are unpacked only under names we choose, and every failure becomes a `CTLoadError`
+whose message is shown to the user as is.
+
+Volumes are reoriented to LPS (x → patient left, y → posterior, z → superior) so that `vol[z]` is
+an axial slice in radiological display without further flips; the file's own orientation is kept
+in `source_orientation` so exports land back on the file's grid.
+
+Hounsfield rule: DICOM is HU when its Modality is CT (SimpleITK applies rescale slope/intercept).
+NIfTI/MHA/NRRD carry no modality, so they count as HU when the values look like CT: minimum below
+-500 (air is -1000 HU), or an integer type holding negative values. Anything else (MR, renders,
+PNG/JPG) is shown as is on a 0..255 scale: integer volumes already within 0..255 (8-bit renders,
+label maps with ids up to 255) keep their values, others are stretched from min..max.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+import shutil
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 import numpy as np
+import pydicom
+import SimpleITK as sitk
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["CTImage", "CTLoadError", "load_ct"]
+__all__ = [
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS_PER_SLICE",
+    "MAX_SLICES",
+    "MAX_VOXELS",
+    "SUPPORTED_EXTENSIONS",
+    "CTImage",
+    "CTLoadError",
+    "load_ct",
+]
+
+MAX_FILE_BYTES = 1 << 30  # all uploaded files together, and everything a zip unpacks to
+MAX_PIXELS_PER_SLICE = 8192 * 8192
+MAX_SLICES = 2000
+MAX_VOXELS = 600_000_000  # 2.4 GB as float32: the most one session should hold
+MAX_FILES = MAX_SLICES  # one DICOM file per slice; also caps a zip's entries
+
+_RASTER = (".png", ".jpg", ".jpeg")
+_DICOM = (".dcm", ".dicom")
+_VOLUME = (".nii", ".nii.gz", ".mha", ".nrrd")
+_ARCHIVE = (".zip",)
+SUPPORTED_EXTENSIONS: tuple[str, ...] = _RASTER + _DICOM + _VOLUME + _ARCHIVE
+
+_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+_SUPPORTED_HINT = (
+    "Upload a PNG/JPEG image, a DICOM file, several DICOM files of one series (or a .zip of "
+    "them), or a NIfTI volume (.nii / .nii.gz)."
+)
+_COPY_CHUNK = 1 << 20
 
 
 class CTLoadError(ValueError):
@@ -41,5 +95,489 @@ class CTImage:
 
 
 def load_ct(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
-    """Load one image/volume from one or several uploaded files."""
-    raise NotImplementedError
+    """Load one image/volume from one or several uploaded files.
+
+    Several files must all be DICOM slices; a .zip must hold a DICOM series. Raises
+    `CTLoadError` and nothing else, whatever the input.
+    """
+    try:
+        return _load(paths)
+    except CTLoadError:
+        raise
+    except MemoryError as exc:
+        raise CTLoadError("This file is too large to open on this server.") from exc
+    except Exception as exc:
+        # Third-party parsers fed hostile bytes raise a zoo of exception types; the user needs
+        # one clear sentence, not a traceback.
+        raise CTLoadError(
+            f"The file could not be read ({type(exc).__name__}); it may be damaged or in an "
+            f"unsupported variant. {_SUPPORTED_HINT}"
+        ) from exc
+
+
+def _load(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if len(paths) == 0:
+        raise CTLoadError(f"No file was given. {_SUPPORTED_HINT}")
+    if len(paths) > MAX_FILES:
+        raise CTLoadError(
+            f"Too many files ({len(paths)}); at most {MAX_FILES} files (slices) can be opened "
+            "at once."
+        )
+    files = [_checked_file(Path(p)) for p in paths]
+    total = sum(f.stat().st_size for f in files)
+    if total > MAX_FILE_BYTES:
+        raise CTLoadError(
+            f"The upload is {total / 2**30:.1f} GiB; at most {MAX_FILE_BYTES / 2**30:.0f} GiB "
+            "can be opened."
+        )
+    kinds = [_kind(f) for f in files]
+    if len(files) == 1:
+        return _load_single(files[0], kinds[0])
+    if any(kind != "dicom" for kind in kinds):
+        raise CTLoadError(
+            "Several files can only be opened together when they are all DICOM slices of one "
+            "series. Open other images one at a time."
+        )
+    return _load_dicom(files)
+
+
+def _checked_file(path: Path) -> Path:
+    if not path.exists():
+        raise CTLoadError(f"'{path.name}' was not found; please upload it again.")
+    if not path.is_file():
+        raise CTLoadError(f"'{path.name}' is a folder, not a file. {_SUPPORTED_HINT}")
+    if path.stat().st_size == 0:
+        raise CTLoadError(f"'{path.name}' is empty (0 bytes); the upload may have failed.")
+    return path
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".nii.gz") or name.endswith(".nii"):
+        return "nifti"
+    suffix = path.suffix.lower()
+    if suffix in _RASTER:
+        return "raster"
+    if suffix in (".mha", ".nrrd"):
+        return "itk"
+    if suffix in _ARCHIVE:
+        return "zip"
+    if suffix in _DICOM or _has_dicom_magic(path):
+        return "dicom"
+    raise CTLoadError(f"'{path.name}' is not a supported file type. {_SUPPORTED_HINT}")
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    return head[128:132] == b"DICM"
+
+
+def _load_single(path: Path, kind: str) -> CTImage:
+    if kind == "raster":
+        return _load_raster(path)
+    if kind == "zip":
+        return _load_dicom(_unpack_zip(path), archive=path.name)
+    if kind == "dicom":
+        return _load_dicom([path])
+    if kind == "nifti":
+        return _load_itk_volume(path, _nifti_nonfinite(path))
+    return _load_itk_volume(path)
+
+
+# --- PNG / JPEG ------------------------------------------------------------------------------
+
+
+def _load_raster(path: Path) -> CTImage:
+    """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit) and checks PNG CRCs."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if img.format == "PNG" and width * height <= MAX_PIXELS_PER_SLICE:
+                img.verify()  # walks every chunk's CRC without decoding pixels
+        _check_slice_size(width, height, path.name)
+        with Image.open(path) as img:
+            pixels = _raster_to_gray(img)
+    except Image.DecompressionBombError as exc:
+        raise _too_large_slice(path.name) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as exc:
+        raise CTLoadError(
+            f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
+            "really a PNG/JPEG."
+        ) from exc
+    return CTImage(
+        volume=pixels[np.newaxis],
+        spacing=None,
+        origin=(0.0, 0.0, 0.0),
+        direction=_IDENTITY,
+        is_hu=False,
+        name=path.name,
+    )
+
+
+def _raster_to_gray(img: Image.Image) -> np.ndarray:
+    """Colour CT renders become gray; 16-bit and float images are stretched to 0..255."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return _to_byte_range(np.asarray(img).astype(np.float32))
+    return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+# --- NIfTI / MHA / NRRD ----------------------------------------------------------------------
+
+
+class _NiftiHeader(NamedTuple):
+    dims: tuple[int, ...]  # (x, y, z, …) as in the file, only the used ones
+    datatype: int
+    bitpix: int
+    vox_offset: int
+    endian: str
+
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32/float64
+
+
+def _nifti_nonfinite(path: Path) -> np.ndarray | None:
+    """Check a NIfTI file ITK would misread, and find its NaN/inf voxels (None: there are none).
+
+    ITK's NIfTI reader pads a short file with zeros, treats a 0-sized dimension as 1 and turns
+    NaN/inf into 0 (which is water in HU): we refuse the first two, and return where the third
+    happens, in the file's (…, z, y, x) array order, so those voxels become the minimum instead.
+    """
+    gz = path.name.lower().endswith(".gz")
+    masks: list[np.ndarray] = []
+    try:
+        with gzip.open(path, "rb") if gz else path.open("rb") as fh:
+            header = _parse_nifti_header(fh.read(544), path.name)
+            _check_volume_size(header.dims, path.name)  # before decompressing anything more
+            voxels = int(np.prod(header.dims, dtype=np.int64))
+            needed = voxels * header.bitpix // 8
+            float_type = _NIFTI_FLOATS.get(header.datatype)
+            dtype = np.dtype(header.endian + float_type) if float_type else None
+            fh.seek(header.vox_offset)
+            available = 0
+            # Read no more than the header announces, so a gzip bomb cannot keep us busy.
+            while available < needed and (chunk := fh.read(min(_COPY_CHUNK, needed - available))):
+                available += len(chunk)
+                if dtype is not None:
+                    values = np.frombuffer(chunk, dtype, len(chunk) // dtype.itemsize)
+                    masks.append(~np.isfinite(values))
+            fh.read(_COPY_CHUNK)  # reaches the end of a gzip stream, where its CRC is checked
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CTLoadError(
+            f"'{path.name}' is damaged or incomplete (the compressed data ends early or is "
+            "corrupt)."
+        ) from exc
+    if available < needed:
+        raise CTLoadError(
+            f"'{path.name}' is incomplete: it holds {available} of the {needed} bytes of image "
+            "data its header announces. Please upload the complete file."
+        )
+    if not masks:
+        return None
+    nonfinite = np.concatenate(masks)
+    return nonfinite.reshape(header.dims[::-1]) if nonfinite.any() else None
+
+
+def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
+    """The fields we check, from a NIfTI-1 or NIfTI-2 header in either byte order."""
+    for endian in "<>":
+        if len(raw) >= 348 and struct.unpack_from(endian + "i", raw, 0)[0] == 348:
+            dim = struct.unpack_from(endian + "8h", raw, 40)
+            datatype, bitpix = struct.unpack_from(endian + "2h", raw, 70)
+            offset = int(struct.unpack_from(endian + "f", raw, 108)[0])
+            break
+        if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
+            datatype, bitpix = struct.unpack_from(endian + "2h", raw, 12)
+            dim = struct.unpack_from(endian + "8q", raw, 16)
+            offset = struct.unpack_from(endian + "q", raw, 168)[0]
+            break
+    else:
+        raise CTLoadError(f"'{name}' is not a valid NIfTI file. {_SUPPORTED_HINT}")
+    if not 1 <= dim[0] <= 7:
+        raise CTLoadError(f"'{name}' is not a valid NIfTI file. {_SUPPORTED_HINT}")
+    dims = tuple(int(d) for d in dim[1 : dim[0] + 1])
+    return _NiftiHeader(dims, datatype, bitpix, max(offset, 348), endian)
+
+
+def _load_itk_volume(path: Path, nonfinite: np.ndarray | None = None) -> CTImage:
+    """NIfTI/MHA/NRRD; `nonfinite` marks voxels ITK zeroed that were NaN/inf in the file."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise CTLoadError(
+            f"'{path.name}' could not be read as a medical image: it is damaged or not really "
+            f"a {_format_name(path)} file."
+        ) from exc
+    size = reader.GetSize()
+    if reader.GetDimension() > 3:
+        raise CTLoadError(
+            f"'{path.name}' is a {reader.GetDimension()}-D series (size {list(size)}); only "
+            "2-D images and 3-D volumes are supported. Export a single 3-D volume."
+        )
+    if reader.GetNumberOfComponents() > 1:
+        raise CTLoadError(
+            f"'{path.name}' stores {reader.GetNumberOfComponents()} values per voxel (a vector "
+            "or colour volume); a CT volume stores one value per voxel."
+        )
+    _check_volume_size(size, path.name)
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise CTLoadError(f"'{path.name}' is damaged or incomplete.") from exc
+    if nonfinite is not None:
+        values = sitk.GetArrayFromImage(img)
+        values[nonfinite.reshape(values.shape)] = np.nan
+        restored = sitk.GetImageFromArray(values)
+        restored.CopyInformation(img)
+        img = restored
+    return _from_sitk(img, is_hu=None, name=path.name)
+
+
+def _format_name(path: Path) -> str:
+    return "NIfTI" if _kind(path) == "nifti" else path.suffix.lstrip(".").upper()
+
+
+# --- DICOM -----------------------------------------------------------------------------------
+
+
+def _load_dicom(files: list[Path], archive: str | None = None) -> CTImage:
+    """Group files into series with GDCM, keep the largest, and read it in GDCM's slice order.
+
+    `archive` names the zip the files came from, for messages and the image name.
+    """
+    series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
+    header = _dicom_header(series[0])
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(series[0]))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise CTLoadError(
+            f"'{series[0].name}' could not be read: the DICOM file is damaged or incomplete."
+        ) from exc
+    width, height, frames = (*reader.GetSize(), 1)[:3]
+    _check_volume_size((width, height, frames * len(series)), series[0].name)
+    try:
+        img = reader.Execute() if len(series) == 1 else sitk.ReadImage([str(f) for f in series])
+    except RuntimeError as exc:
+        raise CTLoadError(
+            "The DICOM slices could not be combined into one volume: they differ in size or "
+            "some files are damaged or incomplete."
+        ) from exc
+    name = str(header.get("SeriesDescription", "") or "").strip() or archive or series[0].name
+    if len(series) > 1:
+        name = f"{name} ({len(series)} slices)"
+    return _from_sitk(
+        img,
+        is_hu=str(header.get("Modality", "")).upper() == "CT",
+        name=name,
+        dicom_files=tuple(str(f) for f in series),
+    )
+
+
+def _largest_series(files: list[Path], archive: str | None) -> list[Path]:
+    # GDCM scans one folder, but uploads arrive in separate folders: link them side by side.
+    with tempfile.TemporaryDirectory(prefix="spinalsam-series-") as tmp:
+        links = {}
+        for i, f in enumerate(files):
+            link = Path(tmp) / f"{i:05d}.dcm"
+            os.symlink(f.resolve(), link)
+            links[str(link)] = f
+        reader = sitk.ImageSeriesReader()
+        groups = [reader.GetGDCMSeriesFileNames(tmp, sid) for sid in reader.GetGDCMSeriesIDs(tmp)]
+    groups = [g for g in groups if g]
+    if not groups:
+        where = f"'{archive}' holds no" if archive else f"None of the {len(files)} files is a"
+        raise CTLoadError(f"{where} readable DICOM image. {_SUPPORTED_HINT}")
+    return [links[f] for f in max(groups, key=len)]
+
+
+def _dicom_header(path: Path) -> pydicom.Dataset:
+    """The header without pixel data; tells a non-DICOM file from a DICOM without an image."""
+    try:
+        ds = pydicom.dcmread(path, defer_size="1 KB", force=True)
+        has_pixels = any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    except Exception as exc:
+        # force=True parses arbitrary bytes, and garbage fails in many different ways.
+        raise CTLoadError(f"'{path.name}' is not a valid DICOM file. {_SUPPORTED_HINT}") from exc
+    if not has_pixels:
+        if _has_dicom_magic(path) or "SOPClassUID" in ds:
+            raise CTLoadError(
+                f"'{path.name}' is a DICOM file without image (pixel) data, e.g. a report or "
+                "a structured document; upload the image slices instead."
+            )
+        raise CTLoadError(f"'{path.name}' is not a valid DICOM file. {_SUPPORTED_HINT}")
+    return ds
+
+
+# --- zip -------------------------------------------------------------------------------------
+
+
+def _unpack_zip(path: Path) -> list[Path]:
+    """Unpack to a fresh folder under names we choose, so no entry can point anywhere else.
+
+    The folder is kept (not deleted) because `CTImage.dicom_files` refers to its files.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = _checked_members(zf, path.name)
+            target = Path(tempfile.mkdtemp(prefix="spinalsam-zip-"))
+            try:
+                return _extract(zf, members, target)
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+    except NotImplementedError as exc:
+        raise CTLoadError(
+            f"'{path.name}' uses a zip compression method this server cannot unpack; please "
+            "re-create it with standard (deflate) compression."
+        ) from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise CTLoadError(f"'{path.name}' is not a readable zip archive (damaged?).") from exc
+
+
+def _checked_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
+    infos = zf.infolist()
+    if len(infos) > MAX_FILES:
+        raise CTLoadError(f"'{name}' holds {len(infos)} entries; at most {MAX_FILES} are allowed.")
+    members = []
+    for info in infos:
+        if info.is_dir():
+            continue
+        entry = PurePosixPath(info.filename.replace("\\", "/"))
+        if not entry.parts or entry.is_absolute() or ".." in entry.parts or ":" in entry.parts[0]:
+            raise CTLoadError(
+                f"'{name}' contains an unsafe file name ('{info.filename}') and was not opened."
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise CTLoadError(f"'{name}' contains a symbolic link and was not opened.")
+        if info.flag_bits & 0x1:
+            raise CTLoadError(f"'{name}' is password-protected; please upload it unencrypted.")
+        if entry.parts[0] != "__MACOSX" and not entry.name.startswith("."):
+            members.append(info)
+    declared = sum(info.file_size for info in members)
+    if declared > MAX_FILE_BYTES:
+        raise CTLoadError(
+            f"'{name}' would unpack to {declared / 2**30:.1f} GiB; at most "
+            f"{MAX_FILE_BYTES / 2**30:.0f} GiB is allowed."
+        )
+    if not members:
+        raise CTLoadError(f"'{name}' is empty: it holds no DICOM files.")
+    return members
+
+
+def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path) -> list[Path]:
+    budget = MAX_FILE_BYTES  # re-counted while unpacking: declared sizes can lie
+    out = []
+    for i, info in enumerate(members):
+        # One folder per entry keeps the entry's own (sanitised) name for messages.
+        dest = target / f"{i:05d}" / _safe_name(info.filename)
+        dest.parent.mkdir()
+        with zf.open(info) as src, dest.open("wb") as dst:
+            while chunk := src.read(_COPY_CHUNK):
+                budget -= len(chunk)
+                if budget < 0:
+                    raise CTLoadError(
+                        f"The zip unpacks to more than {MAX_FILE_BYTES / 2**30:.0f} GiB and was "
+                        "not opened."
+                    )
+                dst.write(chunk)
+        out.append(dest)
+    return out
+
+
+def _safe_name(entry: str) -> str:
+    base = PurePosixPath(entry.replace("\\", "/")).name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:120] or "entry"
+
+
+# --- shared ----------------------------------------------------------------------------------
+
+
+def _check_slice_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS_PER_SLICE:
+        raise _too_large_slice(name, width, height)
+
+
+def _too_large_slice(name: str, width: int | None = None, height: int | None = None) -> CTLoadError:
+    side = int(MAX_PIXELS_PER_SLICE**0.5)
+    size = f" ({width} × {height} pixels)" if width else ""
+    return CTLoadError(
+        f"'{name}' is too large{size}; images up to {side} × {side} pixels are supported."
+    )
+
+
+def _check_volume_size(size: Sequence[int], name: str) -> None:
+    """`size` is ITK's (x, y, z, …) order; checked from the header, before decoding."""
+    if any(s < 1 for s in size):
+        raise CTLoadError(
+            f"'{name}' has an empty dimension (size {list(size)}); it holds no image."
+        )
+    width, height, slices = (*size, 1, 1)[:3]
+    _check_slice_size(width, height, name)
+    if slices > MAX_SLICES:
+        raise CTLoadError(f"'{name}' has {slices} slices; at most {MAX_SLICES} are supported.")
+    voxels = int(np.prod(size, dtype=np.int64))
+    if voxels > MAX_VOXELS:
+        raise CTLoadError(f"'{name}' has {voxels:,} voxels; at most {MAX_VOXELS:,} are supported.")
+
+
+def _from_sitk(
+    img: sitk.Image, *, is_hu: bool | None, name: str, dicom_files: tuple[str, ...] = ()
+) -> CTImage:
+    """LPS-reoriented CTImage; `is_hu=None` means decide from the values (NIfTI rule above)."""
+    if img.GetDimension() == 2:
+        img = sitk.JoinSeries(img)
+    source = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection())
+    img = sitk.DICOMOrient(img, "LPS")
+    raw = sitk.GetArrayFromImage(img)
+    if raw.ndim == 4:  # colour DICOM (secondary capture of a render): luma, not HU
+        raw = raw[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        is_hu = False
+    pixels = _finite(raw.astype(np.float32), name)
+    if is_hu is None:
+        is_hu = _looks_like_hu(pixels, raw.dtype)
+    if not is_hu and not _is_byte_range(raw):
+        pixels = _to_byte_range(pixels)
+    return CTImage(
+        volume=np.ascontiguousarray(pixels),
+        spacing=tuple(float(s) for s in img.GetSpacing()),  # type: ignore[arg-type]
+        origin=tuple(float(o) for o in img.GetOrigin()),  # type: ignore[arg-type]
+        direction=tuple(float(d) for d in img.GetDirection()),
+        is_hu=is_hu,
+        name=name,
+        source_orientation=source,
+        dicom_files=dicom_files,
+    )
+
+
+def _looks_like_hu(pixels: np.ndarray, dtype: np.dtype) -> bool:
+    low = float(pixels.min())
+    return low < -500 or (np.issubdtype(dtype, np.integer) and low < 0)
+
+
+def _is_byte_range(raw: np.ndarray) -> bool:
+    """Integer data already on the 0..255 display scale, whose values must stay as they are."""
+    return bool(np.issubdtype(raw.dtype, np.integer) and raw.min() >= 0 and raw.max() <= 255)
+
+
+def _finite(pixels: np.ndarray, name: str) -> np.ndarray:
+    """NaN/inf voxels (masked-out regions in NIfTI) become the lowest real value."""
+    finite = np.isfinite(pixels)
+    if finite.all():
+        return pixels
+    if not finite.any():
+        raise CTLoadError(f"'{name}' holds no valid values (every voxel is NaN or infinite).")
+    return np.where(finite, pixels, pixels[finite].min()).astype(np.float32)
+
+
+def _to_byte_range(pixels: np.ndarray) -> np.ndarray:
+    low, high = float(pixels.min()), float(pixels.max())
+    if high <= low:
+        return np.zeros_like(pixels, dtype=np.float32)
+    # Multiply before dividing so the maximum lands exactly on 255.
+    return ((pixels - low) * 255.0 / (high - low)).astype(np.float32)

@@ -1,0 +1,211 @@
+"""SAM latency benchmark on this machine: new-slice embedding, click -> overlay, memory, error.
+
+Prints one JSON object. Each method runs in its own subprocess so that peak RSS is per method and
+one method's allocations or thread pools never flatter or penalise the next. The reference is
+plain `SamPredictor.set_image` with fp32 eager PyTorch; every optimized embedding is compared to
+the reference embedding saved by that first worker (same seed, same random weights).
+
+    python bench/latency.py --model vit_b --methods sdpa,int8,sdpa+int8,onnx,onnx-int8
+
+Random weights (no checkpoints can be downloaded here) cost exactly the same compute as real
+ones. SAM resizes every slice to 1024 px on its long side, so `--size` changes the prompt/overlay
+cost but not the encoder's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_METHODS = "sdpa,int8,sdpa+int8,onnx,onnx-int8"
+WORKER_TIMEOUT_S = 900
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def render_overlay(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int] = (255, 80, 40),
+    alpha: float = 0.45,
+) -> np.ndarray:
+    """Alpha-blend a coloured mask onto the slice, the numpy work the UI does per click."""
+    out = rgb.copy()
+    out[mask] = (rgb[mask] * (1 - alpha) + np.asarray(color) * alpha).astype(np.uint8)
+    return out
+
+
+def _click_latency(
+    predictor: object, prompts: tuple, image: np.ndarray, clicks: int
+) -> dict[str, float]:
+    """Decoder-only and decoder + overlay times in ms over `clicks` alternating prompts."""
+    from spinalsam.sam.fast import decode_prompt
+
+    decode_ms, click_ms = [], []
+    for i in range(clicks):
+        prompt = prompts[i % len(prompts)]
+        t0 = time.perf_counter()
+        mask = decode_prompt(predictor, prompt)
+        t1 = time.perf_counter()
+        render_overlay(image, mask)
+        t2 = time.perf_counter()
+        decode_ms.append((t1 - t0) * 1e3)
+        click_ms.append((t2 - t0) * 1e3)
+    stats = {
+        "decoder_p50_ms": _percentile(decode_ms, 50),
+        "decoder_p95_ms": _percentile(decode_ms, 95),
+        "click_overlay_p50_ms": _percentile(click_ms, 50),
+        "click_overlay_p95_ms": _percentile(click_ms, 95),
+    }
+    return {k: round(v, 1) for k, v in stats.items()}
+
+
+def worker(args: argparse.Namespace) -> dict[str, object]:
+    """Build the seeded model, apply one method, and time it; runs inside a subprocess."""
+    import torch
+    from segment_anything import SamPredictor
+
+    from spinalsam.sam.fast import (
+        configure_threads,
+        mask_agreement,
+        optimize_encoder,
+        random_sam,
+        synthetic_vertebra,
+        vertebra_prompts,
+    )
+
+    threads = configure_threads()
+    sam = random_sam(args.model, seed=0)
+    t0 = time.perf_counter()
+    applied = optimize_encoder(sam, args.method, Path(args.cache_dir))
+    setup_s = time.perf_counter() - t0
+    result: dict[str, object] = {"method": args.method or "reference", "threads": threads}
+    result["setup_s"] = round(setup_s, 3)
+    if args.prepare_only:  # ONNX export / quantization, kept out of the serving process's RSS
+        result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+        return result
+
+    predictor = SamPredictor(sam)
+    image = synthetic_vertebra(args.size)
+    times = []
+    with torch.inference_mode():
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            predictor.set_image(image)
+            times.append(time.perf_counter() - t0)
+        prompts = vertebra_prompts(args.size)
+        result.update(_click_latency(predictor, prompts, image, args.clicks))
+        if applied:
+            reference = torch.load(args.reference, weights_only=True)
+            fidelity = mask_agreement(predictor, reference, predictor.features, prompts)
+            result.update(fidelity.as_dict())
+        else:
+            torch.save(predictor.features, args.reference)
+    result["embed_s"] = [round(t, 3) for t in times]
+    result["embed_median_s"] = round(_percentile(times, 50), 3)
+    result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    return result
+
+
+def _run_worker(args: argparse.Namespace, method: str, prepare_only: bool = False) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--method",
+        method,
+        "--model",
+        args.model,
+        "--size",
+        str(args.size),
+        "--repeats",
+        str(args.repeats),
+        "--clicks",
+        str(args.clicks),
+        "--cache-dir",
+        args.cache_dir,
+        "--reference",
+        args.reference,
+    ] + (["--prepare-only"] if prepare_only else [])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"method": method, "error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"method": method, "error": proc.stderr.strip().splitlines()[-1:] or "no output"}
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"])
+    parser.add_argument(
+        "--methods", default=DEFAULT_METHODS, help="comma-separated, e.g. sdpa,int8"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="timed set_image calls per method")
+    parser.add_argument("--clicks", type=int, default=20, help="timed clicks per method")
+    parser.add_argument("--size", type=int, default=512, help="slice size in pixels")
+    parser.add_argument("--cache-dir", default=None, help="ONNX cache (default: fresh temp dir)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--reference", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="spinalsam-bench-") as tmp:
+        args.cache_dir = args.cache_dir or tmp
+        args.reference = str(Path(tmp) / "reference.pt")
+        started = time.perf_counter()
+        reference = _run_worker(args, "")
+        runs = []
+        for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+            prepared = _run_worker(args, method, prepare_only=True) if "onnx" in method else None
+            run = _run_worker(args, method)
+            if prepared is not None:
+                run["export"] = prepared
+            if "embed_median_s" in run and "embed_median_s" in reference:
+                run["speedup"] = round(reference["embed_median_s"] / run["embed_median_s"], 2)
+            runs.append(run)
+    report = {
+        "model": args.model,
+        "size": args.size,
+        "repeats": args.repeats,
+        "cpu_count": len(os.sched_getaffinity(0)),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "reference": reference,
+        "methods": runs,
+        "total_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""`python -m spinalsam.commands [--llm]`: one command per stdin line → one JSON array per line.
+
+Only the operation arrays go to stdout (so the output can be scored or piped); notes about
+fallbacks or misunderstood text go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from spinalsam.commands.llm import LLMConfig, LLMConfigError, LLMParser
+from spinalsam.commands.router import Router
+from spinalsam.ops import dump_operations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spinalsam.commands", description=__doc__)
+    parser.add_argument(
+        "--llm", action="store_true", help="ask DeepSeek (DEEPSEEK_* env) when unsure"
+    )
+    args = parser.parse_args(argv)
+    router = Router()
+    if args.llm:
+        try:
+            config = LLMConfig.from_env()
+        except LLMConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if config is None:
+            print("note: DEEPSEEK_API_KEY is not set; using the offline parser", file=sys.stderr)
+        else:
+            router = Router(LLMParser(config))
+    for line in sys.stdin:
+        text = line.strip()
+        result = router.parse(text) if text else None
+        ops = dump_operations(result.operations) if result else []
+        print(json.dumps(ops, ensure_ascii=False), flush=True)
+        if result and result.note:
+            print(f"note: {result.note}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

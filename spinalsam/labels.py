@@ -1,0 +1,203 @@
+"""Named labels for several vertebrae in one label map.
+
+A spine study holds many objects (L1, L2, T12 ...), so masks are kept in one (Z, Y, X) uint16
+label map where voxel value k means "label k". `LabelSet` maps ids to names and colours; it is
+immutable, so a session can keep it in its undo history without copies going stale.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "LABEL_PALETTE",
+    "VERTEBRA_NAMES",
+    "LabelError",
+    "LabelSet",
+    "label_color",
+    "merge_mask",
+    "parse_vertebra_name",
+]
+
+VERTEBRA_NAMES: tuple[str, ...] = (
+    *(f"C{i}" for i in range(1, 8)),
+    *(f"T{i}" for i in range(1, 13)),
+    *(f"L{i}" for i in range(1, 6)),
+    "S1",
+)
+
+# 12 well separated colours (Tableau-like), cycled by label id; neighbouring vertebrae get
+# neighbouring ids, so adjacent levels always differ in colour.
+LABEL_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (170, 110, 40),
+)
+
+_REGION_ALIASES: dict[str, str] = {
+    "c": "C",
+    "t": "T",
+    "th": "T",
+    "l": "L",
+    "s": "S",
+    "颈": "C",
+    "胸": "T",
+    "腰": "L",
+    "骶": "S",
+}
+_REGION_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 1}
+_CN_DIGITS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_NAME_RE = re.compile(
+    r"^\s*(?:第\s*)?(?P<num1>\d+|[一二两三四五六七八九十]+)?\s*"
+    r"(?P<region>th|[ctls]|[颈胸腰骶])(?:椎|椎体|vertebra)?\s*[-_ ]?\s*"
+    r"(?P<num2>\d+|[一二两三四五六七八九十]+)?\s*(?:椎|椎体|vertebra|号)?\s*$",
+    re.IGNORECASE,
+)
+
+
+class LabelError(ValueError):
+    """A label name or id the user gave that cannot be used; the message is shown as is."""
+
+
+def _parse_number(text: str) -> int:
+    """Digits or Chinese numerals up to 十九 (enough for vertebra levels)."""
+    if text.isdigit():
+        return int(text)
+    if text.startswith("十"):
+        return 10 + (_CN_DIGITS.get(text[1:], 0) if len(text) > 1 else 0)
+    if len(text) == 1 and text in _CN_DIGITS:
+        return _CN_DIGITS[text]
+    raise LabelError(f"'{text}' is not a vertebra number")
+
+
+def parse_vertebra_name(text: str) -> str | None:
+    """Canonical vertebra name ("L1", "T12") for what a user typed, or None if it is not one.
+
+    Accepts "L1", "l 2", "L-3", "Th12", "腰1", "腰椎1", "胸12", "第一腰椎"; returns None for
+    free text and for levels that do not exist (e.g. "L9"), so callers can keep it as free text.
+    """
+    match = _NAME_RE.match(text)
+    if match is None:
+        return None
+    number_text = match["num2"] or match["num1"]
+    if number_text is None or (match["num1"] and match["num2"]):
+        return None
+    region = _REGION_ALIASES[match["region"].lower()]
+    try:
+        number = _parse_number(number_text)
+    except LabelError:
+        return None
+    if not 1 <= number <= _REGION_COUNTS[region]:
+        return None
+    return f"{region}{number}"
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Label id → name, immutable: every change returns a new set (safe to keep in undo history).
+
+    Names are canonical vertebra names when they parse as one, else the user's free text.
+    """
+
+    entries: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(label_id for label_id, _ in self.entries)
+
+    def name_of(self, label_id: int) -> str:
+        for known_id, name in self.entries:
+            if known_id == label_id:
+                return name
+        raise LabelError(f"there is no label {label_id}")
+
+    def id_of(self, name: str) -> int | None:
+        """The id of a label by name (any spelling `parse_vertebra_name` accepts), or None."""
+        wanted = _canonical(name)
+        return next((i for i, known in self.entries if known.lower() == wanted.lower()), None)
+
+    def add(self, name: str) -> tuple[LabelSet, int]:
+        """Return (new set, id) with `name` present; an existing name keeps its id."""
+        canonical = _canonical(name)
+        existing = self.id_of(canonical)
+        if existing is not None:
+            return self, existing
+        new_id = max(self.ids, default=0) + 1
+        if new_id > np.iinfo(np.uint16).max:
+            raise LabelError("too many labels")
+        return LabelSet((*self.entries, (new_id, canonical))), new_id
+
+    def remove(self, label_id: int) -> LabelSet:
+        self.name_of(label_id)  # raises a clear error for unknown ids
+        return LabelSet(tuple(e for e in self.entries if e[0] != label_id))
+
+    def color_of(self, label_id: int) -> tuple[int, int, int]:
+        return label_color(label_id)
+
+    def colors(self) -> dict[int, tuple[int, int, int]]:
+        return {label_id: label_color(label_id) for label_id in self.ids}
+
+
+def label_color(label_id: int) -> tuple[int, int, int]:
+    """Fixed colour for a label id, so a label keeps its colour across views and exports."""
+    if label_id < 1:
+        raise LabelError("label ids start at 1 (0 is background)")
+    return LABEL_PALETTE[(label_id - 1) % len(LABEL_PALETTE)]
+
+
+def _canonical(name: str) -> str:
+    stripped = " ".join(name.split())
+    if not stripped:
+        raise LabelError("a label needs a name, e.g. L1 or T12")
+    return parse_vertebra_name(stripped) or stripped
+
+
+def merge_mask(
+    labels: np.ndarray,
+    mask: np.ndarray,
+    label_id: int,
+    *,
+    overwrite: bool = False,
+    replace: bool = False,
+) -> np.ndarray:
+    """A new label map with `mask` written as `label_id`; the input is left untouched (undo).
+
+    overwrite: also write over voxels that belong to other labels (else only background and
+    this label's own voxels change). replace: first clear the old voxels of `label_id`, so the
+    new mask becomes the whole label (a re-segmentation) instead of adding to it.
+    """
+    if mask.shape != labels.shape:
+        raise LabelError(f"mask shape {mask.shape} does not match the label map {labels.shape}")
+    if not 1 <= label_id <= np.iinfo(np.uint16).max:
+        raise LabelError(f"label id {label_id} is out of range")
+    merged = labels.astype(np.uint16, copy=True)
+    if replace:
+        merged[merged == label_id] = 0
+    writable = mask.astype(bool)
+    if not overwrite:
+        writable &= (merged == 0) | (merged == label_id)
+    merged[writable] = label_id
+    return merged

@@ -1,0 +1,518 @@
+"""Make SAM's image encoder fast enough for a new slice on a small CPU, without changing masks.
+
+A click only runs SAM's light prompt decoder (tens of ms); the cost a user feels is the ViT image
+encoder, which runs once per new slice. This module swaps in faster but numerically equivalent
+ways of running that encoder, and measures how far each one drifts from the fp32 reference so
+that only Dice-preserving speed-ups are used by default.
+
+Methods (combine with "+", e.g. "sdpa+int8"):
+
+* ``sdpa``: fused ``scaled_dot_product_attention`` with the decomposed relative-position bias as
+  ``attn_mask``; exact up to float rounding.
+* ``int8``: dynamic int8 quantization of the encoder's Linear layers (CPU).
+* ``onnx`` / ``onnx-int8``: the encoder exported to ONNX and run by ONNX Runtime (CPU), the
+  second with ONNX Runtime's dynamic int8 weight quantization.
+* ``bf16``: bfloat16 autocast (GPU; on CPU only where the CPU has native bf16).
+* ``compile``: ``torch.compile`` (GPU only: on CPU the first compile costs minutes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything import sam_model_registry
+from segment_anything.modeling import Sam
+from segment_anything.modeling.image_encoder import Attention, get_rel_pos
+from segment_anything.predictor import SamPredictor
+from skimage.draw import disk, ellipse
+from torch import nn
+
+from spinalsam.sam.errors import SamError
+from spinalsam.sam.tiny import build_tiny_sam
+from spinalsam.segmenters.base import Prompt
+
+__all__ = [
+    "METHODS",
+    "EmbeddingError",
+    "FastEncoderError",
+    "Fidelity",
+    "SdpaAttention",
+    "build_mobile_sam",
+    "configure_threads",
+    "decode_prompt",
+    "dice",
+    "embedding_error",
+    "mask_agreement",
+    "optimize_encoder",
+    "parse_methods",
+    "random_sam",
+    "synthetic_vertebra",
+    "vertebra_prompts",
+]
+
+METHODS = ("sdpa", "int8", "onnx", "onnx-int8", "bf16", "compile")
+ONNX_OPSET = 17
+# Largest attention bias materialised at once (float32 elements, 128 MiB). ViT-B's global blocks
+# would otherwise need a 12 x 4096 x 4096 bias (805 MB) per call, which blows the RSS budget.
+_MAX_BIAS_ELEMENTS = 1 << 25
+# Mutually exclusive: each of these replaces how the same Linear layers / graph are executed.
+_EXCLUSIVE = (
+    frozenset({"onnx", "onnx-int8"}),
+    frozenset({"int8", "onnx"}),
+    frozenset({"int8", "onnx-int8"}),
+    frozenset({"bf16", "onnx"}),
+    frozenset({"bf16", "onnx-int8"}),
+    frozenset({"bf16", "int8"}),
+    frozenset({"compile", "onnx"}),
+    frozenset({"compile", "onnx-int8"}),
+)
+
+
+class FastEncoderError(SamError):
+    """An encoder speed-up was asked for that cannot be applied here (shown in the UI as is)."""
+
+
+# --------------------------------------------------------------------------- method selection
+
+
+def parse_methods(spec: str) -> tuple[str, ...]:
+    """Split "sdpa+int8" into known, compatible method names (empty spec / "none" = reference)."""
+    names = tuple(p.strip().lower() for p in spec.split("+") if p.strip())
+    if names in ((), ("none",), ("fp32",)):
+        return ()
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise FastEncoderError(
+            f"unknown encoder speed-up {', '.join(unknown)!s}; choose from {', '.join(METHODS)}"
+        )
+    chosen = frozenset(names)
+    for pair in _EXCLUSIVE:
+        if pair <= chosen:
+            a, b = sorted(pair)
+            raise FastEncoderError(f"encoder speed-ups {a} and {b} cannot be combined")
+    return tuple(m for m in METHODS if m in chosen)
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Use every core for intra-op work and one inter-op thread.
+
+    SAM's encoder is one long chain of big matmuls, so inter-op parallelism only oversubscribes
+    the cores; intra-op threads are where the speed is.
+    """
+    n = num_threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+    # Only settable before the first parallel op; harmless if a caller already fixed it.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    return n
+
+
+# --------------------------------------------------------------------------- SDPA attention
+
+
+def _rel_pos_terms(
+    attn: Attention, q: torch.Tensor, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decomposed relative-position terms exactly as `add_decomposed_rel_pos` builds them."""
+    rh = get_rel_pos(h, h, attn.rel_pos_h)
+    rw = get_rel_pos(w, w, attn.rel_pos_w)
+    r_q = q.reshape(q.shape[0], h, w, q.shape[-1])
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh.to(q.dtype))
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw.to(q.dtype))
+    return rel_h.reshape(q.shape[0], h * w, h), rel_w.reshape(q.shape[0], h * w, w)
+
+
+class SdpaAttention(Attention):
+    """segment_anything's Attention, computed by the fused SDPA kernel.
+
+    Installed by swapping `__class__` on existing instances, so weights, LoRA wrappers on
+    `qkv`/`proj` and state-dict keys stay exactly as they were. The relative-position bias
+    rel_h[q, kh] + rel_w[q, kw] goes in as an additive `attn_mask`; long (global) sequences are
+    split into query chunks so the bias never exceeds `_MAX_BIAS_ELEMENTS`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        n = h * w
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, N, C) each
+        if not self.use_rel_pos:
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            rel_h, rel_w = _rel_pos_terms(self, q.reshape(b * self.num_heads, n, -1), h, w)
+            rel_h = rel_h.view(b, self.num_heads, n, h, 1)
+            rel_w = rel_w.view(b, self.num_heads, n, 1, w)
+            step = max(1, _MAX_BIAS_ELEMENTS // (b * self.num_heads * n))
+            chunks = []
+            for i in range(0, n, step):
+                bias = (rel_h[:, :, i : i + step] + rel_w[:, :, i : i + step]).flatten(3)
+                chunks.append(
+                    F.scaled_dot_product_attention(
+                        q[:, :, i : i + step], k, v, attn_mask=bias.to(q.dtype)
+                    )
+                )
+            out = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=2)
+        out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+        return self.proj(out)
+
+
+def _use_sdpa(encoder: nn.Module) -> None:
+    swapped = 0
+    for module in encoder.modules():
+        if type(module) is Attention:
+            module.__class__ = SdpaAttention
+            swapped += 1
+    if not swapped:
+        raise FastEncoderError("sdpa: the image encoder has no segment_anything attention layers")
+
+
+# --------------------------------------------------------------------------- int8 / bf16 / compile
+
+
+def _quantize_int8(encoder: nn.Module) -> None:
+    """Dynamic int8 Linear layers: weights stored int8, activations quantized per call (CPU)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    torch.backends.quantized.engine = "x86"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's migration notice to torchao; API still works
+        quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+class AutocastEncoder(nn.Module):
+    """Runs the wrapped encoder under bf16 autocast and hands SAM's decoder fp32 features."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.img_size = encoder.img_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return self.encoder(x).float()
+
+
+def _bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has("bf16")
+
+
+def _cpu_has(flag: str) -> bool:
+    """Whether /proc/cpuinfo lists a feature containing `flag` (e.g. avx512_bf16, amx_bf16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(
+        flag in f for line in flags.splitlines() if line.startswith("flags") for f in line.split()
+    )
+
+
+# --------------------------------------------------------------------------- ONNX Runtime
+
+
+class OnnxEncoder(nn.Module):
+    """Drop-in for `sam.image_encoder` backed by an ONNX Runtime session (CPU).
+
+    Replacing the torch encoder also frees its weights, which is most of SAM's memory.
+    """
+
+    def __init__(self, path: Path, img_size: int, num_threads: int) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.img_size = img_size
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_np = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        (out,) = self.session.run(None, {self.input_name: x_np})
+        return torch.from_numpy(out).to(x.device)
+
+
+def default_cache_dir() -> Path:
+    """Where exported ONNX encoders live (SPINALSAM_CACHE, else ~/.cache/spinalsam/onnx)."""
+    root = os.environ.get("SPINALSAM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "spinalsam") / "onnx"
+
+
+def _weights_key(encoder: nn.Module, extra: str) -> str:
+    """Content hash of the encoder, so a re-trained LoRA never reuses a stale export."""
+    digest = hashlib.sha256(f"{extra}|{torch.__version__}|{ONNX_OPSET}".encode())
+    for name, tensor in encoder.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:20]
+
+
+def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
+    """Export once per weights (fp32, opset >= 17), optionally int8-quantize, and cache."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    kinds = ",".join(
+        sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
+    )
+    key = _weights_key(encoder, kinds)
+    fp32_path = cache_dir / f"encoder-{key}.onnx"
+    if not fp32_path.exists():
+        try:
+            import onnx  # noqa: F401  (torch's exporter and the quantizer both need it)
+        except ImportError as err:
+            raise FastEncoderError(
+                "onnx: install the 'onnx' package to export the encoder"
+            ) from err
+        tmp = fp32_path.with_suffix(".tmp")
+        dummy = torch.zeros(1, 3, encoder.img_size, encoder.img_size)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and tracer notes
+            torch.onnx.export(
+                encoder.cpu().eval(),
+                (dummy,),
+                str(tmp),
+                input_names=["image"],
+                output_names=["embedding"],
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+        tmp.replace(fp32_path)
+    if not quantize:
+        return fp32_path
+    int8_path = fp32_path.with_name(f"encoder-{key}.int8.onnx")
+    if not int8_path.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = int8_path.with_suffix(".tmp")
+        quantize_dynamic(fp32_path, tmp, weight_type=QuantType.QInt8, per_channel=True)
+        tmp.replace(int8_path)
+    return int8_path
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tuple[str, ...]:
+    """Apply the speed-ups named in `method` (e.g. "sdpa+int8") to `sam.image_encoder` in place.
+
+    Returns the methods applied. Merge LoRA adapters first (peft's `merge_and_unload`) so int8
+    and ONNX see plain Linear layers. Raises FastEncoderError when a method cannot run here.
+    """
+    methods = parse_methods(method)
+    device = sam.device
+    if ("int8" in methods or "onnx" in methods or "onnx-int8" in methods) and device.type != "cpu":
+        raise FastEncoderError("int8 and ONNX speed-ups run on the CPU; move SAM to the CPU first")
+    if "compile" in methods and device.type != "cuda":
+        raise FastEncoderError("compile needs a GPU: on a CPU the first compile takes minutes")
+    if "bf16" in methods and not _bf16_supported(device):
+        raise FastEncoderError("bf16 needs a GPU or a CPU with native bfloat16 support")
+    sam.eval()
+    encoder = sam.image_encoder
+    if "sdpa" in methods:
+        _use_sdpa(encoder)
+    if "int8" in methods:
+        _quantize_int8(encoder)
+    if "bf16" in methods:
+        encoder = AutocastEncoder(encoder)
+    if "compile" in methods:
+        compiled = torch.compile(encoder, mode="max-autotune-no-cudagraphs")
+        compiled.img_size = encoder.img_size
+        encoder = compiled
+    if "onnx" in methods or "onnx-int8" in methods:
+        path = _export_onnx(encoder, cache_dir or default_cache_dir(), "onnx-int8" in methods)
+        img_size = encoder.img_size
+        # Drop the torch weights before ONNX Runtime loads its own copy: halves peak memory.
+        sam.image_encoder = encoder = None
+        encoder = OnnxEncoder(path, img_size, torch.get_num_threads())
+    sam.image_encoder = encoder
+    return methods
+
+
+# --------------------------------------------------------------------------- fidelity
+
+
+@dataclass(frozen=True)
+class EmbeddingError:
+    """How far an optimized embedding is from the fp32 reference."""
+
+    max_abs: float
+    mean_abs: float
+    rel_l2: float  # ||opt - ref|| / ||ref||
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Embedding error plus Dice of decoded masks (optimized vs reference) for each prompt."""
+
+    embedding: EmbeddingError
+    dice: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self.embedding), "dice": list(self.dice)}
+
+
+def embedding_error(reference: torch.Tensor, optimized: torch.Tensor) -> EmbeddingError:
+    ref = reference.detach().double().cpu()
+    diff = optimized.detach().double().cpu() - ref
+    return EmbeddingError(
+        max_abs=float(diff.abs().max()),
+        mean_abs=float(diff.abs().mean()),
+        rel_l2=float(diff.norm() / ref.norm().clamp_min(1e-12)),
+    )
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap; two empty masks agree perfectly."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def decode_prompt(predictor: SamPredictor, prompt: Prompt) -> np.ndarray:
+    """One boolean mask (single-mask output) for `prompt` from the predictor's current image."""
+    masks, _, _ = predictor.predict(
+        point_coords=prompt.points.astype(np.float32) if len(prompt.points) else None,
+        point_labels=prompt.labels if len(prompt.labels) else None,
+        box=prompt.box,
+        multimask_output=False,
+    )
+    return masks[0]
+
+
+def mask_agreement(
+    predictor: SamPredictor,
+    reference: torch.Tensor,
+    optimized: torch.Tensor,
+    prompts: Sequence[Prompt],
+) -> Fidelity:
+    """Decode the same prompts from both embeddings with one decoder and compare the masks.
+
+    `predictor` must have had `set_image` called on the image (it fixes the coordinate frame);
+    its own features are restored afterwards.
+    """
+    own = predictor.features
+    try:
+        scores = []
+        for prompt in prompts:
+            predictor.features = reference
+            ref_mask = decode_prompt(predictor, prompt)
+            predictor.features = optimized
+            scores.append(dice(ref_mask, decode_prompt(predictor, prompt)))
+    finally:
+        predictor.features = own
+    return Fidelity(embedding_error(reference, optimized), tuple(scores))
+
+
+# --------------------------------------------------------------------------- test material
+
+
+def synthetic_vertebra(size: int = 512, seed: int = 0) -> np.ndarray:
+    """An axial-CT-like RGB slice: bright vertebral body and arch around a dark canal.
+
+    Gives the fidelity check a realistic object to prompt on without shipping patient data.
+    """
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 40.0)
+    s = size / 512
+    img[ellipse(256 * s, 256 * s, 200 * s, 230 * s, img.shape)] = 70.0  # soft tissue
+    img[ellipse(220 * s, 256 * s, 70 * s, 85 * s, img.shape)] = 230.0  # cortical shell
+    img[ellipse(220 * s, 256 * s, 58 * s, 73 * s, img.shape)] = 160.0  # cancellous body
+    img[ellipse(330 * s, 256 * s, 50 * s, 60 * s, img.shape)] = 210.0  # posterior arch
+    img[disk((322 * s, 256 * s), 30 * s, shape=img.shape)] = 45.0  # spinal canal
+    img += rng.normal(0.0, 6.0, img.shape)
+    gray = np.clip(img, 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def vertebra_prompts(size: int = 512) -> tuple[Prompt, Prompt]:
+    """A box around and a click inside the vertebral body of `synthetic_vertebra(size)`."""
+    s = size / 512
+    box = np.array([171, 150, 341, 290], dtype=np.float64) * s
+    point = np.array([[256 * s, 220 * s]]).round().astype(np.int64)
+    return Prompt(box=box), Prompt(points=point, labels=np.array([1]))
+
+
+def random_sam(name: str = "vit_b", seed: int = 0) -> Sam:
+    """A seeded random-weight SAM (vit_b/l/h, vit_tiny, mobile_sam) for speed/fidelity runs.
+
+    Compute is the same as with real checkpoints. Relative and absolute position tables are
+    zero-initialised by segment_anything; they get small random values here so the
+    relative-position path is really exercised (zeros would hide a wrong bias).
+    """
+    torch.manual_seed(seed)
+    if name == "vit_tiny":
+        sam = build_tiny_sam()
+    elif name == "mobile_sam":
+        sam = build_mobile_sam()
+    elif name in ("vit_b", "vit_l", "vit_h"):
+        sam = sam_model_registry[name](checkpoint=None)
+    else:
+        raise FastEncoderError(
+            f"unknown SAM model {name!r}; choose vit_b, vit_l, vit_h or vit_tiny"
+        )
+    with torch.no_grad():
+        for pname, param in sam.image_encoder.named_parameters():
+            if "rel_pos" in pname or pname == "pos_embed" or "attention_biases" in pname:
+                param.normal_(0.0, 0.1)
+    return sam.eval()  # also refreshes MobileSAM's cached attention biases
+
+
+def build_mobile_sam(checkpoint: str | Path | None = None) -> Sam:
+    """MobileSAM: SAM's own prompt encoder and mask decoder behind the 5.7 M-parameter TinyViT.
+
+    Its encoder is ~60x cheaper than ViT-B's, at some cost in mask quality, so it is the choice
+    for a slow CPU. Architecture comes from the `mobilesam-mirror` package (needs `timm`); the
+    modules are re-wrapped in segment_anything's `Sam` so `SamPredictor` and the rest of SpinalSAM
+    see the usual type. `mobile_sam.pt` loads strictly: any missing or unexpected key is an error.
+    """
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FastEncoderError(f"MobileSAM checkpoint not found: {checkpoint}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # timm's notices (old import path, registry names)
+            from mobile_sam import sam_model_registry as mobile_registry
+    except ImportError as err:
+        raise FastEncoderError(
+            "MobileSAM needs the 'mobilesam-mirror' and 'timm' packages"
+        ) from err
+    mobile = mobile_registry["vit_t"](checkpoint=None)
+    sam = Sam(
+        image_encoder=mobile.image_encoder,
+        prompt_encoder=mobile.prompt_encoder,
+        mask_decoder=mobile.mask_decoder,
+        pixel_mean=mobile.pixel_mean.flatten().tolist(),
+        pixel_std=mobile.pixel_std.flatten().tolist(),
+    )
+    if checkpoint is not None:
+        _load_strict(sam, Path(checkpoint))
+    # TinyViT caches its attention biases when switched to eval mode, so this must come after
+    # loading (upstream's builder calls eval() first and keeps the zero-initialised cache).
+    return sam.eval()
+
+
+def _load_strict(sam: Sam, path: Path) -> None:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        result = sam.load_state_dict(state, strict=False)
+    except Exception as err:  # not a torch file, or right keys with wrong shapes
+        raise FastEncoderError(f"{path.name} is not a MobileSAM checkpoint: {err}") from err
+    if result.missing_keys or result.unexpected_keys:
+        raise FastEncoderError(
+            f"{path.name} does not match MobileSAM: {len(result.missing_keys)} missing keys "
+            f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected keys "
+            f"(e.g. {result.unexpected_keys[:3]})"
+        )

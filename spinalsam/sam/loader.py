@@ -1,0 +1,116 @@
+"""Build the served SAM once per process: locate weights, load, adapt, merge, speed up.
+
+`ModelLoader` owns its lock and its result; `backend.shared_backend` hands out one loader per
+distinct (immutable, hashable) settings, so every session shares one model without a mutable
+module-level global. A failed load is remembered too: it is reported, not retried per click.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spinalsam.sam.adapters import merge_adapter
+from spinalsam.sam.config import SamSettings
+from spinalsam.sam.device import select_device
+from spinalsam.sam.errors import SamError
+from spinalsam.sam.hub import ProgressCallback, fetch_adapter, fetch_checkpoint, infer_model_type
+from spinalsam.sam.model import SamConfig, SpinalSAM, build_spinalsam
+
+__all__ = ["LoadedModel", "ModelLoader"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The served model plus the provenance `check_parameters` reports."""
+
+    model: SpinalSAM
+    checkpoint_spec: str
+    checkpoint_path: Path
+    adapter_spec: str | None
+    parameter_counts: dict[str, int]  # before merging, so LoRA's size is still reported
+    encoder_methods: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def model_id(self) -> str:
+        """Distinguishes embeddings of different weights/speed-ups in a shared cache."""
+        parts = (
+            self.model.config.model_type,
+            self.model.key_check.sha256,
+            self.adapter_spec,
+            "+".join(self.encoder_methods) or "fp32",
+        )
+        return ":".join(str(p) for p in parts)
+
+
+class ModelLoader:
+    """Thread-safe, lazy, load-once holder of the model `settings` describe."""
+
+    def __init__(self, settings: SamSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._loaded: LoadedModel | None = None
+        self._error: SamError | None = None
+
+    def get(self, progress: ProgressCallback | None = None) -> LoadedModel:
+        """The model, loading it on first use; later callers wait for that one load."""
+        with self._lock:
+            if self._loaded is None and self._error is None:
+                try:
+                    self._loaded = _load(self.settings, progress or _silent)
+                except SamError as exc:
+                    self._error = exc
+            if self._error is not None:
+                raise self._error
+            assert self._loaded is not None
+            return self._loaded
+
+
+def _silent(fraction: float | None, message: str) -> None:
+    """Progress sink used when nobody is listening."""
+
+
+def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
+    progress(0.0, "locating SAM weights")
+    hub = {"cache_dir": settings.hf_cache_dir, "offline": settings.offline, "progress": progress}
+    path = fetch_checkpoint(settings.sam_checkpoint, **hub)
+    adapter = fetch_adapter(settings.adapter, **hub) if settings.adapter else None
+    model_type = settings.sam_model_type or infer_model_type(path.name)
+    device = select_device(settings.device)
+    progress(0.5, f"loading SAM {model_type} on {device.type}")
+    try:
+        model = build_spinalsam(SamConfig(model_type), path, adapter)
+    except SamError:
+        raise
+    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for vit_h
+        raise SamError(f"could not build SAM {model_type}: {exc}") from exc
+    counts = model.parameter_counts()
+    merge_adapter(model)  # serving runs plain Linear layers: same masks, no LoRA overhead
+    model.to(device).eval()
+    methods, notes = _speed_up(model, settings.encoder_opt)
+    progress(1.0, "SAM ready")
+    return LoadedModel(
+        model=model,
+        checkpoint_spec=settings.sam_checkpoint,
+        checkpoint_path=path,
+        adapter_spec=settings.adapter,
+        parameter_counts=counts,
+        encoder_methods=methods,
+        notes=notes,
+    )
+
+
+def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Apply `spinalsam.sam.fast` when asked; a speed-up that cannot run is noted, not fatal."""
+    if not method:
+        return (), ()
+    try:
+        from spinalsam.sam.fast import optimize_encoder
+    except ImportError as exc:
+        return (), (f"encoder speed-up {method!r} unavailable: {exc}",)
+    try:
+        return tuple(optimize_encoder(model.sam, method)), ()
+    except SamError as exc:
+        return (), (f"encoder speed-up {method!r} skipped: {exc}",)

@@ -1,0 +1,424 @@
+"""The Gradio Blocks app. It only wires components to the session; the work happens elsewhere.
+
+Every handler takes the per-browser `Session` from `gr.State` and returns the refreshed views,
+so buttons, clicks and chat messages all go through `Session.apply` with the same operations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio_image_annotation import image_annotator
+
+from spinalsam import ops
+from spinalsam.commands import Router
+from spinalsam.examples import EXAMPLES, example_files
+from spinalsam.io import SUPPORTED_EXTENSIONS
+from spinalsam.labels import VERTEBRA_NAMES
+from spinalsam.planes import PLANES
+from spinalsam.render import compose_view
+from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.windowing import PRESETS
+
+__all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
+
+CLICK_MODES = {"Positive point": "positive", "Negative point": "negative", "Box (2 clicks)": "box"}
+AS_STORED = "as stored / default"
+OFF_TOPIC = (
+    "I can only act on the image: open, navigate, add points or boxes, segment, clear, undo, "
+    "window, measure, export, propagate. Type **help** for examples."
+)
+
+INTRO = """# SpinalSAM — interactive spine-CT segmentation
+Upload a CT (DICOM, DICOM series or .zip, NIfTI, PNG/JPG) or pick an example, click points or
+two box corners on the image, then **Segment** — or just type what you want in the chat
+(*"add a box and generate the box mask"*, *"生成框掩码"*, *"go to slice 40 and segment"*).
+Research software: not for diagnosis."""
+
+
+Outcome = str | StepResult | tuple[str, Path | None]
+
+
+def _guard(action: Callable[[], Outcome]) -> tuple[str, Path | None]:
+    """Run a user action; errors become messages and never lose the session's state."""
+    try:
+        out = action()
+    except SessionError as exc:
+        return f"⚠️ {exc}", None
+    except Exception as exc:  # the server must survive anything a user can trigger
+        log.exception("unexpected error in a UI action")
+        return (
+            f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). "
+            "Your image, prompts and masks are kept.",
+            None,
+        )
+    if isinstance(out, StepResult):
+        return (out.message if out.ok else f"⚠️ {out.message}"), out.file
+    if isinstance(out, tuple):
+        return out
+    return out, None
+
+
+def _apply(session: Session, operations: list[ops.Operation]) -> tuple[str, Path | None]:
+    results = session.apply(operations)
+    files = [r.file for r in results if r.file]
+    text = "\n\n".join(r.message if r.ok else f"⚠️ {r.message}" for r in results)
+    return text, (files[-1] if files else None)
+
+
+def _views(session: Session, message: str) -> list[Any]:
+    """[image, slider, plane, status] for the current state."""
+    if not session.has_image:
+        return [None, gr.Slider(minimum=0, maximum=0, value=0), gr.Radio(), message]
+    img = session.current
+    image = session.slice_image()
+    pending = session.pending
+    view = compose_view(
+        image.display,
+        session.label_slice(),
+        session.prompts,
+        colors=session.label_set.colors(),
+        corner=pending.corner if pending else None,
+    )
+    count = session.slice_count
+    where = f"**{img.ct.name}** · {img.plane} slice {img.index}/{count - 1}"
+    if len(session.images) > 1:
+        where += f" · image {session.position + 1}/{len(session.images)}"
+    if pending:
+        what = "box corner" if pending.kind == "box" else "point"
+        where += (
+            f" · waiting for {pending.remaining if pending.kind != 'box' else 1} {what} click(s)"
+        )
+    return [
+        view,
+        gr.Slider(minimum=0, maximum=max(count - 1, 0), value=img.index, interactive=count > 1),
+        gr.Radio(value=img.plane, interactive=img.ct.is_volume),
+        f"{where}\n\n{message}" if message else where,
+    ]
+
+
+def _parser_description(router: Router) -> str:
+    if router.llm is None:
+        return "offline (EN/中文). Set DEEPSEEK_API_KEY to add DeepSeek-R1 for free-form requests."
+    return f"offline first, then DeepSeek-R1 (`{router.llm.config.model}`) when unsure."
+
+
+def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
+    """The whole UI around one shared backend (model) and command router."""
+    flagger = gr.CSVLogger()
+
+    with gr.Blocks(title="SpinalSAM") as demo:
+        session = gr.State(lambda: Session(backend))
+        gr.Markdown(INTRO)
+        gr.Markdown(
+            f"**Segmentation backend:** {backend.info.name} — {backend.info.description}"
+            + (f"\n\n{backend.info.reason}" if backend.info.reason else ""),
+            elem_id="backend-status",
+        )
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                files = gr.File(
+                    label="CT file(s)",
+                    file_count="multiple",
+                    file_types=sorted(SUPPORTED_EXTENSIONS),
+                    type="filepath",
+                    elem_id="upload",
+                )
+                with gr.Row():
+                    example = gr.Dropdown(
+                        list(EXAMPLES), value=next(iter(EXAMPLES)), label="Example", scale=3
+                    )
+                    load_example = gr.Button("Load", scale=1, elem_id="load-example")
+                plane = gr.Radio(list(PLANES), value="axial", label="Plane", interactive=False)
+                slider = gr.Slider(0, 0, value=0, step=1, label="Slice", interactive=False)
+                with gr.Row():
+                    prev_btn = gr.Button("◀ Prev", size="sm")
+                    next_btn = gr.Button("Next ▶", size="sm")
+                window = gr.Dropdown(
+                    [AS_STORED, *PRESETS, "custom"], value=AS_STORED, label="Window"
+                )
+                with gr.Row():
+                    level = gr.Number(400, label="Level (HU)", precision=0)
+                    width = gr.Number(1800, label="Width (HU)", precision=0)
+                mode = gr.Radio(
+                    list(CLICK_MODES),
+                    value="Positive point",
+                    label="Click adds",
+                    elem_id="click-mode",
+                )
+            with gr.Column(scale=2, min_width=400):
+                with gr.Tabs():
+                    with gr.Tab("Click"):
+                        image = gr.Image(
+                            label="Click to add prompts",
+                            type="numpy",
+                            interactive=False,
+                            format="png",
+                            elem_id="ct-image",
+                        )
+                    with gr.Tab("Draw boxes") as draw_tab:
+                        drawer = image_annotator(
+                            label_list=["object"],
+                            image_type="numpy",
+                            sources=None,
+                            show_share_button=False,
+                            elem_id="box-drawer",
+                        )
+                        use_boxes = gr.Button("Segment the drawn boxes")
+                status = gr.Markdown("Open a CT file to start.", elem_id="status")
+                with gr.Row():
+                    seg_btn = gr.Button("Segment", variant="primary", elem_id="segment")
+                    seg_points = gr.Button("Point mask")
+                    seg_box = gr.Button("Box mask")
+                    undo_btn = gr.Button("Undo", elem_id="undo")
+                    clear_btn = gr.Button("Clear", elem_id="clear")
+                with gr.Row():
+                    propagate_btn = gr.Button("Propagate through volume")
+                    measure_btn = gr.Button("Measure")
+                    png_btn = gr.Button("Export PNG")
+                    nifti_btn = gr.Button("Export NIfTI")
+                download = gr.File(label="Download", interactive=False, elem_id="download")
+            with gr.Column(scale=1, min_width=300):
+                chatbot = gr.Chatbot(label="Assistant", height=420, elem_id="chat")
+                chat_in = gr.Textbox(
+                    placeholder="e.g. add two negative points · 生成框掩码 · help",
+                    show_label=False,
+                    elem_id="chat-input",
+                )
+                gr.Markdown(f"Command parser: {_parser_description(router)}")
+        with gr.Accordion("Vertebra labels, 3-D measurements and DICOM-SEG", open=False):
+            with gr.Row():
+                label_name = gr.Dropdown(
+                    ["vertebra", *VERTEBRA_NAMES],
+                    value="vertebra",
+                    allow_custom_value=True,
+                    label="Label new masks as",
+                    scale=1,
+                )
+                measure3d_btn = gr.Button("Measure all labels (3-D)", scale=1)
+                seg_btn_dicom = gr.Button("Export DICOM-SEG", scale=1)
+            measurements_md = gr.Markdown()
+            with gr.Row():
+                histogram = gr.Plot(label="HU histogram per label")
+                surface = gr.Model3D(label="3-D surface of the labels")
+        with gr.Accordion("Compare with ground truth", open=False):
+            gt_files = gr.File(
+                label="Ground-truth mask / label map", file_count="multiple", type="filepath"
+            )
+            metrics_md = gr.Markdown()
+        with gr.Accordion("Share: flag a result, save or reopen a session", open=False):
+            with gr.Row():
+                rating = gr.Radio(
+                    ["good", "needs correction", "wrong"], value="good", label="Result"
+                )
+                comment = gr.Textbox(label="Comment")
+                flag_btn = gr.Button("Flag for review")
+            with gr.Row():
+                save_btn = gr.Button("Save session bundle")
+                bundle_in = gr.File(
+                    label="Open a session bundle (.npz)", file_types=[".npz"], type="filepath"
+                )
+
+        view_out = [session, image, slider, plane, status]
+
+        def on_upload(paths: list[str] | None, s: Session):
+            msg, _ = _guard(lambda: s.open_files(paths or []))
+            return [s, *_views(s, msg)]
+
+        def on_example(name: str, s: Session):
+            msg, _ = _guard(lambda: s.open_files(example_files(name, s.workdir)))
+            return [s, *_views(s, msg)]
+
+        def on_click(s: Session, click_mode: str, evt: gr.SelectData):
+            x, y = (int(v) for v in evt.index)
+            msg, _ = _guard(lambda: s.click(x, y, CLICK_MODES.get(click_mode, "positive")))
+            return [s, *_views(s, msg)]
+
+        def run_ops(*operations: ops.Operation) -> Callable[..., list[Any]]:
+            def handler(s: Session):
+                msg, file = _guard(lambda: _apply(s, list(operations)))
+                return [s, *_views(s, msg), file]
+
+            return handler
+
+        def on_slider(index: float, s: Session):
+            msg, _ = _guard(lambda: s.apply([ops.GotoSlice(index=int(index))])[0])
+            return [s, *_views(s, msg)]
+
+        def on_plane(p: str, s: Session):
+            msg, _ = _guard(lambda: s.set_plane(p))  # type: ignore[arg-type]
+            return [s, *_views(s, msg)]
+
+        def on_window(name: str, lvl: float, wid: float, s: Session):
+            def act() -> str | StepResult:
+                if name == "custom":
+                    return s.set_custom_window(float(lvl), float(wid))
+                if name == AS_STORED:
+                    s.window = None
+                    return "Default window."
+                return s.apply([ops.SetWindow(preset=name)])[0]  # type: ignore[arg-type]
+
+            msg, _ = _guard(act)
+            return [s, *_views(s, msg)]
+
+        def on_chat(text: str, history: list[dict], s: Session) -> Iterator[list[Any]]:
+            history = [*history, {"role": "user", "content": text}]
+            if not text.strip():
+                yield ["", history, s, *_views(s, ""), None]
+                return
+            result = None
+            for item in router.stream(text, image_size=_size(s)):
+                if isinstance(item, str):  # the LLM's reasoning, streamed while it thinks
+                    reply = {
+                        "role": "assistant",
+                        "content": item,
+                        "metadata": {"title": "Thinking…"},
+                    }
+                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 6]
+                else:
+                    result = item
+            assert result is not None
+            if result.operations:
+                text_out, file = _guard(lambda: _apply(s, result.operations))
+            else:
+                text_out, file = OFF_TOPIC, None
+            note = f"\n\n_{result.note}_" if result.note else ""
+            answer = f"{text_out}{note}\n\n<sub>parser: {result.parser}</sub>"
+            yield [
+                "",
+                [*history, {"role": "assistant", "content": answer}],
+                s,
+                *_views(s, text_out),
+                file,
+            ]
+
+        def on_draw_tab(s: Session):
+            if not s.has_image:
+                return None
+            boxes = [
+                {"xmin": x0, "ymin": y0, "xmax": x1, "ymax": y1, "label": "object"}
+                for x0, y0, x1, y1 in s.prompts.boxes
+            ]
+            return {"image": s.slice_image().display, "boxes": boxes}
+
+        def on_drawn(drawn: dict | None, s: Session):
+            def act() -> str:
+                boxes = [
+                    (b["xmin"], b["ymin"], b["xmax"], b["ymax"])
+                    for b in (drawn or {}).get("boxes", [])
+                ]
+                if not boxes:
+                    raise SessionError("Draw at least one box first.")
+                msg = s.set_boxes(boxes)
+                return f"{msg} {s.segment('box')}"
+
+            msg, _ = _guard(act)
+            return [s, *_views(s, msg)]
+
+        def on_label(name: str, s: Session):
+            return _guard(lambda: s.set_active_label(name))[0]
+
+        def on_measure3d(s: Session):
+            try:
+                table, figure, mesh = s.measure_volume()
+            except SessionError as exc:
+                return f"⚠️ {exc}", None, None
+            return table, figure, str(mesh) if mesh else None
+
+        def on_dicom_seg(s: Session):
+            return _guard(lambda: ("DICOM-SEG written: download it below.", s.export_dicom_seg()))
+
+        def on_gt(paths: list[str] | None, s: Session):
+            msg, _ = _guard(lambda: s.compare(paths or []))
+            return msg
+
+        def on_flag(rate: str, note: str, s: Session):
+            def act() -> str:
+                record = s.flag_record(rate, note)
+                mask_path = (
+                    s.apply([ops.Export(format="png")])[0].file
+                    if s.has_image and s.current.labels.any()
+                    else None
+                )
+                flagger.flag(
+                    [json.dumps(record), str(mask_path) if mask_path else None, rate, note]
+                )
+                return (
+                    "Thanks — the result was flagged for review with its prompts, mask and metrics."
+                )
+
+            msg, _ = _guard(act)
+            return msg
+
+        def on_save(s: Session):
+            from spinalsam.bundle import save_bundle
+
+            return _guard(lambda: ("Session saved: download it below.", save_bundle(s, s.workdir)))
+
+        def on_bundle(path: str | None, s: Session):
+            from spinalsam.bundle import load_bundle
+
+            msg, _ = _guard(lambda: load_bundle(s, Path(path)) if path else "No bundle uploaded.")
+            return [s, *_views(s, msg)]
+
+        files.upload(on_upload, [files, session], view_out, api_name="open_files")
+        load_example.click(on_example, [example, session], view_out, api_name="load_example")
+        image.select(on_click, [session, mode], view_out, api_visibility="private")
+        slider.release(on_slider, [slider, session], view_out, api_name="goto_slice")
+        plane.input(on_plane, [plane, session], view_out, api_name="set_plane")
+        window_inputs = [window, level, width, session]
+        window.input(on_window, window_inputs, view_out, api_name="set_window")
+        level.submit(on_window, window_inputs, view_out, api_visibility="private")
+        width.submit(on_window, window_inputs, view_out, api_visibility="private")
+        for button, operation, name in [
+            (seg_btn, ops.Segment(prompt="auto"), "segment"),
+            (seg_points, ops.Segment(prompt="points"), "segment_points"),
+            (seg_box, ops.Segment(prompt="box"), "segment_box"),
+            (undo_btn, ops.Undo(), "undo"),
+            (clear_btn, ops.Clear(target="all"), "clear"),
+            (prev_btn, ops.PreviousImage(), "previous_image"),
+            (next_btn, ops.NextImage(), "next_image"),
+            (propagate_btn, ops.Propagate(), "propagate"),
+            (measure_btn, ops.Measure(), "measure"),
+            (png_btn, ops.Export(format="png"), "export_png"),
+            (nifti_btn, ops.Export(format="nifti"), "export_nifti"),
+        ]:
+            button.click(run_ops(operation), [session], [*view_out, download], api_name=name)
+        chat_in.submit(
+            on_chat,
+            [chat_in, chatbot, session],
+            [chat_in, chatbot, *view_out, download],
+            api_name="chat",
+        )
+        draw_tab.select(on_draw_tab, [session], drawer, api_visibility="private")
+        use_boxes.click(on_drawn, [drawer, session], view_out, api_visibility="private")
+        label_name.input(on_label, [label_name, session], status, api_name="set_label")
+        measure3d_btn.click(
+            on_measure3d, [session], [measurements_md, histogram, surface], api_name="measure_3d"
+        )
+        seg_btn_dicom.click(
+            on_dicom_seg, [session], [status, download], api_name="export_dicom_seg"
+        )
+        gt_files.upload(on_gt, [gt_files, session], metrics_md, api_name="compare")
+        flag_btn.click(on_flag, [rating, comment, session], status, api_name="flag")
+        save_btn.click(on_save, [session], [status, download], api_name="save_session")
+        bundle_in.upload(on_bundle, [bundle_in, session], view_out, api_name="open_session")
+
+        record = gr.Textbox(visible=False)
+        mask_file = gr.File(visible=False)
+        flagger.setup([record, mask_file, rating, comment], str(flag_dir))
+    return demo
+
+
+def _size(s: Session) -> tuple[int, int] | None:
+    if not s.has_image:
+        return None
+    h, w = s.slice_shape
+    return (w, h)

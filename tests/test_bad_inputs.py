@@ -1,0 +1,325 @@
+"""Malformed and hostile uploads: load_ct raises CTLoadError with a helpful message, never else.
+
+Each builder writes its file(s) into a fresh temp dir and returns what the UI would pass on.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+import SimpleITK as sitk
+from fixtures_ct import (
+    png_bytes,
+    synthetic_ct,
+    synthetic_slice_u8,
+    write_dicom_series,
+    write_nifti,
+    write_png,
+    write_zip,
+)
+from PIL import Image
+
+from spinalsam.io import MAX_FILES, CTLoadError, load_ct
+
+CT_SMALL = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+TEXT = b"patient notes, definitely not an image\n" * 20
+
+Builder = Callable[[Path], list[Path]]
+
+
+def _write(path: Path, data: bytes) -> list[Path]:
+    path.write_bytes(data)
+    return [path]
+
+
+def _truncated(path: Path, source: bytes, keep: float = 0.5) -> list[Path]:
+    return _write(path, source[: int(len(source) * keep)])
+
+
+def _nifti(path: Path, vol: np.ndarray, vector: bool = False) -> list[Path]:
+    sitk.WriteImage(sitk.GetImageFromArray(vol, isVector=vector), str(path))
+    return [path]
+
+
+def truncated_dicom(tmp: Path) -> list[Path]:
+    return _truncated(tmp / "slice.dcm", CT_SMALL.read_bytes(), 0.7)
+
+
+def dicom_without_pixels(tmp: Path) -> list[Path]:
+    ds = pydicom.dcmread(CT_SMALL)
+    del ds.PixelData
+    ds.save_as(tmp / "report.dcm")
+    return [tmp / "report.dcm"]
+
+
+def truncated_nifti_gz(tmp: Path) -> list[Path]:
+    write_nifti(tmp / "full.nii.gz", synthetic_ct((6, 40, 48)))
+    return _truncated(tmp / "cut.nii.gz", (tmp / "full.nii.gz").read_bytes())
+
+
+def truncated_nifti(tmp: Path) -> list[Path]:
+    (full,) = _nifti(tmp / "full.nii", synthetic_ct((6, 40, 48)))
+    return _truncated(tmp / "cut.nii", full.read_bytes())
+
+
+def nifti_4d(tmp: Path) -> list[Path]:
+    return _nifti(tmp / "fmri.nii.gz", np.zeros((3, 4, 8, 8), np.int16))
+
+
+def nifti_vector(tmp: Path) -> list[Path]:
+    return _nifti(tmp / "field.nii.gz", np.zeros((4, 8, 8, 3), np.float32), vector=True)
+
+
+def nifti_zero_dim(tmp: Path) -> list[Path]:
+    (path,) = _nifti(tmp / "empty.nii", np.zeros((4, 8, 8), np.int16))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<h", data, 46, 0)  # dim[3] (slices) = 0
+    return _write(path, bytes(data))
+
+
+def nifti_huge_header(tmp: Path) -> list[Path]:
+    """A tiny file whose header claims 30000 × 30000 pixels: refused before reading data."""
+    (path,) = _nifti(tmp / "claims.nii", np.zeros((1, 8, 8), np.int16))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<2h", data, 42, 30000, 30000)  # dim[1], dim[2]
+    return _write(path, bytes(data))
+
+
+def nifti_all_nan(tmp: Path) -> list[Path]:
+    return _nifti(tmp / "nan.nii.gz", np.full((2, 8, 8), np.nan, np.float32))
+
+
+def nifti_too_many_slices(tmp: Path) -> list[Path]:
+    return _nifti(tmp / "tall.nii.gz", np.zeros((2001, 1, 1), np.int16))
+
+
+def huge_png(tmp: Path) -> list[Path]:
+    Image.new("1", (20000, 20000)).save(tmp / "huge.png")  # ~50 KB on disk, 400 Mpx decoded
+    return [tmp / "huge.png"]
+
+
+def png_bad_header_crc(tmp: Path) -> list[Path]:
+    data = bytearray(png_bytes(synthetic_slice_u8()))
+    data[29] ^= 0xFF  # the IHDR chunk's CRC
+    return _write(tmp / "crc.png", bytes(data))
+
+
+def png_bad_data_crc(tmp: Path) -> list[Path]:
+    data = bytearray(png_bytes(synthetic_slice_u8()))
+    at = data.find(b"IDAT")
+    (length,) = struct.unpack(">I", data[at - 4 : at])
+    data[at + 4 + length] ^= 0xFF  # the IDAT chunk's CRC: Pillow decodes it without verify()
+    return _write(tmp / "crc2.png", bytes(data))
+
+
+def truncated_jpeg(tmp: Path) -> list[Path]:
+    write_png(tmp / "full.jpg", synthetic_slice_u8(), "RGB")
+    return _truncated(tmp / "cut.jpg", (tmp / "full.jpg").read_bytes())
+
+
+def zip_traversal(tmp: Path) -> list[Path]:
+    inner = tmp / "a" / "b"
+    inner.mkdir(parents=True)
+    return [write_zip(inner / "evil.zip", {"../../evil.dcm": CT_SMALL})]
+
+
+def zip_absolute(tmp: Path) -> list[Path]:
+    return [write_zip(tmp / "abs.zip", {"/tmp/evil.dcm": CT_SMALL})]
+
+
+def zip_symlink(tmp: Path) -> list[Path]:
+    with zipfile.ZipFile(tmp / "link.zip", "w") as zf:
+        info = zipfile.ZipInfo("slice.dcm")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    return [tmp / "link.zip"]
+
+
+def zip_bomb(tmp: Path) -> list[Path]:
+    data = bytearray(write_zip(tmp / "src.zip", {"a.dcm": b"x" * 100}).read_bytes())
+    central = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, 0xFFFF0000)  # declares ~4 GiB unpacked
+    return _write(tmp / "bomb.zip", bytes(data))
+
+
+def zip_empty(tmp: Path) -> list[Path]:
+    return [write_zip(tmp / "empty.zip", {})]
+
+
+def zip_only_text(tmp: Path) -> list[Path]:
+    return [write_zip(tmp / "notes.zip", {"readme.txt": TEXT, "b.txt": TEXT})]
+
+
+def zip_corrupt(tmp: Path) -> list[Path]:
+    return _write(tmp / "broken.zip", b"PK\x03\x04" + bytes(200))
+
+
+def zip_too_many_entries(tmp: Path) -> list[Path]:
+    return [write_zip(tmp / "many.zip", {f"{i}.dcm": b"" for i in range(MAX_FILES + 1)})]
+
+
+def mixed_series(tmp: Path) -> list[Path]:
+    """One series UID whose slices differ in size: they cannot form one volume."""
+    files = write_dicom_series(tmp / "a", synthetic_ct((3, 20, 24)))
+    odd = write_dicom_series(tmp / "b", synthetic_ct((1, 16, 16)), origin=(-20, -15, 60))
+    return files + odd
+
+
+def too_many_files(tmp: Path) -> list[Path]:
+    paths = [tmp / f"{i:04d}.dcm" for i in range(MAX_FILES + 1)]
+    for p in paths:
+        p.write_bytes(b"x")
+    return paths
+
+
+def dicom_and_png(tmp: Path) -> list[Path]:
+    return [CT_SMALL, write_png(tmp / "a.png", synthetic_slice_u8())]
+
+
+def two_pngs(tmp: Path) -> list[Path]:
+    return [write_png(tmp / f"{i}.png", synthetic_slice_u8()) for i in range(2)]
+
+
+def text_series(tmp: Path) -> list[Path]:
+    return _write(tmp / "a.dcm", TEXT) + _write(tmp / "b.dcm", TEXT)
+
+
+CASES: list[tuple[str, Builder, str]] = [
+    ("zero_byte_dcm", lambda t: _write(t / "empty.dcm", b""), r"empty \(0 bytes\)"),
+    ("zero_byte_png", lambda t: _write(t / "empty.png", b""), r"empty \(0 bytes\)"),
+    ("text_as_nii_gz", lambda t: _write(t / "scan.nii.gz", TEXT), r"damaged or incomplete"),
+    ("text_as_nii", lambda t: _write(t / "scan.nii", TEXT), r"not a valid NIfTI"),
+    ("text_as_dcm", lambda t: _write(t / "scan.dcm", TEXT), r"not a valid DICOM"),
+    ("text_as_png", lambda t: _write(t / "scan.png", TEXT), r"not a readable image"),
+    ("text_as_mha", lambda t: _write(t / "scan.mha", TEXT), r"damaged or not really a MHA"),
+    ("exe", lambda t: _write(t / "setup.exe", b"MZ" + bytes(100)), r"not a supported file type"),
+    ("tar_gz", lambda t: _write(t / "scan.tar.gz", TEXT), r"not a supported file type"),
+    ("directory", lambda t: [t], r"is a folder"),
+    ("missing", lambda t: [t / "gone.nii.gz"], r"was not found"),
+    ("no_files", lambda t: [], r"No file was given"),
+    ("truncated_dicom", truncated_dicom, r"damaged or incomplete"),
+    ("dicom_without_pixels", dicom_without_pixels, r"without image \(pixel\) data"),
+    ("truncated_nifti_gz", truncated_nifti_gz, r"damaged or incomplete"),
+    ("truncated_nifti", truncated_nifti, r"is incomplete: it holds \d+ of the \d+ bytes"),
+    ("nifti_4d", nifti_4d, r"4-D series"),
+    ("nifti_vector", nifti_vector, r"3 values per voxel"),
+    ("nifti_zero_dim", nifti_zero_dim, r"empty dimension"),
+    ("nifti_huge_header", nifti_huge_header, r"too large \(30000 × 30000 pixels\)"),
+    ("nifti_all_nan", nifti_all_nan, r"no valid values"),
+    ("nifti_too_many_slices", nifti_too_many_slices, r"2001 slices; at most 2000"),
+    ("huge_png", huge_png, r"too large.*8192 × 8192"),
+    ("png_bad_header_crc", png_bad_header_crc, r"damaged, incomplete"),
+    ("png_bad_data_crc", png_bad_data_crc, r"damaged, incomplete"),
+    ("truncated_jpeg", truncated_jpeg, r"damaged, incomplete"),
+    ("zip_traversal", zip_traversal, r"unsafe file name \('\.\./\.\./evil\.dcm'\)"),
+    ("zip_absolute", zip_absolute, r"unsafe file name"),
+    ("zip_symlink", zip_symlink, r"symbolic link"),
+    ("zip_bomb", zip_bomb, r"would unpack to 4\.0 GiB"),
+    ("zip_empty", zip_empty, r"holds no DICOM files"),
+    ("zip_only_text", zip_only_text, r"'notes\.zip' holds no readable DICOM image"),
+    ("zip_corrupt", zip_corrupt, r"not a readable zip"),
+    ("zip_too_many_entries", zip_too_many_entries, r"2001 entries"),
+    ("mixed_series", mixed_series, r"could not be combined into one volume"),
+    ("too_many_files", too_many_files, r"Too many files \(2001\)"),
+    ("dicom_and_png", dicom_and_png, r"all DICOM slices of one series"),
+    ("two_pngs", two_pngs, r"all DICOM slices of one series"),
+    ("text_series", text_series, r"None of the 2 files is a readable DICOM image"),
+]
+
+
+@pytest.mark.parametrize(("builder", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_raises_ct_load_error(tmp_path: Path, builder: Builder, message: str) -> None:
+    paths = builder(tmp_path)
+    with pytest.raises(CTLoadError, match=message) as info:
+        load_ct(paths)
+    assert "Traceback" not in str(info.value)
+
+
+def test_zip_traversal_writes_nothing_outside(tmp_path: Path) -> None:
+    with pytest.raises(CTLoadError):
+        load_ct(zip_traversal(tmp_path))
+    tmp_root = Path(tempfile.gettempdir())
+    assert not list(tmp_path.rglob("evil.dcm"))
+    assert not (tmp_root / "evil.dcm").exists()
+    assert not (tmp_root.parent / "evil.dcm").exists()
+
+
+def test_palette_png_loads(tmp_path: Path) -> None:
+    gray = synthetic_slice_u8()
+    ct = load_ct([write_png(tmp_path / "pal.png", gray, "P")])
+    np.testing.assert_array_equal(ct.volume[0], gray)
+
+
+def test_sixteen_bit_png_loads(tmp_path: Path) -> None:
+    ct = load_ct([write_png(tmp_path / "deep.png", synthetic_slice_u8(), "I;16")])
+    assert ct.volume.max() == 255 and not ct.is_hu
+
+
+def test_nan_nifti_loads_with_nan_replaced_by_minimum(tmp_path: Path) -> None:
+    vol = synthetic_ct((3, 16, 16)).astype(np.float32)
+    vol[1, :4, :4] = np.nan
+    vol[2, 0, 0] = np.inf
+    ct = load_ct([write_nifti(tmp_path / "nan.nii.gz", vol)])
+    assert np.isfinite(ct.volume).all()
+    finite = np.isfinite(vol)
+    assert (ct.volume[~finite] == vol[finite].min()).all()
+    np.testing.assert_array_equal(ct.volume[finite], vol[finite])
+    assert ct.is_hu
+
+
+def test_upload_within_limits_but_over_slice_area_is_refused_by_header(tmp_path: Path) -> None:
+    """A 9000×8000 PNG is under Pillow's own bomb limit, so our header check must catch it."""
+    Image.new("1", (9000, 8000)).save(tmp_path / "wide.png")
+    with pytest.raises(CTLoadError, match=r"\(9000 × 8000 pixels\)"):
+        load_ct([tmp_path / "wide.png"])
+
+
+def _valid_file(tmp: Path, ext: str) -> Path:
+    if ext == "dcm":
+        return CT_SMALL
+    if ext == "zip":
+        series = write_dicom_series(tmp / "s", synthetic_ct((3, 16, 16)))
+        return write_zip(tmp / "ok.zip", {f.name: f for f in series})
+    if ext in ("png", "jpg"):
+        return write_png(tmp / f"ok.{ext}", synthetic_slice_u8(), "RGB")
+    return write_nifti(tmp / f"ok.{ext}", synthetic_ct((3, 16, 16)))
+
+
+FORMATS = ["png", "jpg", "nii.gz", "nii", "mha", "nrrd", "dcm", "zip"]
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_every_truncation_is_refused(tmp_path: Path, ext: str) -> None:
+    data = _valid_file(tmp_path, ext).read_bytes()
+    for keep in (0.05, 0.4, 0.8, 0.99):
+        cut = tmp_path / f"cut{keep}.{ext}"
+        cut.write_bytes(data[: int(len(data) * keep)])
+        with pytest.raises(CTLoadError):
+            load_ct([cut])
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_flipped_bytes_never_escape_as_other_errors(tmp_path: Path, ext: str) -> None:
+    """Random damage either still decodes (pixel bytes) or is a CTLoadError, never a crash."""
+    data = _valid_file(tmp_path, ext).read_bytes()
+    rng = np.random.default_rng(7)
+    for k in range(4):
+        damaged = np.frombuffer(data, np.uint8).copy()
+        damaged[rng.integers(0, len(data), 16)] ^= 0xFF
+        path = tmp_path / f"flip{k}.{ext}"
+        path.write_bytes(damaged.tobytes())
+        try:
+            ct = load_ct([path])
+        except CTLoadError as exc:
+            assert str(exc)
+        else:
+            assert ct.volume.dtype == np.float32 and np.isfinite(ct.volume).all()

@@ -1,0 +1,322 @@
+"""Offline command parser: dev-corpus accuracy, own phrasings per operation in EN and 中文,
+confidence, speed, and the command-line interface."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+
+from spinalsam.commands import HELP_TEXT, parse_offline
+from spinalsam.commands.corpus import load_corpus, matches, score
+from spinalsam.commands.numbers import parse_chinese_numeral
+from spinalsam.ops import dump_operations
+
+DEV = SHARED_DATA.parent / "commands" / "dev.jsonl"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ops(text: str) -> list[dict]:
+    return dump_operations(parse_offline(text).operations)
+
+
+def test_dev_corpus_accuracy() -> None:
+    if not DEV.is_file():
+        pytest.skip(f"command corpus not found at {DEV}")
+    result = score(load_corpus(DEV), lambda text: parse_offline(text).operations)
+    assert result.accuracy >= 0.97, result.wrong
+
+
+# Phrasings written for these tests, none of them in dev.jsonl. Expected ops name only the
+# fields that matter, scored like the corpus (PROTOCOL.md).
+P, N = "positive", "negative"
+OWN_PHRASINGS: list[tuple[str, list[dict]]] = [
+    # open_image
+    ("load an image", [{"op": "open_image"}]),
+    ("please open a CT scan", [{"op": "open_image"}]),
+    ("upload a new picture", [{"op": "open_image"}]),
+    ("pick another image", [{"op": "open_image"}]),
+    ("加载图像", [{"op": "open_image"}]),
+    ("打开一张CT图像", [{"op": "open_image"}]),
+    # add_points
+    ("place two negative points", [{"op": "add_points", "count": 2, "label": N}]),
+    ("add a couple of points", [{"op": "add_points", "count": 2, "label": P}]),
+    ("mark 6 foreground points", [{"op": "add_points", "count": 6, "label": P}]),
+    ("add ten exclusion clicks", [{"op": "add_points", "count": 10, "label": N}]),
+    ("add twenty-one points", [{"op": "add_points", "count": 21, "label": P}]),
+    (
+        "Put a positive point at x=100 y=200",
+        [{"op": "add_points", "count": 1, "label": P, "points": [[100, 200]]}],
+    ),
+    (
+        "add negative points at (1,2), (3,4) and (5,6)",
+        [{"op": "add_points", "count": 3, "label": N, "points": [[1, 2], [3, 4], [5, 6]]}],
+    ),
+    ("add a point at 120 240", [{"op": "add_points", "points": [[120, 240]]}]),
+    ("ad three poitns", [{"op": "add_points", "count": 3, "label": P}]),
+    ("addanegativepoint", [{"op": "add_points", "count": 1, "label": N}]),
+    ("加两个负点", [{"op": "add_points", "count": 2, "label": N}]),
+    ("添加一个前景点", [{"op": "add_points", "count": 1, "label": P}]),
+    ("添加十五个点", [{"op": "add_points", "count": 15, "label": P}]),
+    ("在（100，200）添加一个点", [{"op": "add_points", "points": [[100, 200]]}]),
+    ("请添加二十个背景点", [{"op": "add_points", "count": 20, "label": N}]),
+    # add_box
+    ("draw a box", [{"op": "add_box"}]),
+    ("draw a bounding box from 10,20 to 100,200", [{"op": "add_box", "box": [10, 20, 100, 200]}]),
+    ("box at [0, 0, 50, 50]", [{"op": "add_box", "box": [0, 0, 50, 50]}]),
+    ("add a rectangle from (200, 220) to (50, 60)", [{"op": "add_box", "box": [50, 60, 200, 220]}]),
+    ("画一个框", [{"op": "add_box"}]),
+    ("添加矩形框 10，20，30，40", [{"op": "add_box", "box": [10, 20, 30, 40]}]),
+    # segment
+    ("segment with the box", [{"op": "segment", "prompt": "box"}]),
+    ("create a mask from my points", [{"op": "segment", "prompt": "points"}]),
+    ("predict the mask", [{"op": "segment", "prompt": "auto"}]),
+    ("segment the vertebra", [{"op": "segment", "prompt": "auto"}]),
+    ("mask it", [{"op": "segment", "prompt": "auto"}]),
+    ("genrate the segmentaton", [{"op": "segment", "prompt": "auto"}]),
+    ("用点生成掩码", [{"op": "segment", "prompt": "points"}]),
+    ("用框分割", [{"op": "segment", "prompt": "box"}]),
+    ("开始分割", [{"op": "segment", "prompt": "auto"}]),
+    # clear
+    ("clear everything", [{"op": "clear", "target": "all"}]),
+    ("reset", [{"op": "clear", "target": "all"}]),
+    ("wipe the masks", [{"op": "clear", "target": "masks"}]),
+    ("erase the segmentation", [{"op": "clear", "target": "masks"}]),
+    ("remove the boxes", [{"op": "clear", "target": "boxes"}]),
+    ("删除所有点", [{"op": "clear", "target": "points"}]),
+    ("清除掩码", [{"op": "clear", "target": "masks"}]),
+    ("重置", [{"op": "clear", "target": "all"}]),
+    # navigation
+    ("go to the next slice", [{"op": "next_image"}]),
+    ("forward", [{"op": "next_image"}]),
+    ("go back", [{"op": "previous_image"}]),
+    ("show me the previous image", [{"op": "previous_image"}]),
+    ("下一张图片", [{"op": "next_image"}]),
+    ("上一层", [{"op": "previous_image"}]),
+    # check_gpu / check_parameters
+    ("which gpu are we using?", [{"op": "check_gpu"}]),
+    ("check the device", [{"op": "check_gpu"}]),
+    ("检查显卡", [{"op": "check_gpu"}]),
+    ("are the weights correct?", [{"op": "check_parameters"}]),
+    ("verify the checkpoint", [{"op": "check_parameters"}]),
+    ("检查参数是否匹配", [{"op": "check_parameters"}]),
+    # undo
+    ("undo that", [{"op": "undo"}]),
+    ("remove the last point", [{"op": "undo"}]),
+    ("撤销上一步", [{"op": "undo"}]),
+    # goto_slice
+    ("slice 30", [{"op": "goto_slice", "index": 30}]),
+    ("jump to 12", [{"op": "goto_slice", "index": 12}]),
+    ("show the 25th slice", [{"op": "goto_slice", "index": 25}]),
+    ("跳到第20层", [{"op": "goto_slice", "index": 20}]),
+    ("第十五张", [{"op": "goto_slice", "index": 15}]),
+    # set_window
+    ("bone window please", [{"op": "set_window", "preset": "bone"}]),
+    ("set the window to lung", [{"op": "set_window", "preset": "lung"}]),
+    ("use brain window", [{"op": "set_window", "preset": "brain"}]),
+    ("spine window", [{"op": "set_window", "preset": "spine"}]),
+    ("soft-tissue window", [{"op": "set_window", "preset": "soft_tissue"}]),
+    ("切换到骨窗", [{"op": "set_window", "preset": "bone"}]),
+    ("使用肺窗", [{"op": "set_window", "preset": "lung"}]),
+    ("脊柱窗", [{"op": "set_window", "preset": "spine"}]),
+    # export
+    ("download the mask", [{"op": "export", "format": "png"}]),
+    ("save as nii.gz", [{"op": "export", "format": "nifti"}]),
+    ("导出为nifti", [{"op": "export", "format": "nifti"}]),
+    ("保存掩码为png", [{"op": "export", "format": "png"}]),
+    # measure / propagate / help
+    ("how big is the mask", [{"op": "measure"}]),
+    ("compute the area", [{"op": "measure"}]),
+    ("测量面积", [{"op": "measure"}]),
+    ("spread the mask to adjacent slices", [{"op": "propagate"}]),
+    ("传播到相邻切片", [{"op": "propagate"}]),
+    ("how do I use this", [{"op": "help"}]),
+    ("你能做什么？", [{"op": "help"}]),
+    ("帮助", [{"op": "help"}]),
+    # several operations, in order, with the segment prompt taken from the added prompt
+    (
+        "add 2 points and segment",
+        [{"op": "add_points", "count": 2}, {"op": "segment", "prompt": "points"}],
+    ),
+    (
+        "go to slice 40 and segment",
+        [{"op": "goto_slice", "index": 40}, {"op": "segment", "prompt": "auto"}],
+    ),
+    (
+        "open an image then add three points then generate the mask",
+        [
+            {"op": "open_image"},
+            {"op": "add_points", "count": 3},
+            {"op": "segment", "prompt": "points"},
+        ],
+    ),
+    (
+        "add three points and two negative points",
+        [
+            {"op": "add_points", "count": 3, "label": P},
+            {"op": "add_points", "count": 2, "label": N},
+        ],
+    ),
+    (
+        "clear points and boxes",
+        [{"op": "clear", "target": "points"}, {"op": "clear", "target": "boxes"}],
+    ),
+    (
+        "next slice; add a box, generate the mask",
+        [{"op": "next_image"}, {"op": "add_box"}, {"op": "segment", "prompt": "box"}],
+    ),
+    (
+        "use the bone window and export as nifti",
+        [{"op": "set_window", "preset": "bone"}, {"op": "export", "format": "nifti"}],
+    ),
+    (
+        "添加三个点然后生成掩码",
+        [{"op": "add_points", "count": 3}, {"op": "segment", "prompt": "points"}],
+    ),
+    (
+        "清除坐标点再添加两个负样本点",
+        [{"op": "clear", "target": "points"}, {"op": "add_points", "count": 2, "label": N}],
+    ),
+    ("添加坐标框生成框掩码", [{"op": "add_box"}, {"op": "segment", "prompt": "box"}]),
+    ("跳到第12张并分割", [{"op": "goto_slice", "index": 12}, {"op": "segment", "prompt": "auto"}]),
+    # small talk → nothing
+    ("good morning", []),
+    ("how are you?", []),
+    ("thanks a lot!", []),
+    ("谢谢", []),
+    ("今天天气怎么样", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expect"), OWN_PHRASINGS, ids=[t for t, _ in OWN_PHRASINGS])
+def test_own_phrasings(text: str, expect: list[dict]) -> None:
+    result = parse_offline(text)
+    assert matches(expect, dump_operations(result.operations)), dump_operations(result.operations)
+    assert result.confident, result.note
+    assert result.parser == "offline"
+
+
+def test_every_protocol_operation_is_covered_in_both_languages() -> None:
+    ops_by_language: dict[bool, set[str]] = {True: set(), False: set()}
+    for text, expect in OWN_PHRASINGS:
+        chinese = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        ops_by_language[chinese].update(op["op"] for op in expect)
+    every_op = {
+        "open_image",
+        "next_image",
+        "previous_image",
+        "add_points",
+        "add_box",
+        "segment",
+        "clear",
+        "check_gpu",
+        "check_parameters",
+        "undo",
+        "goto_slice",
+        "set_window",
+        "export",
+        "measure",
+        "propagate",
+        "help",
+    }
+    assert ops_by_language[False] == every_op
+    assert ops_by_language[True] == every_op
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"),
+    [
+        ("一", 1),
+        ("两", 2),
+        ("十", 10),
+        ("十五", 15),
+        ("二十", 20),
+        ("四十二", 42),
+        ("一百零五", 105),
+    ],
+)
+def test_chinese_numerals(numeral: str, value: int) -> None:
+    assert parse_chinese_numeral(numeral) == value
+
+
+def test_malformed_chinese_numeral_is_rejected() -> None:
+    assert parse_chinese_numeral("三四") is None
+    assert parse_chinese_numeral("点") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "frobnicate the quux widget",  # instruction-like but unknown: ask the LLM
+        "don't add any points",  # negated: never act on it
+        "export the mask as stl",  # a format the app cannot write
+        "add 0 points",  # out of range: explained, not guessed
+        "add a box from (10, 10) to (10, 50)",  # a flat box
+    ],
+)
+def test_unclear_or_invalid_requests_are_not_confident(text: str) -> None:
+    result = parse_offline(text)
+    assert result.operations == []
+    assert not result.confident
+    assert result.note
+
+
+def test_partly_understood_message_keeps_the_rest_but_is_not_confident() -> None:
+    result = parse_offline("add a box and frobnicate the quux")
+    assert dump_operations(result.operations) == [{"op": "add_box"}]
+    assert not result.confident
+    assert "frobnicate" in result.note
+
+
+def test_empty_and_punctuation_only_messages_are_empty_and_confident() -> None:
+    for text in ("", "   ", "?!", "。"):
+        result = parse_offline(text)
+        assert result.operations == [] and result.confident
+
+
+def test_defaults_are_filled_in_protocol_form() -> None:
+    assert _ops("add three points") == [{"op": "add_points", "count": 3, "label": "positive"}]
+    assert _ops("clear") == [{"op": "clear", "target": "all"}]
+    assert _ops("export") == [{"op": "export", "format": "png"}]
+
+
+def test_parsing_is_fast() -> None:
+    texts = [text for text, _ in OWN_PHRASINGS]
+    parse_offline("warm up the tables")
+    start = time.perf_counter()
+    for text in texts:
+        parse_offline(text)
+    per_command_ms = (time.perf_counter() - start) * 1000 / len(texts)
+    assert per_command_ms < 5, per_command_ms
+
+
+def test_help_text_lists_every_operation_with_examples_in_both_languages() -> None:
+    for op in ("add_points", "add_box", "segment", "clear", "goto_slice", "set_window", "export"):
+        assert f"`{op}`" in HELP_TEXT
+    assert "添加三个坐标点" in HELP_TEXT and "add three points" in HELP_TEXT
+
+
+def test_cli_writes_one_json_array_per_line() -> None:
+    stdin = "add three points\n\nhello\n添加坐标框然后生成框掩码\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spinalsam.commands"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+        env={"PATH": "", "PYTHONPATH": str(REPO)},
+    )
+    lines = proc.stdout.splitlines()
+    assert [json.loads(line) for line in lines] == [
+        [{"op": "add_points", "count": 3, "label": "positive"}],
+        [],
+        [],
+        [{"op": "add_box"}, {"op": "segment", "prompt": "box"}],
+    ]

@@ -1,0 +1,202 @@
+"""Propagation on a synthetic spine whose ground truth is known, through a test-double backend.
+
+The double is an honest, simple segmenter (bone threshold inside the prompt box, keeping the
+pieces under the positive points), so these tests check propagation's own logic: prompts from
+the previous mask, stopping at discs, cancel, progress, and the slice bookkeeping.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from spinalsam.metrics import dice
+from spinalsam.propagation import PropagationError, PropagationRules, prompt_from_mask, propagate
+from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+
+SPACING = (1.0, 1.0, 2.0)  # x, y, z mm
+
+
+class ThresholdInBox:
+    """Bone (> 150 HU) inside the box, limited to the connected pieces under positive points."""
+
+    info = BackendInfo("threshold", "test double")
+
+    def __init__(self) -> None:
+        self.image: SliceImage | None = None
+        self.prompts: list[Prompt] = []
+
+    def set_image(self, image: SliceImage) -> None:
+        self.image = image
+
+    def _bone_in_box(self, prompt: Prompt) -> np.ndarray:
+        assert self.image is not None
+        self.prompts.append(prompt)
+        x0, y0, x1, y1 = prompt.box
+        inside = np.zeros(self.image.shape, dtype=bool)
+        inside[y0 : y1 + 1, x0 : x1 + 1] = True
+        return (self.image.pixels > 150) & inside
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        pieces, _ = ndi.label(self._bone_in_box(prompt))
+        keep = {pieces[y, x] for (x, y) in prompt.points} - {0}
+        return np.isin(pieces, list(keep))
+
+
+class AllBoneInBox(ThresholdInBox):
+    """A box-only segmenter: every bone pixel in the box, whatever the points say."""
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        return self._bone_in_box(prompt)
+
+
+class FailingSegmenter(ThresholdInBox):
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        raise SegmenterError("model crashed")
+
+
+def _spine() -> tuple[np.ndarray, np.ndarray]:
+    """Three barrel-shaped elliptic 'bodies' of 9 slices, 3-slice soft-tissue discs between."""
+    volume = np.full((40, 64, 64), 30.0, dtype=np.float32)
+    labels = np.zeros(volume.shape, dtype=np.uint16)
+    yy, xx = np.mgrid[:64, :64]
+    for k, z0 in enumerate((2, 14, 26), start=1):
+        for dz in range(9):
+            bulge = 1.0 + 0.25 * np.sin(np.pi * dz / 8)  # endplates small, middle wide
+            ry, rx = 9 * bulge, 12 * bulge
+            inside = ((yy - 30) / ry) ** 2 + ((xx - 32 + k) / rx) ** 2 <= 1
+            labels[z0 + dz][inside] = k
+    volume[labels > 0] = 300.0
+    return volume, labels
+
+
+def _run(volume, labels, start, segmenter=None, **kwargs):
+    start_mask = labels[start] == labels[start].max()
+    return propagate(
+        volume, True, SPACING, "axial", start, start_mask, segmenter or ThresholdInBox(), **kwargs
+    )
+
+
+def test_recovers_the_vertebra_and_stops_at_both_discs() -> None:
+    volume, labels = _spine()
+    result = _run(volume, labels, start=18)
+    assert sorted(result.masks) == list(range(14, 23))
+    assert result.stopped_up == result.stopped_down == "object vanished"
+    predicted = result.to_volume(volume.shape, "axial")
+    assert dice(predicted, labels == 2) >= 0.99
+
+
+def test_prompts_come_from_the_previous_mask() -> None:
+    volume, labels = _spine()
+    segmenter = ThresholdInBox()
+    _run(volume, labels, start=18, segmenter=segmenter, direction="up", max_slices=1)
+    (prompt,) = segmenter.prompts
+    previous = labels[18] == 2
+    ys, xs = np.nonzero(previous)
+    x0, y0, x1, y1 = prompt.box
+    assert x0 < xs.min() and y0 < ys.min() and x1 > xs.max() and y1 > ys.max()  # enlarged
+    assert prompt.labels.tolist() == [1] and previous[prompt.points[0][1], prompt.points[0][0]]
+    np.testing.assert_array_equal(prompt.mask_input, previous)
+
+
+def test_direction_and_slice_limit() -> None:
+    volume, labels = _spine()
+    up = _run(volume, labels, start=18, direction="up", max_slices=2)
+    assert sorted(up.masks) == [18, 19, 20]
+    assert up.stopped_up == "slice limit reached"
+    assert up.stopped_down == "not propagated downwards"
+    top = _run(volume, labels, start=34, direction="up")
+    assert top.stopped_up == "object vanished" and max(top.masks) == 34
+
+
+def test_edge_of_volume() -> None:
+    volume, labels = _spine()
+    volume[34:], labels[34:] = volume[30], labels[30]  # the last vertebra runs out of the volume
+    result = _run(volume, labels, start=36, direction="up")
+    assert sorted(result.masks) == [36, 37, 38, 39] and result.stopped_up == "edge of the volume"
+
+
+def test_stops_when_shape_jumps() -> None:
+    volume, labels = _spine()
+    yy, xx = np.mgrid[:64, :64]
+    volume[20] = np.where((yy - 30) ** 2 + (xx - 34) ** 2 <= 36, 300.0, 30.0)  # shrinks to 1/4
+    result = _run(volume, labels, start=18, direction="up")
+    assert sorted(result.masks) == [18, 19]
+    assert result.stopped_up.startswith("shape changed abruptly")
+
+
+def test_pieces_that_do_not_continue_from_the_previous_slice_are_dropped() -> None:
+    volume, labels = _spine()
+    volume[19:22, 17:20, 20:23] = 300.0  # a separate bony piece in the box's corner
+    kept = _run(volume, labels, start=18, segmenter=AllBoneInBox(), direction="up")
+    assert sorted(kept.masks) == list(range(18, 23))
+    assert not any(mask[17:20, 20:23].any() for mask in kept.masks.values())
+    loose = _run(
+        volume,
+        labels,
+        start=18,
+        segmenter=AllBoneInBox(),
+        direction="up",
+        rules=PropagationRules(keep_overlapping=False),
+    )
+    assert loose.masks[19][17:20, 20:23].all()
+
+
+def test_cancel_keeps_what_was_done_and_progress_is_reported() -> None:
+    volume, labels = _spine()
+    cancel = threading.Event()
+    calls: list[tuple[int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if done == 2:
+            cancel.set()
+
+    result = _run(volume, labels, start=18, on_progress=on_progress, cancel=cancel)
+    assert sorted(result.masks) == [18, 19, 20]
+    assert result.stopped_up == result.stopped_down == "cancelled"
+    assert calls[0] == (1, 39) and calls[-1] == (39, 39)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_backend_errors_stop_cleanly() -> None:
+    volume, labels = _spine()
+    result = _run(volume, labels, start=18, segmenter=FailingSegmenter())
+    assert sorted(result.masks) == [18]
+    assert result.stopped_up == "segmenter failed: model crashed"
+
+
+def test_other_planes_write_back_to_the_right_voxels() -> None:
+    volume, labels = _spine()
+    from spinalsam.planes import take_slice
+
+    start = take_slice(labels, "sagittal", 32) > 0  # all three vertebrae in one sagittal slice
+    result = propagate(
+        volume,
+        True,
+        SPACING,
+        "sagittal",
+        32,
+        start,
+        ThresholdInBox(),
+        rules=PropagationRules(max_area_ratio=3.0),
+    )
+    predicted = result.to_volume(volume.shape, "sagittal")
+    assert dice(predicted, labels > 0) >= 0.9
+
+
+def test_bad_starts_are_clear_errors() -> None:
+    volume, labels = _spine()
+    with pytest.raises(PropagationError, match="segment the object"):
+        propagate(volume, True, SPACING, "axial", 18, np.zeros((64, 64), bool), ThresholdInBox())
+    with pytest.raises(PropagationError, match="outside the volume"):
+        propagate(volume, True, SPACING, "axial", 99, labels[18] > 0, ThresholdInBox())
+    with pytest.raises(PropagationError, match="does not fit"):
+        propagate(volume, True, SPACING, "axial", 18, np.ones((5, 5), bool), ThresholdInBox())
+    with pytest.raises(PropagationError, match="direction"):
+        _run(volume, labels, start=18, direction="sideways")
+    with pytest.raises(PropagationError, match="empty"):
+        prompt_from_mask(np.zeros((4, 4), bool))

@@ -1,0 +1,259 @@
+"""Encoder speed-ups must leave SAM's embedding (and so its masks) as they were.
+
+Runs on the tiny 128-px SAM (one windowed, one global attention block, random relative-position
+tables), so each check exercises the real segment_anything code paths in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+from segment_anything.modeling.image_encoder import Attention
+from segment_anything.modeling.sam import Sam
+
+from spinalsam.sam import fast
+from spinalsam.sam.fast import (
+    FastEncoderError,
+    SdpaAttention,
+    decode_prompt,
+    dice,
+    embedding_error,
+    mask_agreement,
+    optimize_encoder,
+    parse_methods,
+    random_sam,
+    synthetic_vertebra,
+    vertebra_prompts,
+)
+from spinalsam.segmenters.base import SegmenterError
+
+HAS_ONNX = importlib.util.find_spec("onnx") is not None
+needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="the 'onnx' package is needed to export")
+
+# Stated tolerances: fp32 rewrites are exact up to rounding; int8 keeps the embedding within a
+# few percent (relative L2) of the reference, which left tiny-model masks at Dice >= 0.97.
+FP32_ATOL = 1e-4
+INT8_REL_L2 = 0.05
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Sam:
+    return random_sam("vit_tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(1, 3, 128, 128)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny: Sam, image: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return tiny.image_encoder(image)
+
+
+def _optimized(tiny: Sam, method: str, **kwargs: object) -> Sam:
+    sam = copy.deepcopy(tiny)
+    optimize_encoder(sam, method, **kwargs)
+    return sam
+
+
+def _embed(sam: Sam, image: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return sam.image_encoder(image)
+
+
+def test_parse_methods_orders_and_validates() -> None:
+    assert parse_methods("int8+sdpa") == ("sdpa", "int8")
+    assert parse_methods(" ONNX-int8 ") == ("onnx-int8",)
+    assert parse_methods("") == parse_methods("none") == ()
+    with pytest.raises(FastEncoderError, match="unknown encoder speed-up turbo"):
+        parse_methods("sdpa+turbo")
+    with pytest.raises(FastEncoderError, match="int8 and onnx cannot be combined"):
+        parse_methods("onnx+int8")
+
+
+def test_errors_are_segmenter_errors_for_the_ui(tiny: Sam) -> None:
+    assert issubclass(FastEncoderError, SegmenterError)
+    if not torch.cuda.is_available():
+        with pytest.raises(FastEncoderError, match="compile needs a GPU"):
+            optimize_encoder(copy.deepcopy(tiny), "compile")
+
+
+def test_relative_position_tables_are_random(tiny: Sam) -> None:
+    """Zero tables (segment_anything's init) would make the SDPA bias check vacuous."""
+    tables = [p for n, p in tiny.image_encoder.named_parameters() if "rel_pos" in n]
+    assert len(tables) == 4 and all(t.abs().sum() > 0 for t in tables)
+
+
+def test_sdpa_matches_reference(tiny: Sam, image: torch.Tensor, reference: torch.Tensor) -> None:
+    sam = _optimized(tiny, "sdpa")
+    kinds = [type(m) for m in sam.image_encoder.modules() if isinstance(m, Attention)]
+    assert kinds == [SdpaAttention, SdpaAttention]
+    out = _embed(sam, image)
+    assert out.shape == reference.shape
+    torch.testing.assert_close(out, reference, atol=FP32_ATOL, rtol=0)
+
+
+def test_sdpa_query_chunks_match_reference(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Split the global block (64 tokens) into 5 query chunks, as ViT-B's global blocks are."""
+    monkeypatch.setattr(fast, "_MAX_BIAS_ELEMENTS", 2 * 64 * 14)
+    out = _embed(_optimized(tiny, "sdpa"), image)
+    torch.testing.assert_close(out, reference, atol=FP32_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["int8", "sdpa+int8"])
+def test_int8_within_tolerance(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, method: str
+) -> None:
+    sam = _optimized(tiny, method)
+    linear = [m for m in sam.image_encoder.modules() if type(m) is torch.nn.Linear]
+    assert not linear, "every encoder Linear should be dynamically quantized"
+    err = embedding_error(reference, _embed(sam, image))
+    assert 0 < err.rel_l2 < INT8_REL_L2
+
+
+@needs_onnx
+def test_onnx_matches_reference_and_reuses_cache(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, tmp_path
+) -> None:
+    sam = _optimized(tiny, "onnx", cache_dir=tmp_path)
+    assert isinstance(sam.image_encoder, fast.OnnxEncoder)
+    torch.testing.assert_close(_embed(sam, image), reference, atol=FP32_ATOL, rtol=0)
+    exported = sorted(tmp_path.iterdir())
+    assert [p.suffix for p in exported] == [".onnx"]
+    stamp = exported[0].stat().st_mtime_ns
+    _optimized(tiny, "onnx", cache_dir=tmp_path)
+    assert sorted(tmp_path.iterdir()) == exported and exported[0].stat().st_mtime_ns == stamp
+
+
+@needs_onnx
+def test_onnx_int8_within_tolerance(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, tmp_path
+) -> None:
+    sam = _optimized(tiny, "onnx-int8", cache_dir=tmp_path)
+    assert sam.image_encoder.path.name.endswith(".int8.onnx")
+    err = embedding_error(reference, _embed(sam, image))
+    assert 0 < err.rel_l2 < INT8_REL_L2
+
+
+@pytest.mark.parametrize("method", ["sdpa", "sdpa+int8", pytest.param("onnx", marks=needs_onnx)])
+def test_optimized_encoder_serves_sam_predictor(tiny: Sam, method: str, tmp_path) -> None:
+    """set_image + predict still work, and the masks agree with the reference model's."""
+    rgb = synthetic_vertebra(128)
+    box, point = vertebra_prompts(128)
+    ref_predictor = SamPredictor(tiny)
+    ref_predictor.set_image(rgb)
+    predictor = SamPredictor(_optimized(tiny, method, cache_dir=tmp_path))
+    predictor.set_image(rgb)
+    mask = decode_prompt(predictor, box)
+    assert mask.shape == (128, 128) and mask.dtype == bool
+    assert predictor.features.shape == ref_predictor.features.shape
+    fidelity = mask_agreement(
+        ref_predictor, ref_predictor.features, predictor.features, (box, point)
+    )
+    assert len(fidelity.dice) == 2 and min(fidelity.dice) > 0.95
+    assert fidelity.embedding.rel_l2 < INT8_REL_L2
+
+
+def test_mask_agreement_restores_features_and_detects_change(tiny: Sam) -> None:
+    predictor = SamPredictor(tiny)
+    predictor.set_image(synthetic_vertebra(128))
+    own = predictor.features
+    shifted = own + 5 * torch.randn_like(own)
+    fidelity = mask_agreement(predictor, own, shifted, vertebra_prompts(128))
+    assert predictor.features is own
+    assert fidelity.embedding.rel_l2 > 1.0 and min(fidelity.dice) < 0.99
+
+
+def test_dice_and_embedding_error_values() -> None:
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    assert dice(a, b) == 1.0
+    a[0, :2] = True
+    b[0, 1:3] = True
+    assert dice(a, b) == pytest.approx(0.5)
+    ref = torch.ones(2, 2)
+    err = embedding_error(ref, ref + torch.tensor([[0.0, 0.2], [0.0, 0.0]]))
+    assert err.max_abs == pytest.approx(0.2) and err.mean_abs == pytest.approx(0.05)
+    assert err.rel_l2 == pytest.approx(0.1)
+
+
+def test_synthetic_vertebra_prompts_hit_the_body() -> None:
+    rgb = synthetic_vertebra(512)
+    box, point = vertebra_prompts(512)
+    x, y = point.points[0]
+    assert rgb.shape == (512, 512, 3) and rgb.dtype == np.uint8
+    assert rgb[y, x, 0] > 120 > rgb[5, 5, 0]  # bright bone inside, dark air outside
+    x0, y0, x1, y1 = box.box.astype(int)
+    assert x0 < x < x1 and y0 < y < y1
+
+
+HAS_MOBILE_SAM = importlib.util.find_spec("mobile_sam") is not None
+needs_mobile_sam = pytest.mark.skipif(
+    not HAS_MOBILE_SAM, reason="MobileSAM needs the 'mobilesam-mirror' and 'timm' packages"
+)
+# Names from the published mobile_sam.pt (TinyViT conv/BN stem, attention biases, classifier
+# head that the checkpoint keeps although SAM never uses it).
+MOBILE_SAM_KEYS = (
+    "image_encoder.patch_embed.seq.0.c.weight",
+    "image_encoder.patch_embed.seq.0.bn.num_batches_tracked",
+    "image_encoder.layers.0.blocks.0.conv1.c.weight",
+    "image_encoder.layers.0.downsample.conv3.bn.running_var",
+    "image_encoder.layers.1.blocks.0.attn.attention_biases",
+    "image_encoder.layers.2.blocks.5.local_conv.c.weight",
+    "image_encoder.layers.3.blocks.1.mlp.fc2.bias",
+    "image_encoder.head.weight",
+    "image_encoder.neck.3.bias",
+    "prompt_encoder.point_embeddings.0.weight",
+    "mask_decoder.iou_prediction_head.layers.2.weight",
+)
+
+
+@needs_mobile_sam
+def test_mobile_sam_has_the_checkpoint_key_layout() -> None:
+    from mobile_sam import sam_model_registry as mobile_registry
+
+    keys = set(fast.build_mobile_sam().state_dict())
+    assert keys == set(mobile_registry["vit_t"]().state_dict())  # upstream loads strictly
+    assert set(MOBILE_SAM_KEYS) <= keys
+
+
+@needs_mobile_sam
+def test_mobile_sam_loads_strictly_and_refreshes_cached_biases(tmp_path) -> None:
+    state = random_sam("mobile_sam", seed=3).state_dict()  # random attention biases
+    good = tmp_path / "mobile_sam.pt"
+    torch.save(state, good)
+    sam = fast.build_mobile_sam(good)
+    torch.testing.assert_close(sam.state_dict(), state, atol=0, rtol=0)
+    attn = sam.image_encoder.layers[1].blocks[0].attn
+    torch.testing.assert_close(attn.ab, attn.attention_biases[:, attn.attention_bias_idxs])
+    assert attn.ab.abs().sum() > 0  # the loaded biases, not the zero-initialised cache
+
+    missing = {k: v for k, v in state.items() if k != MOBILE_SAM_KEYS[4]}
+    torch.save(missing, tmp_path / "missing.pt")
+    with pytest.raises(FastEncoderError, match="1 missing keys"):
+        fast._load_strict(sam, tmp_path / "missing.pt")
+    torch.save({**state, "image_encoder.extra": torch.zeros(1)}, tmp_path / "extra.pt")
+    with pytest.raises(FastEncoderError, match="1 unexpected keys"):
+        fast._load_strict(sam, tmp_path / "extra.pt")
+    with pytest.raises(FastEncoderError, match="not found"):
+        fast.build_mobile_sam(tmp_path / "absent.pt")
+
+
+@pytest.mark.slow
+@needs_mobile_sam
+def test_mobile_sam_serves_sam_predictor() -> None:
+    predictor = SamPredictor(random_sam("mobile_sam"))
+    predictor.set_image(synthetic_vertebra(256))
+    assert predictor.features.shape == (1, 256, 64, 64)
+    mask = decode_prompt(predictor, vertebra_prompts(256)[0])
+    assert mask.shape == (256, 256) and mask.dtype == bool

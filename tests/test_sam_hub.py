@@ -1,0 +1,114 @@
+"""Settings and Hub resolution, offline, through huggingface_hub's real cache lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache
+
+from spinalsam.sam import SamConfig, SamError, build_spinalsam, save_adapter, save_tiny_checkpoint
+from spinalsam.sam.config import DEFAULT_CHECKPOINT, load_settings
+from spinalsam.sam.hub import (
+    HubFile,
+    download_hint,
+    fetch_adapter,
+    fetch_checkpoint,
+    infer_model_type,
+    parse_checkpoint_spec,
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No network (huggingface_hub read HF_HUB_OFFLINE at import, so force it) and no stray
+    `spinalsam.toml` from the working directory."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sam_vit_tiny.pth")
+
+
+def test_settings_env_overrides_toml_and_reads_hf_variables(tmp_path: Path) -> None:
+    toml = tmp_path / "spinalsam.toml"
+    toml.write_text('[sam]\ndevice = "cuda"\nembed_cache_mb = 64\nadapter = "me/lora"\n')
+    env = {
+        "SPINALSAM_CONFIG": str(toml),
+        "SPINALSAM_DEVICE": "cpu",
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    settings = load_settings(env)
+    assert settings.device == "cpu"  # env wins
+    assert settings.embed_cache_bytes == 64 * 2**20  # from the file
+    assert settings.adapter == "me/lora"
+    assert settings.hf_cache_dir == str(tmp_path / "hf" / "hub")
+    assert settings.offline and settings.backend == "auto"
+    assert settings.sam_checkpoint == DEFAULT_CHECKPOINT
+
+
+def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SamError, match="SPINALSAM_DEVICE='gpu'"):
+        load_settings({"SPINALSAM_DEVICE": "gpu"}, config_file=None)
+    with pytest.raises(SamError, match="not found"):
+        load_settings({"SPINALSAM_CONFIG": str(tmp_path / "absent.toml")})
+    (tmp_path / "bad.toml").write_text("[sam\n")
+    with pytest.raises(SamError, match="not valid TOML"):
+        load_settings({}, config_file=tmp_path / "bad.toml")
+
+
+def test_specs_and_model_types(checkpoint: Path) -> None:
+    assert parse_checkpoint_spec(DEFAULT_CHECKPOINT) == HubFile(
+        "ybelkada/segment-anything", "checkpoints/sam_vit_b_01ec64.pth"
+    )
+    assert parse_checkpoint_spec(str(checkpoint)) == checkpoint
+    assert parse_checkpoint_spec("checkpoints/sam_vit_h_4b8939.pth") == Path(
+        "checkpoints/sam_vit_h_4b8939.pth"
+    )
+    assert infer_model_type("sam_vit_l_0b3195.pth") == "vit_l"
+    assert infer_model_type(checkpoint.name) == "vit_tiny"
+    with pytest.raises(SamError, match="MobileSAM"):
+        infer_model_type("mobile_sam.pt")
+    with pytest.raises(SamError, match="SPINALSAM_SAM_MODEL_TYPE"):
+        infer_model_type("weights.pth")
+    assert "hf download ybelkada/segment-anything" in download_hint(DEFAULT_CHECKPOINT)
+
+
+def test_checkpoint_comes_from_the_prefilled_cache_offline(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    settings = load_settings(env, config_file=None)
+    pointer = prefill_hf_cache(Path(settings.hf_cache_dir), TINY_REPO, TINY_FILE, checkpoint)
+    spec = f"{TINY_REPO}:{TINY_FILE}"
+    found = fetch_checkpoint(spec, cache_dir=settings.hf_cache_dir, offline=settings.offline)
+    assert found == pointer and found.read_bytes() == checkpoint.read_bytes()
+    model = build_spinalsam(SamConfig(infer_model_type(found.name)), found)
+    assert model.key_check.ok and model.key_check.loaded > 100
+
+
+def test_missing_weights_offline_say_what_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(SamError, match=r"no network .* no cached checkpoint for ybelkada/"):
+        fetch_checkpoint(DEFAULT_CHECKPOINT, cache_dir=str(tmp_path), offline=True)
+    with pytest.raises(SamError, match="checkpoint not found"):
+        fetch_checkpoint(str(tmp_path / "sam_vit_b.pth"))
+    with pytest.raises(SamError, match="no cached adapter for me/lora"):
+        fetch_adapter("me/lora", cache_dir=str(tmp_path), offline=True)
+    with pytest.raises(SamError, match="adapter folder not found"):
+        fetch_adapter(str(tmp_path / "nowhere" / "adapter"))
+
+
+def test_adapter_from_a_folder_and_from_a_cached_snapshot(tmp_path: Path, checkpoint: Path) -> None:
+    model = build_spinalsam(SamConfig("vit_tiny", lora_rank=2), checkpoint)
+    folder = save_adapter(model, tmp_path / "adapter", str(checkpoint), model.key_check.sha256)
+    assert fetch_adapter(str(folder)) == folder
+    cache = tmp_path / "hub"
+    for file in folder.iterdir():
+        prefill_hf_cache(cache, "me/lora", file.name, file)
+    snapshot = fetch_adapter("me/lora", cache_dir=str(cache), offline=True)
+    loaded = build_spinalsam(SamConfig("vit_tiny"), checkpoint, adapter=snapshot)
+    assert loaded.config.lora_rank == 2
