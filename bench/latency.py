@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_METHODS = "sdpa,int8,sdpa+int8,onnx,onnx-int8"
+DEFAULT_METHODS = "sdpa,int8,sdpa+int8,sdpa+bf16,onnx,onnx-int8"
 WORKER_TIMEOUT_S = 900
 
 
@@ -59,21 +59,23 @@ def _click_latency(
     """Decoder-only and decoder + overlay times in ms over `clicks` alternating prompts."""
     from spinalsam.sam.fast import decode_prompt
 
-    decode_ms, click_ms = [], []
+    decode_ms, click_ms, click_cpu_ms = [], [], []
     for i in range(clicks):
         prompt = prompts[i % len(prompts)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         mask = decode_prompt(predictor, prompt)
         t1 = time.perf_counter()
         render_overlay(image, mask)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         decode_ms.append((t1 - t0) * 1e3)
         click_ms.append((t2 - t0) * 1e3)
+        click_cpu_ms.append((c2 - c0) * 1e3)
     stats = {
         "decoder_p50_ms": _percentile(decode_ms, 50),
         "decoder_p95_ms": _percentile(decode_ms, 95),
         "click_overlay_p50_ms": _percentile(click_ms, 50),
         "click_overlay_p95_ms": _percentile(click_ms, 95),
+        "click_overlay_cpu_p50_ms": _percentile(click_cpu_ms, 50),
     }
     return {k: round(v, 1) for k, v in stats.items()}
 
@@ -105,12 +107,13 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
 
     predictor = SamPredictor(sam)
     image = synthetic_vertebra(args.size)
-    times = []
+    times, cpu_times = [], []
     with torch.inference_mode():
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             predictor.set_image(image)
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
         prompts = vertebra_prompts(args.size)
         result.update(_click_latency(predictor, prompts, image, args.clicks))
         if applied:
@@ -121,6 +124,9 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
             torch.save(predictor.features, args.reference)
     result["embed_s"] = [round(t, 3) for t in times]
     result["embed_median_s"] = round(_percentile(times, 50), 3)
+    # CPU seconds of all this process's threads: stable when other jobs share the cores, and
+    # about `threads` x the wall time on a quiet machine.
+    result["embed_cpu_median_s"] = round(_percentile(cpu_times, 50), 3)
     result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return result
 
@@ -163,7 +169,9 @@ def _run_worker(args: argparse.Namespace, method: str, prepare_only: bool = Fals
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"])
+    parser.add_argument(
+        "--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "vit_tiny", "mobile_sam"]
+    )
     parser.add_argument(
         "--methods", default=DEFAULT_METHODS, help="comma-separated, e.g. sdpa,int8"
     )
@@ -185,14 +193,18 @@ def main(argv: list[str] | None = None) -> None:
         args.reference = str(Path(tmp) / "reference.pt")
         started = time.perf_counter()
         reference = _run_worker(args, "")
+        print(f"[bench] {json.dumps(reference)}", file=sys.stderr, flush=True)
         runs = []
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
             prepared = _run_worker(args, method, prepare_only=True) if "onnx" in method else None
             run = _run_worker(args, method)
             if prepared is not None:
                 run["export"] = prepared
-            if "embed_median_s" in run and "embed_median_s" in reference:
-                run["speedup"] = round(reference["embed_median_s"] / run["embed_median_s"], 2)
+            for key in ("embed_median_s", "embed_cpu_median_s"):
+                if key in run and key in reference:
+                    name = "speedup" if key == "embed_median_s" else "speedup_cpu"
+                    run[name] = round(reference[key] / run[key], 2)
+            print(f"[bench] {json.dumps(run)}", file=sys.stderr, flush=True)
             runs.append(run)
     report = {
         "model": args.model,

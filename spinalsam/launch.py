@@ -11,6 +11,7 @@ Sharing and authentication are opt-in (a clinician demo must never be public by 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,30 @@ import gradio as gr
 
 from spinalsam.backends import load_backend
 from spinalsam.commands import Router
+from spinalsam.commands.llm import LLMConfigError
 from spinalsam.ui import build_app
 
 __all__ = ["create_demo", "launch_options"]
+
+log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def create_demo() -> gr.Blocks:
     flag_dir = Path(os.environ.get("SPINALSAM_FLAG_DIR", "flagged"))
-    demo = build_app(load_backend(), Router.from_env(), flag_dir)
+    demo = build_app(load_backend(), _router(), flag_dir)
     concurrency = int(os.environ.get("SPINALSAM_CONCURRENCY", "2"))
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)
+
+
+def _router() -> Router:
+    """DeepSeek when configured; a bad DEEPSEEK_* value must not stop a clinician's demo."""
+    try:
+        return Router.from_env()
+    except LLMConfigError as exc:
+        log.warning("DeepSeek disabled, using the offline parser only: %s", exc)
+        return Router(None)
 
 
 def launch_options(env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -188,7 +188,8 @@ def hu_histogram_figure(
         values = volume[labels == label_id]
         if values.size == 0:
             continue
-        color = None if colors is None else tuple(c / 255 for c in colors[label_id])
+        rgb = (colors or {}).get(label_id)
+        color = None if rgb is None else tuple(c / 255 for c in rgb)
         label = names.get(label_id, str(label_id)) if names else str(label_id)
         axes.hist(values, bins=60, histtype="step", linewidth=1.5, color=color, label=label)
         plotted = True

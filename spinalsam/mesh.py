@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from scipy import ndimage as ndi
 from skimage import measure
 
 __all__ = ["MeshError", "labels_to_mesh"]
@@ -30,11 +31,15 @@ class MeshError(ValueError):
 def _label_mesh(
     mask: np.ndarray, spacing_zyx: Sequence[float], color: tuple[int, int, int], step: int
 ) -> trimesh.Trimesh:
-    padded = np.pad(mask, 1).astype(np.float32)
+    # Only the label's bounding box (one empty voxel around it) goes to marching cubes: a full
+    # 512 × 512 × 300 volume per label would be slow for a small vertebra.
+    box = ndi.find_objects(mask.astype(np.uint8))[0]
+    padded = np.pad(mask[box], 1).astype(np.float32)
     verts, faces, _normals, _values = measure.marching_cubes(
         padded, level=0.5, spacing=tuple(float(s) for s in spacing_zyx), step_size=step
     )
-    verts -= np.asarray(spacing_zyx, dtype=float)  # undo the one-voxel pad
+    corner = np.array([sl.start - 1 for sl in box], dtype=float)  # the pad's voxel, in the volume
+    verts += corner * np.asarray(spacing_zyx, dtype=float)
     mesh = trimesh.Trimesh(vertices=verts @ _LPS_ZYX_TO_GLTF, faces=faces, process=True)
     trimesh.smoothing.filter_taubin(mesh, iterations=10)
     material = trimesh.visual.material.PBRMaterial(

@@ -1,18 +1,21 @@
 """Slice-to-slice propagation: one mask on one slice becomes a 3-D object.
 
 Each neighbouring slice is segmented with a prompt made from the previous slice's mask — its
-bounding box (enlarged, so the object may grow), one positive point deep inside each sizeable
-piece (the distance-transform maximum, which is far from the edges and thus robust to small
-shifts), and the mask itself as `mask_input` for backends that use a prior. Only the Segmenter
-interface is used, so every backend propagates. Propagation stops on a side when the object
-vanishes (area below a fraction of the start area) or changes abruptly (low IoU with the previous
-slice, or an area jump), which is what happens at an intervertebral disc.
+bounding box (enlarged by the allowed growth), one positive point deep inside each sizeable
+piece (the distance-transform maximum, far from the edges and thus robust to small shifts), and
+the mask itself as `mask_input` for backends that use a prior. Only the Segmenter interface is
+used, so every backend propagates. The backend's answer is then held to what an anatomical
+object does between neighbouring slices: its outline moves little (`max_growth_mm`) and it
+continues from the previous mask (`keep_overlapping`). A side stops when the object vanishes,
+changes abruptly, outgrows the start mask, or fades into its surroundings — at an intervertebral
+disc a backend may still return a blob, but it no longer stands out from the tissue around it.
 
 The caller applies the result as one undo step; nothing here touches the session.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ __all__ = [
 
 Direction = Literal["both", "up", "down"]
 _STEPS = {"both": (1, -1), "up": (1,), "down": (-1,)}
+_RING_MM = 5.0  # width of the surroundings an object's contrast is measured against
 
 
 class PropagationError(ValueError):
@@ -49,13 +53,21 @@ class PropagationRules:
     keep_overlapping: keep only the pieces of a new mask that overlap the previous slice's mask.
     An object continues from slice to slice; a piece that appears elsewhere in the box is a
     neighbour (the next vertebra's body showing up beside this one's posterior elements).
+    max_growth_mm: the new mask is clipped to this distance around the previous one, so leaks
+    cannot creep outwards slice after slice; on coarse pixels (> 2 mm) the outline can then only
+    keep or shrink, which is why propagation should start where the object is largest.
+    min_contrast_fraction: the object's contrast (mean inside minus mean of a 5 mm ring around
+    it) relative to the start slice's; below it the mask no longer marks a distinct object.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
     min_pixels: int = 10
     min_iou: float = 0.3  # with the previous slice's mask: below it the shape jumped
     max_area_ratio: float = 2.2  # growth or shrinkage factor from one slice to the next
+    max_area_vs_start: float = 1.5  # a side stops when the object outgrows the start mask
     keep_overlapping: bool = True
+    max_growth_mm: float | None = 2.0  # in-plane, per slice; < 1 pixel means "never grow"
+    min_contrast_fraction: float = 0.1  # of the start slice's object-vs-surroundings contrast
 
 
 @dataclass
@@ -79,19 +91,18 @@ class PropagationResult:
         return volume
 
 
-def prompt_from_mask(mask: np.ndarray, margin_fraction: float = 0.1) -> Prompt:
+def prompt_from_mask(mask: np.ndarray, margin_px: tuple[int, int] = (2, 2)) -> Prompt:
     """A prompt that asks a backend for "this object again" on the next slice.
 
-    The box is enlarged by `margin_fraction` of its size (at least 2 px) on each side; one
-    positive point is put at the deepest pixel of every piece holding ≥ 10 % of the area.
+    The box is enlarged by `margin_px` (x, y) on each side, so the object may grow a little;
+    one positive point is put at the deepest pixel of every piece holding ≥ 10 % of the area.
     """
     mask = np.asarray(mask, dtype=bool)
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         raise PropagationError("the mask to propagate is empty")
     h, w = mask.shape
-    pad_x = max(2, round(margin_fraction * (xs.max() - xs.min() + 1)))
-    pad_y = max(2, round(margin_fraction * (ys.max() - ys.min() + 1)))
+    pad_x, pad_y = margin_px
     box = np.array(
         [
             max(0, xs.min() - pad_x),
@@ -125,16 +136,69 @@ def _overlapping_pieces(mask: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return np.isin(pieces, touching[touching > 0])
 
 
+def _box_margin(growth_mm: float | None, spacing_xy: tuple[float, float] | None) -> tuple[int, int]:
+    """The box margin matching the allowed growth: at least 1 px, 2 px without spacing."""
+    if spacing_xy is None or growth_mm is None:
+        return (2, 2)
+    sx, sy = spacing_xy
+    return max(1, math.ceil(growth_mm / sx)), max(1, math.ceil(growth_mm / sy))
+
+
+def _reach(
+    mask: np.ndarray, distance_mm: float, spacing_xy: tuple[float, float] | None
+) -> np.ndarray:
+    """Pixels within `distance_mm` of the mask, itself included (1 px per mm without spacing)."""
+    sx, sy = spacing_xy or (1.0, 1.0)
+    ys, xs = np.nonzero(mask)
+    pad_y, pad_x = int(distance_mm / sy) + 1, int(distance_mm / sx) + 1
+    y0, x0 = max(0, ys.min() - pad_y), max(0, xs.min() - pad_x)
+    crop = mask[y0 : ys.max() + pad_y + 1, x0 : xs.max() + pad_x + 1]
+    reach = np.zeros_like(mask)
+    near = ndi.distance_transform_edt(~crop, sampling=(sy, sx)) <= distance_mm
+    reach[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = near
+    return reach
+
+
+def _contrast(
+    pixels: np.ndarray, mask: np.ndarray, spacing_xy: tuple[float, float] | None
+) -> float:
+    """Mean inside the mask minus mean of a ring around it: how much the object stands out."""
+    ring = _reach(mask, _RING_MM, spacing_xy) & ~mask
+    return float(pixels[mask].mean() - pixels[ring].mean()) if ring.any() else 0.0
+
+
+def _follow(
+    segmenter: Segmenter, image: SliceImage, previous: np.ndarray, rules: PropagationRules
+) -> np.ndarray:
+    """The backend's mask on the next slice, held to what the object can do between slices."""
+    segmenter.set_image(image)
+    margin = _box_margin(rules.max_growth_mm, image.spacing)
+    mask = np.asarray(segmenter.predict(prompt_from_mask(previous, margin)), dtype=bool)
+    if rules.max_growth_mm is not None:
+        mask = mask & _reach(previous, rules.max_growth_mm, image.spacing)
+    if rules.keep_overlapping:
+        mask = _overlapping_pieces(mask, previous)
+    return mask
+
+
 def _stop_reason(
-    mask: np.ndarray, previous: np.ndarray, start_area: int, rules: PropagationRules
+    mask: np.ndarray,
+    previous: np.ndarray,
+    start_area: int,
+    contrast_ratio: float | None,
+    rules: PropagationRules,
 ) -> str | None:
     area, previous_area = int(mask.sum()), int(previous.sum())
     if area < max(rules.min_pixels, rules.min_area_fraction * start_area):
         return "object vanished"
+    if area > rules.max_area_vs_start * start_area:
+        return f"grew beyond the start object (area ×{area / start_area:.2f} of the start slice)"
     overlap, ratio = iou(mask, previous), area / previous_area
     jumped = max(ratio, 1 / ratio) > rules.max_area_ratio
     if overlap < rules.min_iou or jumped:
         return f"shape changed abruptly (IoU {overlap:.2f}, area ×{ratio:.2f})"
+    if contrast_ratio is not None and contrast_ratio < rules.min_contrast_fraction:
+        return f"object faded into its surroundings (contrast {contrast_ratio:.0%} of the start)"
     return None
 
 
@@ -181,6 +245,8 @@ def propagate(
     }
     total, finished = sum(len(r) for r in sides.values()), 0
     pixel_spacing = slice_spacing(spacing, plane)
+    start_pixels = take_slice(volume, plane, start_index).astype(np.float32)
+    start_contrast = _contrast(start_pixels, start_mask, pixel_spacing)
     result = PropagationResult(masks={start_index: start_mask})
     reasons = {1: "not propagated upwards", -1: "not propagated downwards"}
     for step, indices in sides.items():
@@ -191,17 +257,18 @@ def propagate(
                 reasons[step] = "cancelled"
                 break
             pixels = take_slice(volume, plane, index).astype(np.float32)
+            image = SliceImage(pixels, render(pixels, is_hu, window), is_hu, pixel_spacing)
             try:
-                segmenter.set_image(
-                    SliceImage(pixels, render(pixels, is_hu, window), is_hu, pixel_spacing)
-                )
-                mask = np.asarray(segmenter.predict(prompt_from_mask(previous)), dtype=bool)
+                mask = _follow(segmenter, image, previous, rules)
             except SegmenterError as error:
                 reasons[step] = f"segmenter failed: {error}"
                 break
-            if rules.keep_overlapping:
-                mask = _overlapping_pieces(mask, previous)
-            reason = _stop_reason(mask, previous, start_area, rules)
+            faded = (
+                _contrast(pixels, mask, pixel_spacing) / start_contrast
+                if mask.any() and start_contrast
+                else None
+            )
+            reason = _stop_reason(mask, previous, start_area, faded, rules)
             if reason is not None:
                 reasons[step] = reason
                 break

@@ -333,9 +333,14 @@ class Session:
         )
 
     def prefetch(self) -> None:
-        """Compute the current slice's embedding ahead of the first click (cheap if cached)."""
-        if self.images:
-            self._ensure_embedded(self.slice_image())
+        """Start the current slice's embedding in the background, so the first click rarely waits.
+
+        Only backends with an expensive per-slice step offer `prefetch` (SAM's encoder); for the
+        others `set_image` is cheap and runs on the first prompt.
+        """
+        start = getattr(self.segmenter, "prefetch", None)
+        if self.images and start is not None:
+            start(self.slice_image())
 
     def _ensure_embedded(self, image: SliceImage) -> None:
         img = self.current

@@ -54,7 +54,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder with images/ + masks/ (or with such subfolders), or a CT "
         "volume (NIfTI, DICOM folder/zip) with --label-map; repeatable",
     )
-    data.add_argument("--label-map", type=Path, help="label map of the --data volume")
+    data.add_argument(
+        "--label-map",
+        action="append",
+        default=[],
+        type=Path,
+        help="label map of a volume --data, repeated once per volume, in the same order",
+    )
     data.add_argument("--labels", type=_labels, default=(), help="label values to train on")
     data.add_argument(
         "--axis",

@@ -46,8 +46,11 @@ Research software: not for diagnosis."""
 Outcome = str | StepResult | tuple[str, Path | None]
 
 
-def _guard(action: Callable[[], Outcome]) -> tuple[str, Path | None]:
-    """Run a user action; errors become messages and never lose the session's state."""
+def _guard(action: Callable[[], Outcome]) -> tuple[str, str | None]:
+    """Run a user action; errors become messages and never lose the session's state.
+
+    Returns the message and the path of a file to offer for download, if the action made one.
+    """
     try:
         out = action()
     except SessionError as exc:
@@ -60,10 +63,12 @@ def _guard(action: Callable[[], Outcome]) -> tuple[str, Path | None]:
             None,
         )
     if isinstance(out, StepResult):
-        return (out.message if out.ok else f"⚠️ {out.message}"), out.file
-    if isinstance(out, tuple):
-        return out
-    return out, None
+        message, file = (out.message if out.ok else f"⚠️ {out.message}"), out.file
+    elif isinstance(out, tuple):
+        message, file = out
+    else:
+        message, file = out, None
+    return message, (str(file) if file else None)
 
 
 def _apply(session: Session, operations: list[ops.Operation]) -> tuple[str, Path | None]:
@@ -74,9 +79,10 @@ def _apply(session: Session, operations: list[ops.Operation]) -> tuple[str, Path
 
 
 def _views(session: Session, message: str) -> list[Any]:
-    """[image, slider, plane, status] for the current state."""
+    """[image, slider, plane, status] for the current state; starts the slice's embedding."""
     if not session.has_image:
-        return [None, gr.Slider(minimum=0, maximum=0, value=0), gr.Radio(), message]
+        return [None, gr.Slider(minimum=0, maximum=1, value=0), gr.Radio(), message]
+    session.prefetch()
     img = session.current
     image = session.slice_image()
     pending = session.pending
@@ -98,7 +104,7 @@ def _views(session: Session, message: str) -> list[Any]:
         )
     return [
         view,
-        gr.Slider(minimum=0, maximum=max(count - 1, 0), value=img.index, interactive=count > 1),
+        gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
         gr.Radio(value=img.plane, interactive=img.ct.is_volume),
         f"{where}\n\n{message}" if message else where,
     ]
@@ -137,7 +143,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     )
                     load_example = gr.Button("Load", scale=1, elem_id="load-example")
                 plane = gr.Radio(list(PLANES), value="axial", label="Plane", interactive=False)
-                slider = gr.Slider(0, 0, value=0, step=1, label="Slice", interactive=False)
+                slider = gr.Slider(0, 1, value=0, step=1, label="Slice", interactive=False)
                 with gr.Row():
                     prev_btn = gr.Button("◀ Prev", size="sm")
                     next_btn = gr.Button("Next ▶", size="sm")
@@ -161,6 +167,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                             type="numpy",
                             interactive=False,
                             format="png",
+                            height=560,
                             elem_id="ct-image",
                         )
                     with gr.Tab("Draw boxes") as draw_tab:

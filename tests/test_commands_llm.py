@@ -231,21 +231,23 @@ def test_stream_shows_think_blocks_from_open_weight_r1(stub: StubLLMServer) -> N
     stub.replies = [Reply(chunks=["<think>The user ", "wants points</th", "ink>\n", TWO_POINTS])]
     items = list(_parser(stub).stream_parse(UNCLEAR))
     assert "".join(i for i in items if isinstance(i, str)) == "The user wants points"
-    assert dump_operations(items[-1].operations) == EXPECTED  # type: ignore[union-attr]
+    assert isinstance(items[-1], ParseResult)
+    assert dump_operations(items[-1].operations) == EXPECTED
 
 
 def test_stream_failure_ends_with_the_fallback(stub: StubLLMServer) -> None:
     stub.replies = [Reply(status=503, error="overloaded")]
     items = list(_parser(stub).stream_parse(UNCLEAR))
-    assert len(items) == 1
-    _assert_fallback(items[0], UNCLEAR, "HTTP 503")  # type: ignore[arg-type]
+    assert len(items) == 1 and isinstance(items[0], ParseResult)
+    _assert_fallback(items[0], UNCLEAR, "HTTP 503")
 
 
 def test_stream_with_invalid_answer_is_repaired_without_streaming(stub: StubLLMServer) -> None:
     stub.replies = [Reply(reasoning="hmm", chunks=["oops"]), Reply(content=TWO_POINTS)]
     items = list(_parser(stub).stream_parse(UNCLEAR))
     assert items[0] == "hmm"
-    assert dump_operations(items[-1].operations) == EXPECTED  # type: ignore[union-attr]
+    assert isinstance(items[-1], ParseResult)
+    assert dump_operations(items[-1].operations) == EXPECTED
     assert stub.requests[1]["stream"] is False
 
 

@@ -14,6 +14,7 @@ from conftest import SHARED_DATA
 
 from spinalsam.commands import HELP_TEXT, parse_offline
 from spinalsam.commands.corpus import load_corpus, matches, score
+from spinalsam.commands.help import HELP_EXAMPLES
 from spinalsam.commands.numbers import parse_chinese_numeral
 from spinalsam.ops import dump_operations
 
@@ -184,6 +185,26 @@ OWN_PHRASINGS: list[tuple[str, list[dict]]] = [
     ),
     ("添加坐标框生成框掩码", [{"op": "add_box"}, {"op": "segment", "prompt": "box"}]),
     ("跳到第12张并分割", [{"op": "goto_slice", "index": 12}, {"op": "segment", "prompt": "auto"}]),
+    (
+        "place a point at 10 20 and another at 30 40",
+        [{"op": "add_points", "count": 2, "points": [[10, 20], [30, 40]]}],
+    ),
+    (
+        "add a box with corners (10,20) and (300,310)",
+        [{"op": "add_box", "box": [10, 20, 300, 310]}],
+    ),
+    ("go ahead and segment", [{"op": "segment", "prompt": "auto"}]),
+    ("wipe everything and start over", [{"op": "clear", "target": "all"}]),
+    ("segment this area", [{"op": "segment", "prompt": "auto"}]),
+    ("what is the area of the mask", [{"op": "measure"}]),
+    ("清空掩码和框", [{"op": "clear", "target": "masks"}, {"op": "clear", "target": "boxes"}]),
+    ("帮我在椎体上添加三个正样本点", [{"op": "add_points", "count": 3, "label": P}]),
+    ("在背景上加两个点", [{"op": "add_points", "count": 2, "label": N}]),
+    ("能不能切换到下一张", [{"op": "next_image"}]),
+    ("选择一张图片", [{"op": "open_image"}]),
+    ("在(10,20)和(30,40)添加两个点", [{"op": "add_points", "points": [[10, 20], [30, 40]]}]),
+    ("thanks for your help", []),
+    ("谢谢你的帮助", []),
     # small talk → nothing
     ("good morning", []),
     ("how are you?", []),
@@ -273,6 +294,18 @@ def test_partly_understood_message_keeps_the_rest_but_is_not_confident() -> None
     assert "frobnicate" in result.note
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 5000, "添加" * 2000, "🙂 \x00 ((((", "add 99999999999999999999 points", "1,2,3,4,5,6,7"],
+)
+def test_odd_input_never_crashes_and_is_quoted_briefly(text: str) -> None:
+    start = time.perf_counter()
+    result = parse_offline(text)
+    assert time.perf_counter() - start < 1.0
+    assert len(result.note) < 200
+    assert not result.confident or result.operations == []
+
+
 def test_empty_and_punctuation_only_messages_are_empty_and_confident() -> None:
     for text in ("", "   ", "?!", "。"):
         result = parse_offline(text)
@@ -299,6 +332,16 @@ def test_help_text_lists_every_operation_with_examples_in_both_languages() -> No
     for op in ("add_points", "add_box", "segment", "clear", "goto_slice", "set_window", "export"):
         assert f"`{op}`" in HELP_TEXT
     assert "添加三个坐标点" in HELP_TEXT and "add three points" in HELP_TEXT
+
+
+@pytest.mark.parametrize(("op", "english", "chinese", "what"), HELP_EXAMPLES)
+def test_help_examples_parse_to_their_operation(
+    op: str, english: str, chinese: str, what: str
+) -> None:
+    for example in (english, chinese):
+        result = parse_offline(example)
+        assert [o.op for o in result.operations] == [op], example
+        assert result.confident
 
 
 def test_cli_writes_one_json_array_per_line() -> None:

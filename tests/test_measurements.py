@@ -88,9 +88,12 @@ def test_shape_mismatch_is_a_clear_error() -> None:
 def test_histogram_figure_has_one_curve_per_label() -> None:
     volume, labels = _vertebra(core_hu=100.0)
     labels[0, :5, :5] = 2
-    figure = hu_histogram_figure(volume, labels, [1, 2], names={1: "L1", 2: "L2"})
+    figure = hu_histogram_figure(
+        volume, labels, [1, 2], names={1: "L1", 2: "L2"}, colors={1: (255, 0, 0)}
+    )
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     assert [t.get_text() for t in axes.get_legend().get_texts()] == ["L1", "L2"]
+    assert axes.patches[0].get_edgecolor()[:3] == (1.0, 0.0, 0.0)
     with pytest.raises(MeasurementError, match="no voxels"):
         hu_histogram_figure(volume, labels, [7])

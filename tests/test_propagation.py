@@ -14,8 +14,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from spinalsam.metrics import dice
+from spinalsam.phantom import make_spine_phantom
 from spinalsam.propagation import PropagationError, PropagationRules, prompt_from_mask, propagate
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+from spinalsam.segmenters.registry import create_segmenter
+from spinalsam.windowing import render
 
 SPACING = (1.0, 1.0, 2.0)  # x, y, z mm
 
@@ -114,9 +117,22 @@ def test_direction_and_slice_limit() -> None:
 
 def test_edge_of_volume() -> None:
     volume, labels = _spine()
-    volume[34:], labels[34:] = volume[30], labels[30]  # the last vertebra runs out of the volume
-    result = _run(volume, labels, start=36, direction="up")
-    assert sorted(result.masks) == [36, 37, 38, 39] and result.stopped_up == "edge of the volume"
+    volume, labels = volume[:32], labels[:32]  # the last vertebra (26–34) runs out of the volume
+    result = _run(volume, labels, start=29, direction="up")
+    assert sorted(result.masks) == [29, 30, 31] and result.stopped_up == "edge of the volume"
+
+
+def test_stops_when_the_object_fades_into_its_surroundings() -> None:
+    class EchoPrior(ThresholdInBox):
+        """Returns its prior whatever the slice shows, as a backend finding nothing might."""
+
+        def predict(self, prompt: Prompt) -> np.ndarray:
+            return prompt.mask_input
+
+    volume, labels = _spine()
+    result = _run(volume, labels, start=22, segmenter=EchoPrior(), direction="up")
+    assert sorted(result.masks) == [22]  # slice 23 is disc: the mask there is plain soft tissue
+    assert result.stopped_up.startswith("object faded into its surroundings")
 
 
 def test_stops_when_shape_jumps() -> None:
@@ -140,9 +156,23 @@ def test_pieces_that_do_not_continue_from_the_previous_slice_are_dropped() -> No
         start=18,
         segmenter=AllBoneInBox(),
         direction="up",
-        rules=PropagationRules(keep_overlapping=False),
+        rules=PropagationRules(keep_overlapping=False, max_growth_mm=None),
     )
     assert loose.masks[19][17:20, 20:23].all()
+
+
+def test_growth_per_slice_is_limited() -> None:
+    volume, labels = _spine()
+    volume[19:23] = np.where(labels[19:23] > 0, 300.0, 200.0)  # bone all around: a leak
+    only_growth = PropagationRules(min_contrast_fraction=0.0)
+    result = _run(
+        volume, labels, start=18, segmenter=AllBoneInBox(), direction="up", rules=only_growth
+    )
+    assert sorted(result.masks) == [18, 19]
+    grown = result.masks[19] & ~result.masks[18]
+    depth = ndi.distance_transform_edt(~result.masks[18], sampling=SPACING[1::-1])
+    assert grown.any() and depth[grown].max() <= 2.0  # at most max_growth_mm per slice
+    assert result.stopped_up.startswith("grew beyond the start object")
 
 
 def test_cancel_keeps_what_was_done_and_progress_is_reported() -> None:
@@ -200,3 +230,20 @@ def test_bad_starts_are_clear_errors() -> None:
         _run(volume, labels, start=18, direction="sideways")
     with pytest.raises(PropagationError, match="empty"):
         prompt_from_mask(np.zeros((4, 4), bool))
+
+
+def test_embedded_default_backend_segments_each_phantom_vertebra() -> None:
+    """The real default backend, one box per vertebra: whole vertebra, stopped at both discs."""
+    volume, labels = make_spine_phantom(shape=(40, 96, 96), n_vertebrae=3)
+    for k in (1, 2, 3):
+        slices = np.flatnonzero((labels == k).any(axis=(1, 2)))
+        middle = int(slices.mean())
+        ys, xs = np.nonzero(labels[middle] == k)
+        segmenter = create_segmenter("default")
+        pixels = volume[middle]
+        segmenter.set_image(SliceImage(pixels, render(pixels, True), True, (1.0, 1.0)))
+        box = np.array([xs.min() - 3, ys.min() - 3, xs.max() + 3, ys.max() + 3])
+        start = segmenter.predict(Prompt(box=box))
+        result = propagate(volume, True, (1.0, 1.0, 2.0), "axial", middle, start, segmenter)
+        assert dice(result.to_volume(volume.shape, "axial"), labels == k) >= 0.95
+        assert slices.min() - 1 <= min(result.masks) and max(result.masks) <= slices.max() + 1

@@ -1,9 +1,10 @@
 """Fine-tuning end to end on a tiny SAM (CPU): learning, exact resume, adapter round trip, CLI.
 
-The tiny SAM's base weights are random and frozen, so its decoder turns embeddings into logits of
-only a few hundredths: the loss can fall only a little, but the mask *sign* is learnable, and
-that is what the validation Dice measures. The thresholds below are set from measured runs with
-a wide margin (baseline Dice ≈ 0.2, after 150 steps ≈ 0.4; see docs/finetune.md).
+The tiny SAM's base weights are random and frozen, and only LoRA + CBAM train, so its decoder
+turns embeddings into logits of a few hundredths: the loss can fall only a little, but the mask
+*sign* is learnable, and that is what Dice measures. The learning test therefore overfits seven
+slices and validates on the same slices; thresholds come from measured runs (seeds 0-2: Dice
+0.21 -> 0.32-0.42, loss -0.011 to -0.013 over 150 steps; this seed: 0.21 -> 0.40).
 """
 
 from __future__ import annotations
@@ -54,10 +55,20 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 
 @pytest.fixture(scope="module")
-def split(phantom: tuple[Path, Path, Path]) -> tuple[list[Sample], list[Sample]]:
+def samples(phantom: tuple[Path, Path, Path]) -> list[Sample]:
     ct, seg, _ = phantom
-    samples = load_volume_slices(ct, seg, labels=(1, 2, 3), case_pattern=SLABS)
+    return load_volume_slices(ct, seg, labels=(1, 2, 3), case_pattern=SLABS)
+
+
+@pytest.fixture(scope="module")
+def split(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
     return split_by_case(samples, 0.34, seed=0)
+
+
+@pytest.fixture(scope="module")
+def few(samples: list[Sample]) -> list[Sample]:
+    """Seven slices spread over the three vertebrae: the set to overfit."""
+    return samples[::3]
 
 
 def _config(out: Path, base: Path, **changes: object) -> TrainConfig:
@@ -81,10 +92,10 @@ def _config(out: Path, base: Path, **changes: object) -> TrainConfig:
 def overfit(
     tmp_path_factory: pytest.TempPathFactory,
     phantom: tuple[Path, Path, Path],
-    split: tuple[list[Sample], list[Sample]],
+    few: list[Sample],
 ) -> TrainResult:
     out = tmp_path_factory.mktemp("overfit")
-    return train(_config(out, phantom[2], log_jsonl=out / "log.jsonl"), *split)
+    return train(_config(out, phantom[2], log_jsonl=out / "log.jsonl"), few, few)
 
 
 def test_split_keeps_cases_apart(split: tuple[list[Sample], list[Sample]]) -> None:
@@ -93,16 +104,16 @@ def test_split_keeps_cases_apart(split: tuple[list[Sample], list[Sample]]) -> No
     assert {s.case for s in train_samples}.isdisjoint({s.case for s in val_samples})
 
 
-def test_tiny_sam_learns_the_phantom(overfit: TrainResult) -> None:
+def test_tiny_sam_overfits_a_few_phantom_slices(overfit: TrainResult) -> None:
     history = overfit.history
     baseline, final = history[0], history[-1]
     assert baseline["step"] == 0 and baseline["loss"] is None and final["step"] == 150
     losses = [r["loss"] for r in history[1:]]
     first, last = np.mean(losses[:30]), np.mean(losses[-30:])
-    assert last < first - 0.005, (first, last)  # measured: 1.504 -> 1.488
-    assert baseline["val_dice"] < 0.3  # measured ≈ 0.2: the random base guesses
-    assert final["val_dice"] > 0.33, final  # measured ≈ 0.42
-    assert final["val_dice"] > baseline["val_dice"] + 0.1
+    assert last < first - 0.005, (first, last)  # measured: 1.504 -> 1.493
+    assert baseline["val_dice"] < 0.25  # measured 0.21: the random base guesses
+    assert final["val_dice"] > 0.3, final  # measured 0.40
+    assert final["val_dice"] > baseline["val_dice"] + 0.08
     assert overfit.best_val_dice == final["val_dice"]
 
 
@@ -117,20 +128,20 @@ def test_log_jsonl_has_a_line_per_step(overfit: TrainResult) -> None:
 
 
 def test_best_adapter_reloads_with_identical_predictions(
-    overfit: TrainResult, phantom: tuple[Path, Path, Path], split: tuple[list, list]
+    overfit: TrainResult, phantom: tuple[Path, Path, Path], few: list[Sample]
 ) -> None:
     assert (overfit.adapter / "adapter_model.safetensors").is_file()
     config = SamConfig("vit_tiny", lora_targets=("qkv", "proj"))
     fresh = build_spinalsam(config, checkpoint=phantom[2], adapter=overfit.adapter)
     trained = overfit.model.eval()
-    for sample in split[1][:4]:
+    for sample in few[:3]:
         for kind in ("box", "point"):
             np.testing.assert_array_equal(
                 predict_sample(fresh, sample, kind), predict_sample(trained, sample, kind)
             )
-    assert validate(fresh, split[1])["val_dice"] == pytest.approx(overfit.best_val_dice)
+    assert validate(fresh, few)["val_dice"] == pytest.approx(overfit.best_val_dice)
     untrained = build_spinalsam(config, checkpoint=phantom[2])
-    assert validate(untrained, split[1])["val_dice"] < overfit.best_val_dice - 0.1
+    assert validate(untrained, few)["val_dice"] < overfit.best_val_dice - 0.08
 
 
 def test_resume_continues_identically(
@@ -204,5 +215,5 @@ def test_push_needs_a_token_and_reports_failures(
             raise OSError("Name or service not known")
 
     monkeypatch.setattr("spinalsam.training.publish.HfApi", OfflineApi)
-    with pytest.raises(PublishError, match="offline.*saved locally"):
+    with pytest.raises(PublishError, match=r"offline.*saved locally"):
         push_adapter(tmp_path, "me/spine-lora")

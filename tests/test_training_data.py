@@ -48,10 +48,15 @@ def _write_png_folder(root: Path, cases: dict[str, int]) -> Path:
     return root
 
 
-def _write_phantom_nifti(folder: Path, shape=(12, 48, 40)) -> tuple[Path, Path, np.ndarray]:
+def _write_phantom_nifti(
+    folder: Path, shape=(12, 48, 40), stem: str = "ct"
+) -> tuple[Path, Path, np.ndarray]:
     volume, labels = make_spine_phantom(shape, n_vertebrae=2, seed=1)
     paths = []
-    for array, name in ((volume.astype(np.int16), "ct.nii.gz"), (labels, "seg.nii.gz")):
+    for array, name in (
+        (volume.astype(np.int16), f"{stem}.nii.gz"),
+        (labels, f"{stem}_seg.nii.gz"),
+    ):
         image = sitk.GetImageFromArray(array)
         image.SetSpacing((1.0, 1.0, 2.5))
         sitk.WriteImage(image, str(folder / name))
@@ -152,8 +157,19 @@ def test_nifti_errors(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     _, small_seg, _ = _write_phantom_nifti(other, shape=(12, 48, 36))
-    with pytest.raises(TrainingDataError, match=r"label map seg\.nii\.gz has"):
+    with pytest.raises(TrainingDataError, match=r"label map ct_seg\.nii\.gz has"):
         load_volume_slices(ct, small_seg, labels=(1,))
+
+
+def test_load_data_pairs_each_volume_with_its_label_map(tmp_path: Path) -> None:
+    ct_a, seg_a, _ = _write_phantom_nifti(tmp_path, stem="verse004")
+    ct_b, seg_b, _ = _write_phantom_nifti(tmp_path, shape=(12, 48, 36), stem="verse005")
+    samples = load_data([ct_a, ct_b], [seg_a, seg_b], labels=(1, 2))
+    assert {s.case for s in samples} == {"verse004", "verse005"}
+    with pytest.raises(TrainingDataError, match="label map verse005_seg"):
+        load_data([ct_a], [seg_b], labels=(1,))  # a label map of another grid is refused
+    with pytest.raises(TrainingDataError, match="one per volume"):
+        load_data([ct_a], [seg_a, seg_b], labels=(1,))
 
 
 # --------------------------------------------------------------------------- prompts

@@ -12,7 +12,7 @@ from typing import Any
 
 from spinalsam.commands.prompt import KNOWN_OPS
 
-__all__ = ["AnswerError", "extract_operations", "split_known"]
+__all__ = ["AnswerError", "extract_operations", "split_known", "strip_thinking"]
 
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -24,9 +24,14 @@ class AnswerError(ValueError):
     """The reply holds no usable operation list; the message is safe to show and to send back."""
 
 
+def strip_thinking(content: str | None) -> str:
+    """The answer without <think> blocks (R1 wants no reasoning sent back in later turns)."""
+    return _THINK.sub("", content or "").strip()
+
+
 def extract_operations(content: str | None) -> list[Any]:
     """The first top-level JSON array/object in `content`, as a list of raw operation items."""
-    text = _THINK.sub("", content or "")[:_MAX_ANSWER_CHARS].strip()
+    text = strip_thinking(content)[:_MAX_ANSWER_CHARS]
     if not text:
         raise AnswerError("the answer was empty")
     fenced = _FENCE.search(text)
@@ -47,9 +52,10 @@ def split_known(items: list[Any]) -> tuple[list[Any], list[str]]:
         name = item.get("op") if isinstance(item, dict) else None
         if isinstance(name, str) and name in KNOWN_OPS:
             known.append(item)
+        elif isinstance(name, str) and _OP_NAME.fullmatch(name):
+            dropped.append(name)
         else:
-            ok = isinstance(name, str) and _OP_NAME.fullmatch(name)
-            dropped.append(name if ok else "an unrecognised item")  # type: ignore[arg-type]
+            dropped.append("an unrecognised item")
     return known, dropped
 
 

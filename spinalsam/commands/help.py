@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["HELP_TEXT"]
+__all__ = ["HELP_EXAMPLES", "HELP_TEXT"]
 
-# (operation, English example, Chinese example, what it does)
-_EXAMPLES: tuple[tuple[str, str, str, str], ...] = (
+# (operation, English example, Chinese example, what it does); the tests check that the offline
+# parser understands every example, so the help never advertises a phrasing that fails.
+HELP_EXAMPLES: tuple[tuple[str, str, str, str], ...] = (
     ("open_image", "open an image", "打开图片", "choose and load a CT image or volume"),
     ("next_image", "next slice", "下一张", "show the next image or slice"),
     ("previous_image", "previous image", "上一张", "show the previous image or slice"),
@@ -39,7 +40,7 @@ _EXAMPLES: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _build() -> str:
-    rows = "\n".join(f"| `{op}` | {en} | {zh} | {what} |" for op, en, zh, what in _EXAMPLES)
+    rows = "\n".join(f"| `{op}` | {en} | {zh} | {what} |" for op, en, zh, what in HELP_EXAMPLES)
     return (
         "**What I can do / 我能做什么**\n\n"
         "| operation | example | 示例 | what it does |\n|---|---|---|---|\n"

@@ -50,7 +50,7 @@ class Concept(StrEnum):
     BOX = "box"
     MASK = "mask"
     IMAGE = "image"
-    VOLUME = "volume"
+    VOLUME = "volume"  # volume / area / size: a measurement, unless an action says otherwise
     SLICE = "slice"
     WINDOW = "window"
     GPU = "gpu"
@@ -102,8 +102,8 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.SWITCH: "use switch change toggle apply adjust",
     C.EXPORT: "export save download store write output",
     C.MEASURE: (
-        "measure measurement measurements area size statistics stats hu quantify metrics metric "
-        "calculate dimensions diameter quantification"
+        "measure measurement measurements statistics stats hu quantify metrics metric calculate "
+        "dimensions diameter quantification"
     ),
     C.PROPAGATE: "propagate propagation spread extend track carry copy",
     C.HELP: "help commands usage manual instructions guide capabilities tutorial",
@@ -117,7 +117,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
         "image images picture pictures pic pics photo scan scans file files ct study series "
         "dataset img dicom"
     ),
-    C.VOLUME: "volume volumes stack",
+    C.VOLUME: "volume volumes stack area areas size",
     C.SLICE: "slice slices layer layers frame frames section sections page index",
     C.WINDOW: "window windows windowing preset contrast level wl ww",
     C.GPU: "gpu gpus cuda device graphics vram cpu accelerator nvidia hardware card",
@@ -177,7 +177,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     C.UNDO: "take back|step back|one step back|undo that|go back one step|go back a step",
     C.OFFTOPIC: (
         "how are you|who are you|good morning|good night|good evening|what time is it|"
-        "what is your name"
+        "what is your name|for your help|for the help|for helping"
     ),
     C.NEGATION: "do not|no need",
     C.FILLER: "go ahead|go on|let's go|right now",
@@ -207,17 +207,17 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
-    C.MEASURE: "测量 面积 体积 统计 量化 大小 尺寸 指标 直径",
+    C.MEASURE: "测量 统计 量化 指标 直径",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
     C.HELP: (
-        "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 有哪些功能 能做什么 "
-        "可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"
+        "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "
+        "有哪些功能 能做什么 可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"
     ),
     C.POINT: "坐标点 提示点 点 标记点 种子点 点位 坐标",
     C.BOX: "坐标框 边界框 矩形框 矩形 分割框 包围盒 框 选框 方框 检测框",
     C.MASK: "掩码 掩膜 蒙版 遮罩 分割结果 结果 掩模",
     C.IMAGE: "图片 图像 影像 图 片子 文件 扫描 照片 数据集",
-    C.VOLUME: "体数据 三维",
+    C.VOLUME: "体数据 三维 面积 体积 大小 尺寸",
     C.SLICE: "张 层 切片 帧 幅 页",
     C.WINDOW: "窗 窗口 窗宽窗位 窗位 窗宽",
     C.GPU: "显卡 显存 设备 计算设备",
@@ -242,8 +242,8 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "好的 通过 根据 基于 开始"
     ),
     C.OFFTOPIC: (
-        "你好 您好 天气 笑话 谢谢 再见 早上好 晚上好 你是谁 名字 哈哈 讲个 故事 唱歌 感谢 多谢 "
-        "晚安 吃饭 新闻 心情 嗨 哈喽 今天 明天 昨天 星期 几点 周末"
+        "你好 的帮助 你的帮助 帮忙 您好 天气 笑话 谢谢 再见 早上好 晚上好 你是谁 名字 "
+        "哈哈 讲个 故事 唱歌 感谢 多谢 晚安 吃饭 新闻 心情 嗨 哈喽 今天 明天 昨天 星期 几点 周末"
     ),
     C.SEPARATOR: (
         "然后 并且 并 再 接着 之后 随后 和 以及 同时 还有 还要 最后再 完了 完成后 后再 与 及"

@@ -18,7 +18,12 @@ from typing import Any, Literal
 import httpx
 import openai
 
-from spinalsam.commands.extract import AnswerError, extract_operations, split_known
+from spinalsam.commands.extract import (
+    AnswerError,
+    extract_operations,
+    split_known,
+    strip_thinking,
+)
 from spinalsam.commands.offline import parse_offline
 from spinalsam.commands.prompt import SYSTEM_PROMPT, repair_message, user_message
 from spinalsam.commands.result import ParseResult
@@ -28,7 +33,7 @@ __all__ = ["LLMConfig", "LLMConfigError", "LLMParser"]
 
 JsonMode = Literal["auto", "on", "off"]
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-_JSON_MODES: tuple[JsonMode, ...] = ("auto", "on", "off")
+_JSON_MODES: dict[str, JsonMode] = {"auto": "auto", "on": "on", "off": "off"}
 
 
 class LLMConfigError(ValueError):
@@ -62,15 +67,15 @@ class LLMConfig:
             raise LLMConfigError("DEEPSEEK_TIMEOUT must be a number of seconds") from None
         if timeout <= 0:
             raise LLMConfigError("DEEPSEEK_TIMEOUT must be positive")
-        mode = env.get("DEEPSEEK_JSON_MODE", "auto").strip().lower()
-        if mode not in _JSON_MODES:
+        mode = _JSON_MODES.get(env.get("DEEPSEEK_JSON_MODE", "auto").strip().lower())
+        if mode is None:
             raise LLMConfigError(f"DEEPSEEK_JSON_MODE must be one of {', '.join(_JSON_MODES)}")
         return cls(
             api_key=key,
             base_url=env.get("DEEPSEEK_BASE_URL", "").strip() or cls.base_url,
             model=env.get("DEEPSEEK_MODEL", "").strip() or cls.model,
             timeout=timeout,
-            json_mode=mode,  # type: ignore[arg-type]
+            json_mode=mode,
         )
 
 
@@ -204,7 +209,7 @@ class LLMParser:
         except (AnswerError, OperationError) as first:
             repair = [
                 *messages,
-                {"role": "assistant", "content": content},
+                {"role": "assistant", "content": strip_thinking(content)},
                 {"role": "user", "content": repair_message(str(first))},
             ]
             try:

@@ -51,6 +51,9 @@ _REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box"
 # Besides these, words that would turn "the volume" into something other than a measurement.
 _OTHER_VERBS = _VERBS - {C.GENERATE, C.CHECK, C.SHOW}
 _OTHER_OBJECTS = _OBJECTS - {C.MASK, C.VOLUME}
+# Tokens that make an uninterpretable clause a misunderstanding rather than small talk.
+_CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS)
+_MAX_QUOTE = 60
 # This many unknown words make even a matched command suspicious enough to ask the LLM.
 _MAX_UNKNOWN_WORDS = 3
 
@@ -65,8 +68,10 @@ class _Clause:
         return {t.concept for t in self.tokens if t.concept is not None}
 
     @property
-    def text(self) -> str:
-        return " ".join(t.text for t in self.tokens)
+    def excerpt(self) -> str:
+        """The clause as the user wrote it (tokenized), short enough to quote in a note."""
+        text = " ".join(t.text for t in self.tokens)
+        return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
 
     def first(self, *concepts: Concept) -> Concept | None:
         return next((t.concept for t in self.tokens if t.concept in concepts), None)
@@ -91,15 +96,15 @@ def parse_offline(text: str) -> ParseResult:
         op = _interpret(clause, context)
         if op is None:
             offtopic = offtopic or C.OFFTOPIC in clause.concepts
-            if not clause.concepts <= _NEUTRAL or _has(clause, Kind.UNKNOWN, Kind.NUMBER):
-                problems.append(f"did not understand “{clause.text}”")
+            if not clause.concepts <= _NEUTRAL or _has(clause, *_CONTENT_KINDS):
+                problems.append(f"did not understand “{clause.excerpt}”")
             continue
         if ops and ops[-1] == op and (clause.implicit or op["op"] not in _REPEATABLE):
             continue  # "choose a CT slice to load", "clear all and start over": said twice
         try:
             operations.extend(parse_operations(op))
         except OperationError as exc:  # e.g. 0 points, a flat box: explain, don't guess
-            problems.append(f"“{clause.text}”: {exc}")
+            problems.append(f"“{clause.excerpt}”: {exc}")
             continue
         ops.append(op)
     if offtopic and not ops:
@@ -128,16 +133,23 @@ def _clauses(tokens: list[Token]) -> list[_Clause]:
     raw.extend(_split_at_verbs(current))
 
     out: list[_Clause] = []
+    leading: list[Token] = []  # coordinates before any clause: "在(10,20)和(30,40)添加两个点"
     for clause in raw:
         meaningful = [t for t in clause.tokens if t.concept not in _NEUTRAL]
         kinds = {t.kind for t in meaningful}
-        if out and Kind.COORDS in kinds and kinds <= {Kind.COORDS, Kind.NUMBER}:
-            out[-1].tokens.extend(clause.tokens)  # "at (10,20) and (30,40)", "and another at …"
+        if Kind.COORDS in kinds and kinds <= {Kind.COORDS, Kind.NUMBER}:
+            # "at (10,20) and (30,40)", "and another at …": coordinates of the nearby clause
+            (out[-1].tokens if out else leading).extend(clause.tokens)
             continue
+        if leading:
+            clause = _Clause(leading + clause.tokens, clause.implicit)
+            leading = []
         if out and not clause.concepts & _VERBS and clause.concepts & _OBJECTS:
             shared = [t for t in out[-1].tokens if t.concept in _SHARED_VERBS][:1]
             clause = _Clause(shared + clause.tokens, clause.implicit)
         out.append(clause)
+    if leading:
+        out.append(_Clause(leading))  # coordinates alone: reported as not understood
     return out
 
 

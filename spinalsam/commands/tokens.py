@@ -73,6 +73,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _INT = re.compile(r"\d+")
+# Longer "words" are not run-together commands or typos but pasted junk: leave them unknown.
+_MAX_REPAIRABLE = 40
 
 
 def tokenize(text: str) -> list[Token]:
@@ -157,7 +159,7 @@ def _split_run_together(word: str) -> tuple[str, ...] | None:
     to split into fillers ("atom" → "at"+"om") is not turned into a command. Memoised because
     it is a pure function of the word and users retype the same commands.
     """
-    if len(word) < 5:
+    if not 5 <= len(word) <= _MAX_REPAIRABLE:
         return None
     n = len(word)
     best: list[tuple[str, ...] | None] = [None] * (n + 1)
@@ -168,7 +170,8 @@ def _split_run_together(word: str) -> tuple[str, ...] | None:
             piece = word[start:end]
             if prev is None or not _is_vocab(piece):
                 continue
-            if best[end] is None or len(prev) + 1 < len(best[end]):  # type: ignore[arg-type]
+            current = best[end]
+            if current is None or len(prev) + 1 < len(current):
                 best[end] = (*prev, piece)
     pieces = best[n]
     if pieces is None or len(pieces) < 2:
@@ -216,7 +219,7 @@ def _allowed_distance(word: str, cand: str) -> int:
 @lru_cache(maxsize=4096)
 def _correct_typo(word: str) -> str | None:
     """The vocabulary word one or two edits away ("poitns" → "points"), if unambiguous enough."""
-    if len(word) < 4 or not word.isalpha():
+    if not 4 <= len(word) <= _MAX_REPAIRABLE or not word.isalpha():
         return None
     found: set[str] = set()
     for variant in _deletes(word, 2 if len(word) >= 8 else 1):
@@ -290,18 +293,17 @@ def _longest_numeral(run: str, start: int) -> tuple[int, int | None]:
 
 
 def _merge_numbers(tokens: list[Token]) -> list[Token]:
-    """ "a couple" → 2 (the article is not a count); "twenty one" → 21."""
+    """Combine number words: "a couple" → 2 (the article is no count), "twenty one" → 21."""
     out: list[Token] = []
     for tok in tokens:
         prev = out[-1] if out else None
-        if prev is not None and prev.kind == Kind.NUMBER and tok.kind == Kind.NUMBER:
+        if prev is not None and prev.number is not None and tok.number is not None:
             if prev.text in ("a", "an"):
                 out[-1] = tok
                 continue
-            if prev.text in ENGLISH_TENS and tok.text in ENGLISH_NUMBERS and tok.number < 10:  # type: ignore[operator]
-                out[-1] = Token(
-                    Kind.NUMBER, f"{prev.text} {tok.text}", number=prev.number + tok.number
-                )  # type: ignore[operator]
+            if prev.text in ENGLISH_TENS and 0 < ENGLISH_NUMBERS.get(tok.text, 0) < 10:
+                text = f"{prev.text} {tok.text}"
+                out[-1] = Token(Kind.NUMBER, text, number=prev.number + tok.number)
                 continue
         out.append(tok)
     return out

@@ -21,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -165,14 +168,14 @@ class SdpaAttention(Attention):
         return self.proj(out)
 
 
-def _use_sdpa(encoder: nn.Module) -> None:
+def _use_sdpa(encoder: nn.Module) -> int:
+    """Swap every segment_anything Attention to SdpaAttention; returns how many were swapped."""
     swapped = 0
     for module in encoder.modules():
         if type(module) is Attention:
             module.__class__ = SdpaAttention
             swapped += 1
-    if not swapped:
-        raise FastEncoderError("sdpa: the image encoder has no segment_anything attention layers")
+    return swapped
 
 
 # --------------------------------------------------------------------------- int8 / bf16 / compile
@@ -264,44 +267,70 @@ def _weights_key(encoder: nn.Module, extra: str) -> str:
 
 
 def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
-    """Export once per weights (fp32, opset >= 17), optionally int8-quantize, and cache."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    """Export once per weights (fp32, opset >= 17), optionally int8-quantize, and cache.
+
+    Each artefact is its own folder, so the external weight files of >2 GB models (ViT-H) never
+    mix between models; it is written under a temporary name and renamed only when complete, so
+    an interrupted export is never picked up.
+    """
+    try:
+        import onnx  # noqa: F401  (torch's exporter and the quantizer both need it)
+    except ImportError as err:
+        raise FastEncoderError("onnx: install the 'onnx' package to export the encoder") from err
     kinds = ",".join(
         sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
     )
-    key = _weights_key(encoder, kinds)
-    fp32_path = cache_dir / f"encoder-{key}.onnx"
-    if not fp32_path.exists():
-        try:
-            import onnx  # noqa: F401  (torch's exporter and the quantizer both need it)
-        except ImportError as err:
-            raise FastEncoderError(
-                "onnx: install the 'onnx' package to export the encoder"
-            ) from err
-        tmp = fp32_path.with_suffix(".tmp")
-        dummy = torch.zeros(1, 3, encoder.img_size, encoder.img_size)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and tracer notes
-            torch.onnx.export(
-                encoder.cpu().eval(),
-                (dummy,),
-                str(tmp),
-                input_names=["image"],
-                output_names=["embedding"],
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
-        tmp.replace(fp32_path)
+    fp32 = cache_dir / f"encoder-{_weights_key(encoder, kinds)}"
+    _build_once(fp32, partial(_torch_export, encoder))
     if not quantize:
-        return fp32_path
-    int8_path = fp32_path.with_name(f"encoder-{key}.int8.onnx")
-    if not int8_path.exists():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        return fp32 / "encoder.onnx"
+    int8 = fp32.with_name(fp32.name + "-int8")
+    _build_once(int8, partial(_quantize_onnx, fp32 / "encoder.onnx"))
+    return int8 / "encoder.onnx"
 
-        tmp = int8_path.with_suffix(".tmp")
-        quantize_dynamic(fp32_path, tmp, weight_type=QuantType.QInt8, per_channel=True)
-        tmp.replace(int8_path)
-    return int8_path
+
+def _build_once(folder: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(tmp_folder)` and rename it to `folder`, unless `folder` already exists."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        write(tmp)
+        tmp.rename(folder)
+    except OSError:
+        if not folder.is_dir():  # not just another process finishing the same export first
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _torch_export(encoder: nn.Module, folder: Path) -> None:
+    dummy = torch.zeros(1, 3, encoder.img_size, encoder.img_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and tracer notes
+        torch.onnx.export(
+            encoder.cpu().eval(),
+            (dummy,),
+            str(folder / "encoder.onnx"),
+            input_names=["image"],
+            output_names=["embedding"],
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+
+
+def _quantize_onnx(source: Path, folder: Path) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights per channel, activations per call."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        source,
+        folder / "encoder.onnx",
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        use_external_data_format=len(list(source.parent.iterdir())) > 1,
+    )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -323,8 +352,11 @@ def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tu
         raise FastEncoderError("bf16 needs a GPU or a CPU with native bfloat16 support")
     sam.eval()
     encoder = sam.image_encoder
-    if "sdpa" in methods:
-        _use_sdpa(encoder)
+    onnx = "onnx" in methods or "onnx-int8" in methods
+    # ONNX always exports the SDPA form: its query chunks bound the attention maps ONNX Runtime
+    # plans for. The plain form let ORT hold several 805 MB ViT-B maps (7.8 GB peak RSS).
+    if ("sdpa" in methods or onnx) and not _use_sdpa(encoder) and "sdpa" in methods:
+        raise FastEncoderError("sdpa: the image encoder has no segment_anything attention layers")
     if "int8" in methods:
         _quantize_int8(encoder)
     if "bf16" in methods:
@@ -333,7 +365,7 @@ def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tu
         compiled = torch.compile(encoder, mode="max-autotune-no-cudagraphs")
         compiled.img_size = encoder.img_size
         encoder = compiled
-    if "onnx" in methods or "onnx-int8" in methods:
+    if onnx:
         path = _export_onnx(encoder, cache_dir or default_cache_dir(), "onnx-int8" in methods)
         img_size = encoder.img_size
         # Drop the torch weights before ONNX Runtime loads its own copy: halves peak memory.

@@ -1,8 +1,383 @@
-"""placeholder while under development"""
+"""The embedded default segmenter: classical image processing, no weights, runs anywhere.
+
+Why it works the way it does: in a bone window a vertebra is a bright cortical shell around
+cancellous bone that is barely brighter than the surrounding soft tissue. So the mask is built
+from the *shell*: threshold the bright bone, close small gaps, fill the enclosed interior.
+
+* Box: threshold at the box's mean grey level (never below the soft-tissue level), drop bone
+  that enters through the box edge (a neighbour, since a box encloses its object), close, fill,
+  keep the object.
+* Point: a point gives no extent, so the extent is estimated first and then segmented like a
+  box. Two estimates are tried — the filled bone blob under the click, and the watershed basin
+  of the blob's distance map (which cuts a vertebra from neighbours it touches through thin
+  bridges such as facet joints) — and the one whose result is centred on the click wins, since
+  a user clicks the middle of what they want.
+* Negative points carve out the region around them; `mask_input` (a neighbouring slice's
+  mask, from propagation) supplies the box and bounds the result.
+
+HU input is mapped through a fixed bone window first, so 8-bit renders and HU slices go
+through the same steps. Lengths are physical (mm) where spacing is known, and assume a
+typical in-plane spacing otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
-BONE_WINDOW_HU = (-700.0, 1300.0)
-def bone_window(pixels):
+from scipy import ndimage as ndi
+from skimage.morphology import disk, h_maxima, isotropic_closing
+from skimage.segmentation import watershed
+
+from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+
+__all__ = ["BONE_WINDOW_HU", "ClassicalSegmenter", "bone_window"]
+
+BONE_WINDOW_HU = (-700.0, 1300.0)  # wide bone window: soft tissue mid-grey, cortex near white
+# Lengths are physical. For images without spacing (8-bit renders) they are converted at
+# NOMINAL_MM_PER_PX, the scale of the zoomed spine renders this was developed on
+# (a lumbar body of about 45 mm spans about 180 px there).
+NOMINAL_MM_PER_PX = 0.25
+SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
+CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
+SHELL_CLOSE_MM = 0.75  # gentler closing used to estimate extent without bridging discs
+LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
+SEARCH_MM = 37.0  # initial half-size of the window searched around a click
+EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the cortex edge
+NEGATIVE_MM = 2.5  # radius carved around a negative point
+BOX_MARGIN_MM = 1.25  # margin added around an estimated extent, as a user draws a box
+SOFT_FLOOR = 0.05  # bone threshold floor: soft tissue + this fraction of the bone contrast
+WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
+APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one is part of it ...
+NECK_RATIO = 0.5  # ... when the neck joining them is at least this fraction of its thickness
+GROWTH_ROUNDS = 1  # how many basins away from the clicked one appendages may be attached
+BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
+CENTRED_TIE = 0.05
+BASIN_FIRST = False
+TIE_SMALLER = False  # the blob estimate wins unless the basin is clearly better centred
+
+
+def bone_window(pixels: np.ndarray) -> np.ndarray:
+    """HU → uint8 through the fixed bone window (also used for HU slices' display fallback)."""
     lo, hi = BONE_WINDOW_HU
-    return (np.clip((pixels - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+    scaled = (np.asarray(pixels, dtype=np.float32) - lo) / (hi - lo)
+    return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing that does not erode objects touching the array edge."""
+    if radius < 1:
+        return mask
+    pad = radius + 1
+    # Distance-transform closing: cost independent of the radius, same result as a disk.
+    closed = isotropic_closing(np.pad(mask, pad), radius)
+    return closed[pad:-pad, pad:-pad]
+
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive pixel bounds
+_Estimate = Callable[[tuple[slice, slice], int, int], "Box | None"]
+
+
+def _bbox(mask: np.ndarray) -> Box:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def _component_at(labels: np.ndarray, y: int, x: int) -> int:
+    """Label under (y, x), or of the nearest labelled pixel when the click misses every blob."""
+    if labels[y, x]:
+        return int(labels[y, x])
+    _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    return int(labels[iy[y, x], ix[y, x]])
+
+
+def _centredness(mask: np.ndarray, y: int, x: int) -> float:
+    """How deep inside the mask the click sits, relative to the mask's deepest point (0..1)."""
+    if not mask[y, x]:
+        return 0.0
+    x0, y0, x1, y1 = _bbox(mask)
+    depth = ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1))
+    return float(depth[y - y0 + 1, x - x0 + 1] / depth.max())
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Per-slice precomputation, so that a prompt only touches its own neighbourhood."""
+
+    smooth: np.ndarray  # (H, W) float32 on the 0..255 bone-window scale
+    soft: float  # grey level of soft tissue (the histogram peak above air)
+    bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
+    px_per_mm: float
+
+    def px(self, mm: float) -> int:
+        return max(1, round(mm * self.px_per_mm))
+
+
 class ClassicalSegmenter:
-    pass
+    """Threshold + morphology + watershed segmenter; see the module docstring for the method."""
+
+    info = BackendInfo(
+        name="classical",
+        description="Classical segmentation (bone threshold, morphology, watershed); no weights",
+        reason="embedded default: works offline without a GPU or model download",
+    )
+
+    def __init__(self) -> None:
+        self._slice: _Slice | None = None
+
+    def set_image(self, image: SliceImage) -> None:
+        pixels = np.asarray(image.pixels, dtype=np.float32)
+        if pixels.ndim != 2 or min(pixels.shape) < 8:
+            raise SegmenterError(f"expected a 2-D slice, got an array of shape {pixels.shape}")
+        if not np.isfinite(pixels).all():
+            pixels = np.nan_to_num(pixels, nan=float(np.nanmin(pixels)) if image.is_hu else 0.0)
+        grey = bone_window(pixels).astype(np.float32) if image.is_hu else np.clip(pixels, 0, 255)
+        mm = float(np.mean(image.spacing)) if image.spacing else NOMINAL_MM_PER_PX
+        px_per_mm = 1.0 / mm if mm > 0 else 1.0 / NOMINAL_MM_PER_PX
+        smooth = ndi.gaussian_filter(grey, SMOOTH_MM * px_per_mm)
+        soft = self._soft_tissue_level(smooth)
+        contrast = max(float(np.percentile(smooth, 99.5)) - soft, 1.0)
+        window = max(3, round(LOCAL_WINDOW_MM * px_per_mm) | 1)
+        local_mean = ndi.uniform_filter(smooth, window)
+        bone = smooth > np.maximum(local_mean, soft + SOFT_FLOOR * contrast)
+        self._slice = _Slice(smooth=smooth, soft=soft, bone=bone, px_per_mm=px_per_mm)
+
+    @staticmethod
+    def _soft_tissue_level(smooth: np.ndarray) -> float:
+        """Most frequent grey level above air: soft tissue fills most of a body CT slice."""
+        hist = np.bincount(np.clip(smooth, 0, 255).astype(np.int64).ravel(), minlength=256)
+        hist = ndi.gaussian_filter1d(hist[40:].astype(np.float64), 2.0)
+        return float(np.argmax(hist) + 40)
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        s = self._slice
+        if s is None:
+            raise SegmenterError("load an image before segmenting")
+        h, w = s.smooth.shape
+        points = np.asarray(prompt.points, dtype=np.int64).reshape(-1, 2)
+        labels = np.asarray(prompt.labels).reshape(-1)
+        for x, y in points:
+            if not (0 <= x < w and 0 <= y < h):
+                raise SegmenterError(f"point ({x}, {y}) lies outside the {w}×{h} image")
+        positives = points[labels == 1]
+        negatives = points[labels != 1]
+        prior = self._prior(prompt.mask_input, (h, w))
+        box = self._box(prompt.box, (h, w))
+        if box is None and prior is not None:
+            box = self._grow(_bbox(prior), s.px(BOX_MARGIN_MM), (h, w))
+        if box is not None:
+            mask = self._segment_box(box, positives)
+        elif len(positives):
+            mask = self._segment_point(positives)
+        else:
+            raise SegmenterError(
+                "add a positive point or a box: negative points alone select nothing"
+            )
+        if prior is not None:
+            bounded = mask & ndi.binary_dilation(prior, disk(s.px(CLOSE_MM)))
+            mask = bounded if bounded.any() else prior
+        return self._carve(mask, negatives, positives)
+
+    @staticmethod
+    def _prior(mask_input: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+        if mask_input is None:
+            return None
+        prior = np.asarray(mask_input, dtype=bool)
+        if prior.shape != shape:
+            raise SegmenterError(f"the prior mask is {prior.shape}, but the slice is {shape}")
+        return prior if prior.any() else None
+
+    @staticmethod
+    def _box(box: np.ndarray | None, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+        """Box as ordered, clipped integers; a box of a few pixels cannot hold a vertebra."""
+        if box is None:
+            return None
+        h, w = shape
+        x0, y0, x1, y1 = (round(float(v)) for v in np.asarray(box).reshape(4))
+        x0, x1 = sorted((max(0, min(x0, w - 1)), max(0, min(x1, w - 1))))
+        y0, y1 = sorted((max(0, min(y0, h - 1)), max(0, min(y1, h - 1))))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            raise SegmenterError(
+                "the box is too small (or outside the image): draw it around the vertebra"
+            )
+        return x0, y0, x1, y1
+
+    @staticmethod
+    def _grow(
+        bbox: tuple[int, int, int, int], margin: int, shape: tuple[int, int]
+    ) -> tuple[int, int, int, int]:
+        h, w = shape
+        x0, y0, x1, y1 = bbox
+        return (
+            max(x0 - margin, 0),
+            max(y0 - margin, 0),
+            min(x1 + margin, w - 1),
+            min(y1 + margin, h - 1),
+        )
+
+    def _segment_box(self, box: tuple[int, int, int, int], positives: np.ndarray) -> np.ndarray:
+        """Shell threshold inside the box → drop edge-crossing bone → close → fill → pick."""
+        s = self._slice
+        assert s is not None
+        x0, y0, x1, y1 = box
+        crop = s.smooth[y0 : y1 + 1, x0 : x1 + 1]
+        contrast = max(float(np.percentile(crop, 99)) - s.soft, 1.0)
+        bone = crop > max(float(crop.mean()), s.soft + SOFT_FLOOR * contrast)
+        bone = self._drop_edge_crossers(bone)
+        filled = ndi.binary_fill_holes(_closing(bone, s.px(CLOSE_MM)))
+        labels, n = ndi.label(filled)
+        out = np.zeros(s.smooth.shape, dtype=bool)
+        if n == 0:
+            return out
+        inside = [(y - y0, x - x0) for x, y in positives if x0 <= x <= x1 and y0 <= y <= y1]
+        picked = {int(labels[p]) for p in inside} - {0}
+        if not picked:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            picked = {int(sizes.argmax())}
+        out[y0 : y1 + 1, x0 : x1 + 1] = self._settle_edge(np.isin(labels, list(picked)), crop)
+        return out
+
+    def _settle_edge(self, obj: np.ndarray, crop: np.ndarray) -> np.ndarray:
+        """Move the outline to where the cortex edge is at half height.
+
+        The low threshold that keeps the shell closed also takes in the blurred skirt of the
+        cortex, so the outline sits too far out. Within a thin outer band, pixels darker than
+        half-way between soft tissue and the band's bright cortex are outside the bone, as the
+        half-maximum of a blurred step marks the true edge.
+        """
+        s = self._slice
+        assert s is not None
+        band = obj & ~ndi.binary_erosion(obj, iterations=s.px(EDGE_BAND_MM))
+        if not band.any():
+            return obj
+        cortex = float(np.percentile(crop[band], 90))
+        settled = ndi.binary_fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)))
+        labels, n = ndi.label(settled)
+        if n == 0:
+            return obj
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        return labels == sizes.argmax()
+
+    @staticmethod
+    def _drop_edge_crossers(bone: np.ndarray) -> np.ndarray:
+        """Bone touching the box edge belongs to a neighbour, unless it is most of the bone.
+
+        A box encloses its object, so whatever crosses the edge comes from outside; but when a
+        tight box clips the object itself, most bone touches the edge and is kept.
+        """
+        labels, _ = ndi.label(bone, structure=np.ones((3, 3)))
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        kept = bone & ~np.isin(labels, edge[edge > 0])
+        return kept if kept.sum() >= 0.3 * bone.sum() else bone
+
+    def _segment_point(self, positives: np.ndarray) -> np.ndarray:
+        """Estimate the extent around the first click two ways; keep the better-centred mask."""
+        s = self._slice
+        assert s is not None
+        x, y = (int(v) for v in positives[0])
+        margin = s.px(BOX_MARGIN_MM)
+        best: tuple[float, np.ndarray] | None = None
+        estimates = (self._blob_extent, self._basin_extent)
+        for estimate in estimates[::-1] if BASIN_FIRST else estimates:
+            extent = self._enclosed_extent(estimate, x, y)
+            if extent is None:
+                continue
+            mask = self._segment_box(self._grow(extent, margin, s.smooth.shape), positives)
+            score = _centredness(mask, y, x)
+            if best is None or score > best[0] + CENTRED_TIE:
+                best = (score, mask)
+            elif TIE_SMALLER and score >= best[0] - CENTRED_TIE and mask.sum() < best[1].sum():
+                best = (max(score, best[0]), mask)
+        return best[1] if best is not None else np.zeros(s.smooth.shape, dtype=bool)
+
+    def _enclosed_extent(self, estimate: _Estimate, x: int, y: int) -> Box | None:
+        """Run `estimate` in a window around the click, doubling the window while the extent
+        reaches its edge: the search stays local for small objects, yet never clips a big one."""
+        s = self._slice
+        assert s is not None
+        h, w = s.smooth.shape
+        r = s.px(SEARCH_MM)
+        while True:
+            ya, yb, xa, xb = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
+            extent = estimate((slice(ya, yb), slice(xa, xb)), y - ya, x - xa)
+            if extent is None:
+                return None
+            x0, y0, x1, y1 = extent[0] + xa, extent[1] + ya, extent[2] + xa, extent[3] + ya
+            clipped = (
+                (xa > 0 and x0 <= xa)
+                or (ya > 0 and y0 <= ya)
+                or (xb < w and x1 >= xb - 1)
+                or (yb < h and y1 >= yb - 1)
+            )
+            if not clipped:
+                return x0, y0, x1, y1
+            r *= 2
+
+    def _blob_extent(self, window: tuple[slice, slice], y: int, x: int) -> Box | None:
+        """The filled bone blob under the click (whole vertebra when nothing touches it)."""
+        s = self._slice
+        assert s is not None
+        filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(CLOSE_MM)))
+        labels, n = ndi.label(filled)
+        return _bbox(labels == _component_at(labels, y, x)) if n else None
+
+    def _basin_extent(self, window: tuple[slice, slice], y: int, x: int) -> Box | None:
+        """The click's distance-map basin plus thin appendages joined by a wide-enough neck.
+
+        Touching vertebrae meet through narrow bridges, which the distance map's watershed cuts;
+        processes and pedicles are thin basins of their own and are re-attached when the neck is
+        not much thinner than they are. Only a bounding box is needed, so the watershed runs on
+        a coarser grid (BASIN_CELL_MM).
+        """
+        s = self._slice
+        assert s is not None
+        filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(SHELL_CLOSE_MM)))
+        if not filled.any():
+            return None
+        step = s.px(BASIN_CELL_MM)
+        filled = filled[::step, ::step]
+        y, x = min(y // step, filled.shape[0] - 1), min(x // step, filled.shape[1] - 1)
+        depth = ndi.distance_transform_edt(filled)
+        markers, _ = ndi.label(h_maxima(depth, WATERSHED_H_PX / step))
+        basins = watershed(-depth, markers, mask=filled)
+        seed = basins == _component_at(basins, y, x)
+        seed_depth = float(depth[seed].max())
+        peaks = ndi.maximum(depth, basins, index=np.arange(int(basins.max()) + 1))
+        region = seed
+        for _ in range(GROWTH_ROUNDS):
+            rim = ndi.binary_dilation(region, np.ones((3, 3), dtype=bool)) & ~region & (basins > 0)
+            grown = region.copy()
+            for b in np.unique(basins[rim]):
+                neck = float(depth[rim & (basins == b)].max())
+                if peaks[b] < APPENDAGE_RATIO * seed_depth and neck > NECK_RATIO * peaks[b]:
+                    grown |= basins == b
+            if grown.sum() == region.sum():
+                break
+            region = grown
+        x0, y0, x1, y1 = _bbox(region)
+        return x0 * step, y0 * step, x1 * step + step - 1, y1 * step + step - 1
+
+    def _carve(self, mask: np.ndarray, negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+        """Remove a disk around each negative point, then whatever it cut off from the object."""
+        if len(negatives) == 0 or not mask.any():
+            return mask
+        s = self._slice
+        assert s is not None
+        h, w = mask.shape
+        yy, xx = np.ogrid[:h, :w]
+        radius = s.px(NEGATIVE_MM)
+        carved = mask.copy()
+        for nx, ny in negatives:
+            carved &= (yy - ny) ** 2 + (xx - nx) ** 2 > radius**2
+        labels, n = ndi.label(carved)
+        if n == 0:
+            return carved
+        keep = {int(labels[y, x]) for x, y in positives} - {0}
+        if not keep:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            keep = {int(sizes.argmax())}
+        return np.isin(labels, list(keep))

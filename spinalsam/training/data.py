@@ -190,15 +190,17 @@ def _png_folders(root: Path) -> list[Path]:
 
 def load_data(
     sources: Iterable[str | Path],
-    label_map: str | Path | None = None,
+    label_maps: Sequence[str | Path] = (),
     labels: Sequence[int] = (),
     axis: str = "axial",
     window: str = "bone",
     case_pattern: str = DEFAULT_CASE_PATTERN,
     min_area: int = DEFAULT_MIN_AREA,
 ) -> list[Sample]:
-    """All samples of the `--data` arguments: PNG folders, or a volume with its label map."""
+    """All samples of the `--data` arguments: PNG folders, and volumes paired in order with
+    `label_maps` (the first volume with the first label map, and so on)."""
     samples: list[Sample] = []
+    pending_maps = list(map(Path, label_maps))
     for source in map(Path, sources):
         if not source.exists():
             raise TrainingDataError(f"{source} does not exist")
@@ -206,15 +208,20 @@ def load_data(
         if folders:
             for folder in folders:
                 samples += load_png_pairs(folder, case_pattern, min_area)
-        elif label_map is not None:
+        elif pending_maps:
+            label_map = pending_maps.pop(0)
             samples += load_volume_slices(
                 source, label_map, labels, axis, window, case_pattern, min_area
             )
         else:
             raise TrainingDataError(
-                f"{source} is neither a folder with images/ and masks/ nor a volume given "
-                "with --label-map"
+                f"{source} is neither a folder with images/ and masks/ nor a volume with its "
+                "own --label-map"
             )
+    if pending_maps:
+        raise TrainingDataError(
+            f"{len(pending_maps)} --label-map more than volumes: give one per volume --data"
+        )
     return samples
 
 

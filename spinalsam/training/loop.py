@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -82,7 +83,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """One record per step (step, loss, lr, val_dice: None between validations)."""
+    """One record per step: step, loss, lr, seconds, val_dice (None between validations).
+
+    When training starts from scratch, a step-0 record holds the untrained model's validation.
+    """
 
     history: list[dict[str, float | int | None]]
     best_val_dice: float
@@ -237,7 +241,9 @@ def train(
         disable=not config.progress,
     )
     for step in bar:
+        started = time.perf_counter()
         record = _train_step(model, optimizer, scheduler, train_samples, items, rng, config, step)
+        record["seconds"] = time.perf_counter() - started  # the step alone, not validation
         if step % config.val_every == 0 or step == config.steps:
             record.update(validate(model, val_samples))
             best = _keep_if_best(model, record, best, config)
