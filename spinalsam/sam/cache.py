@@ -67,6 +67,11 @@ class EmbeddingCache:
         # One worker: a second concurrent encoder run only competes for the same cores.
         self._executor = ThreadPoolExecutor(prefetch_workers, thread_name_prefix="sam-prefetch")
 
+    def __deepcopy__(self, memo: dict) -> EmbeddingCache:
+        # Process-wide and shared by design: Gradio deep-copies each new session's state,
+        # which must not duplicate the model or the cache.
+        return self
+
     def get_or_compute(self, key: str, compute: Callable[[], Embedding]) -> Embedding:
         """The cached embedding for `key`, computing it (once, across threads) when absent.
 

@@ -33,6 +33,11 @@ class LoadedModel:
     encoder_methods: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
+    def __deepcopy__(self, memo: dict) -> LoadedModel:
+        # Process-wide and shared by design: Gradio deep-copies each new session's state,
+        # which must not duplicate the model or the cache.
+        return self
+
     @property
     def model_id(self) -> str:
         """Distinguishes embeddings of different weights/speed-ups in a shared cache."""
@@ -53,6 +58,11 @@ class ModelLoader:
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
         self._error: SamError | None = None
+
+    def __deepcopy__(self, memo: dict) -> ModelLoader:
+        # Process-wide and shared by design: Gradio deep-copies each new session's state,
+        # which must not duplicate the model or the cache.
+        return self
 
     def get(self, progress: ProgressCallback | None = None) -> LoadedModel:
         """The model, loading it on first use; later callers wait for that one load."""

@@ -3,6 +3,8 @@
 The base SAM stays frozen; only the LoRA matrices (injected by `peft` into the encoder's attention
 projections) and the CBAM block train. Both start as exact no-ops (LoRA B is zero, CBAM's gate
 is zero), so a freshly built `SpinalSAM` predicts exactly what the base checkpoint predicts.
+With `train_decoder` the (small) mask decoder trains as well: a base whose decoder never saw
+spine masks, or a random-weight test model, cannot learn through LoRA and CBAM alone.
 
 Checkpoints load strictly: the key check is kept on the model (`SpinalSAM.key_check`) so the app
 can report exactly which weights were loaded instead of silently running half-random weights.
@@ -11,7 +13,7 @@ can report exactly which weights were loaded instead of silently running half-ra
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -29,7 +31,7 @@ from torch import nn
 from spinalsam.sam.adapters import adapter_config, load_adapter
 from spinalsam.sam.cbam import CBAM
 from spinalsam.sam.errors import SamError
-from spinalsam.sam.tiny import build_tiny_sam
+from spinalsam.sam.tiny import build_tiny_sam, tiny_img_size
 
 __all__ = [
     "KeyCheck",
@@ -45,10 +47,7 @@ __all__ = [
 
 ModelType = Literal["vit_b", "vit_l", "vit_h", "vit_tiny"]
 LoraTarget = Literal["qkv", "proj"]
-_BUILDERS: dict[str, Callable[[], Sam]] = {
-    **{name: sam_model_registry[name] for name in ("vit_b", "vit_l", "vit_h")},
-    "vit_tiny": build_tiny_sam,
-}
+_MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,12 @@ class SamConfig:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = ("qkv",)
     use_cbam: bool = True
+    train_decoder: bool = False  # the mask decoder trains too (and is saved with the adapter)
 
     def __post_init__(self) -> None:
-        if self.model_type not in _BUILDERS:
+        if self.model_type not in _MODEL_TYPES:
             raise SamError(
-                f"unknown SAM model type {self.model_type!r}; choose one of {sorted(_BUILDERS)}"
+                f"unknown SAM model type {self.model_type!r}; choose one of {list(_MODEL_TYPES)}"
             )
         allowed = set(get_args(LoraTarget))
         if not self.lora_targets or not set(self.lora_targets) <= allowed:
@@ -117,13 +117,19 @@ def file_sha256(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _new_sam(model_type: ModelType, state: Mapping[str, torch.Tensor]) -> Sam:
+    """A randomly initialised SAM; the tiny one takes its input size from the state to load."""
+    if model_type == "vit_tiny":
+        return build_tiny_sam(tiny_img_size(state))
+    return sam_model_registry[model_type]()
+
+
 def load_sam(model_type: ModelType, checkpoint: str | Path | None) -> tuple[Sam, KeyCheck]:
     """Build a SAM and load `checkpoint` strictly; raise `SamError` naming any key mismatch."""
-    if model_type not in _BUILDERS:
-        raise SamError(f"unknown SAM model type {model_type!r}; choose one of {sorted(_BUILDERS)}")
-    sam = _BUILDERS[model_type]()
+    if model_type not in _MODEL_TYPES:
+        raise SamError(f"unknown SAM model type {model_type!r}; choose one of {list(_MODEL_TYPES)}")
     if checkpoint is None:
-        return sam.eval(), KeyCheck(None, None, loaded=0)
+        return _new_sam(model_type, {}).eval(), KeyCheck(None, None, loaded=0)
     path = Path(checkpoint)
     if not path.is_file():
         raise SamError(f"SAM checkpoint not found: {path}")
@@ -133,6 +139,7 @@ def load_sam(model_type: ModelType, checkpoint: str | Path | None) -> tuple[Sam,
         raise SamError(f"could not read SAM checkpoint {path.name}: {exc}") from exc
     if not isinstance(state, dict):
         raise SamError(f"{path.name} is not a SAM state dict")
+    sam = _new_sam(model_type, state)
     try:
         result = sam.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # same keys, wrong shapes: usually the wrong model type
@@ -165,11 +172,13 @@ def _preview(keys: tuple[str, ...], limit: int = 8) -> str:
 
 
 class SpinalSAM(nn.Module):
-    """A frozen SAM whose encoder carries LoRA and whose embedding passes through CBAM."""
+    """A frozen SAM whose encoder carries LoRA and whose embedding passes through CBAM
+    (and whose mask decoder trains too when `config.train_decoder` is set)."""
 
     def __init__(self, sam: Sam, config: SamConfig, key_check: KeyCheck | None = None) -> None:
         super().__init__()
         sam.requires_grad_(False)
+        sam.mask_decoder.requires_grad_(config.train_decoder)
         # peft marks only the injected LoRA matrices trainable inside the encoder.
         inject_adapter_in_model(config.lora_config(), sam.image_encoder)
         self.sam = sam
@@ -264,17 +273,20 @@ class SpinalSAM(nn.Module):
         return self.sam.postprocess_masks(low_res, info.input_size, info.original_size)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The LoRA and CBAM parameters: everything an optimiser should see."""
+        """The LoRA, CBAM (and decoder) parameters: everything an optimiser should see."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_counts(self) -> dict[str, int]:
-        """Total / trainable / LoRA / CBAM parameter counts (LoRA is 0 once merged)."""
+        """Total / trainable / LoRA / CBAM / trainable-decoder parameter counts (LoRA is 0 once
+        merged, the decoder 0 unless `train_decoder`)."""
         lora = sum(p.numel() for n, p in self.sam.named_parameters() if ".lora_" in n)
+        decoder = self.sam.mask_decoder.parameters()
         return {
             "total": sum(p.numel() for p in self.parameters()),
             "trainable": sum(p.numel() for p in self.trainable_parameters()),
             "lora": lora,
             "cbam": sum(p.numel() for p in self.cbam.parameters()) if self.cbam else 0,
+            "decoder": sum(p.numel() for p in decoder if p.requires_grad),
         }
 
 
@@ -285,8 +297,8 @@ def build_spinalsam(
 ) -> SpinalSAM:
     """Base SAM (strictly loaded) + LoRA + CBAM; with `adapter`, its trained weights and config.
 
-    An adapter folder carries its own rank, targets and CBAM switch, which take precedence over
-    `config` so the injected layers always have the shapes the saved weights need.
+    An adapter folder carries its own rank, targets, CBAM and decoder switches, which take
+    precedence over `config` so the model always has the layers the saved weights need.
     """
     if adapter is not None:
         config = adapter_config(adapter, config)

@@ -55,7 +55,10 @@ GROWTH_ROUNDS = 1  # how many basins away from the clicked one appendages may be
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
 CENTRED_TIE = 0.05
 BASIN_FIRST = False
-TIE_SMALLER = False  # the blob estimate wins unless the basin is clearly better centred
+TIE_SMALLER = False
+WIDE_NECK = False
+SPLIT = False
+SPLIT_WIDE = True  # the blob estimate wins unless the basin is clearly better centred
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -76,7 +79,7 @@ def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive pixel bounds
-_Estimate = Callable[[tuple[slice, slice], int, int], "Box | None"]
+_Estimate = Callable[[tuple[slice, slice], int, int], "np.ndarray | None"]
 
 
 def _bbox(mask: np.ndarray) -> Box:
@@ -99,6 +102,40 @@ def _centredness(mask: np.ndarray, y: int, x: int) -> float:
     x0, y0, x1, y1 = _bbox(mask)
     depth = ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1))
     return float(depth[y - y0 + 1, x - x0 + 1] / depth.max())
+
+
+def _neck_region(filled: np.ndarray, y: int, x: int, step: int, wide: bool) -> np.ndarray:
+    """The distance-map basin under (y, x), grown by basins joined through wide-enough necks.
+
+    Touching objects meet through narrow bridges, which the distance map's watershed cuts;
+    a neighbouring basin joins when the neck is at least NECK_RATIO of the thinner side's
+    thickness, so a vertebra's own lobes, pedicles and processes stay attached. Runs on a grid
+    coarsened by `step`, since only the region's outline at that scale matters.
+    """
+    shape = filled.shape
+    coarse = filled[::step, ::step]
+    y, x = min(y // step, coarse.shape[0] - 1), min(x // step, coarse.shape[1] - 1)
+    depth = ndi.distance_transform_edt(coarse)
+    markers, _ = ndi.label(h_maxima(depth, WATERSHED_H_PX / step))
+    basins = watershed(-depth, markers, mask=coarse)
+    seed = basins == _component_at(basins, y, x)
+    seed_depth = float(depth[seed].max())
+    peaks = ndi.maximum(depth, basins, index=np.arange(int(basins.max()) + 1))
+    region = seed
+    for _ in range(GROWTH_ROUNDS):
+        rim = ndi.binary_dilation(region, np.ones((3, 3), dtype=bool)) & ~region & (basins > 0)
+        grown = region.copy()
+        for b in np.unique(basins[rim]):
+            neck = float(depth[rim & (basins == b)].max())
+            if (wide and neck > NECK_RATIO * min(peaks[b], seed_depth)) or (
+                peaks[b] < APPENDAGE_RATIO * seed_depth and neck > NECK_RATIO * peaks[b]
+            ):
+                grown |= basins == b
+        if grown.sum() == region.sum():
+            break
+        region = grown
+    fine = np.repeat(np.repeat(region, step, axis=0), step, axis=1)
+    return fine[: shape[0], : shape[1]]
 
 
 @dataclass(frozen=True)
@@ -282,10 +319,16 @@ class ClassicalSegmenter:
         best: tuple[float, np.ndarray] | None = None
         estimates = (self._blob_extent, self._basin_extent)
         for estimate in estimates[::-1] if BASIN_FIRST else estimates:
-            extent = self._enclosed_extent(estimate, x, y)
-            if extent is None:
+            region = self._enclosed_region(estimate, x, y)
+            if region is None:
                 continue
-            mask = self._segment_box(self._grow(extent, margin, s.smooth.shape), positives)
+            mask = self._segment_box(self._grow(_bbox(region), margin, s.smooth.shape), positives)
+            if SPLIT and mask[y, x]:
+                x0, y0, x1, y1 = _bbox(mask)
+                crop = mask[y0 : y1 + 1, x0 : x1 + 1]
+                mask[y0 : y1 + 1, x0 : x1 + 1] = crop & _neck_region(
+                    crop, y - y0, x - x0, s.px(BASIN_CELL_MM), SPLIT_WIDE
+                )
             score = _centredness(mask, y, x)
             if best is None or score > best[0] + CENTRED_TIE:
                 best = (score, mask)
@@ -293,7 +336,7 @@ class ClassicalSegmenter:
                 best = (max(score, best[0]), mask)
         return best[1] if best is not None else np.zeros(s.smooth.shape, dtype=bool)
 
-    def _enclosed_extent(self, estimate: _Estimate, x: int, y: int) -> Box | None:
+    def _enclosed_region(self, estimate: _Estimate, x: int, y: int) -> np.ndarray | None:
         """Run `estimate` in a window around the click, doubling the window while the extent
         reaches its edge: the search stays local for small objects, yet never clips a big one."""
         s = self._slice
@@ -302,10 +345,12 @@ class ClassicalSegmenter:
         r = s.px(SEARCH_MM)
         while True:
             ya, yb, xa, xb = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
-            extent = estimate((slice(ya, yb), slice(xa, xb)), y - ya, x - xa)
-            if extent is None:
+            window = (slice(ya, yb), slice(xa, xb))
+            found = estimate(window, y - ya, x - xa)
+            if found is None:
                 return None
-            x0, y0, x1, y1 = extent[0] + xa, extent[1] + ya, extent[2] + xa, extent[3] + ya
+            x0, y0, x1, y1 = _bbox(found)
+            x0, y0, x1, y1 = x0 + xa, y0 + ya, x1 + xa, y1 + ya
             clipped = (
                 (xa > 0 and x0 <= xa)
                 or (ya > 0 and y0 <= ya)
@@ -313,18 +358,20 @@ class ClassicalSegmenter:
                 or (yb < h and y1 >= yb - 1)
             )
             if not clipped:
-                return x0, y0, x1, y1
+                region = np.zeros((h, w), dtype=bool)
+                region[window] = found
+                return region
             r *= 2
 
-    def _blob_extent(self, window: tuple[slice, slice], y: int, x: int) -> Box | None:
+    def _blob_extent(self, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
         """The filled bone blob under the click (whole vertebra when nothing touches it)."""
         s = self._slice
         assert s is not None
         filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(CLOSE_MM)))
         labels, n = ndi.label(filled)
-        return _bbox(labels == _component_at(labels, y, x)) if n else None
+        return labels == _component_at(labels, y, x) if n else None
 
-    def _basin_extent(self, window: tuple[slice, slice], y: int, x: int) -> Box | None:
+    def _basin_extent(self, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
         """The click's distance-map basin plus thin appendages joined by a wide-enough neck.
 
         Touching vertebrae meet through narrow bridges, which the distance map's watershed cuts;
@@ -337,28 +384,7 @@ class ClassicalSegmenter:
         filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(SHELL_CLOSE_MM)))
         if not filled.any():
             return None
-        step = s.px(BASIN_CELL_MM)
-        filled = filled[::step, ::step]
-        y, x = min(y // step, filled.shape[0] - 1), min(x // step, filled.shape[1] - 1)
-        depth = ndi.distance_transform_edt(filled)
-        markers, _ = ndi.label(h_maxima(depth, WATERSHED_H_PX / step))
-        basins = watershed(-depth, markers, mask=filled)
-        seed = basins == _component_at(basins, y, x)
-        seed_depth = float(depth[seed].max())
-        peaks = ndi.maximum(depth, basins, index=np.arange(int(basins.max()) + 1))
-        region = seed
-        for _ in range(GROWTH_ROUNDS):
-            rim = ndi.binary_dilation(region, np.ones((3, 3), dtype=bool)) & ~region & (basins > 0)
-            grown = region.copy()
-            for b in np.unique(basins[rim]):
-                neck = float(depth[rim & (basins == b)].max())
-                if peaks[b] < APPENDAGE_RATIO * seed_depth and neck > NECK_RATIO * peaks[b]:
-                    grown |= basins == b
-            if grown.sum() == region.sum():
-                break
-            region = grown
-        x0, y0, x1, y1 = _bbox(region)
-        return x0 * step, y0 * step, x1 * step + step - 1, y1 * step + step - 1
+        return _neck_region(filled, y, x, s.px(BASIN_CELL_MM), WIDE_NECK)
 
     def _carve(self, mask: np.ndarray, negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
         """Remove a disk around each negative point, then whatever it cut off from the object."""

@@ -66,6 +66,7 @@ class TrainConfig:
     lora_rank: int = 8
     lora_targets: tuple[str, ...] = ("qkv",)
     use_cbam: bool = True
+    train_decoder: bool = False
     correction_clicks: int = 0
     loss: LossKind = "dice_bce"
     grad_clip: float = 1.0
@@ -208,15 +209,17 @@ def train(
         lora_alpha=2 * config.lora_rank,  # keeps LoRA's scale alpha/r at 2 for every rank
         lora_targets=config.lora_targets,
         use_cbam=config.use_cbam,
+        train_decoder=config.train_decoder,
     )
     model = build_spinalsam(sam_config, checkpoint=config.checkpoint).to(device).train()
     counts = model.parameter_counts()
     log.info(
-        "trainable parameters: %s of %s (LoRA %s, CBAM %s) on %s",
+        "trainable parameters: %s of %s (LoRA %s, CBAM %s, decoder %s) on %s",
         f"{counts['trainable']:,}",
         f"{counts['total']:,}",
         f"{counts['lora']:,}",
         f"{counts['cbam']:,}",
+        f"{counts['decoder']:,}",
         device,
     )
     optimizer = AdamW(model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
