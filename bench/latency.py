@@ -94,7 +94,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         vertebra_prompts,
     )
 
-    threads = configure_threads()
+    threads = configure_threads(args.threads)
     sam = random_sam(args.model, seed=0)
     t0 = time.perf_counter()
     applied = optimize_encoder(sam, args.method, Path(args.cache_dir))
@@ -150,7 +150,9 @@ def _run_worker(args: argparse.Namespace, method: str, prepare_only: bool = Fals
         args.cache_dir,
         "--reference",
         args.reference,
-    ] + (["--prepare-only"] if prepare_only else [])
+    ]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--prepare-only"] if prepare_only else []
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -178,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed set_image calls per method")
     parser.add_argument("--clicks", type=int, default=20, help="timed clicks per method")
     parser.add_argument("--size", type=int, default=512, help="slice size in pixels")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads (default: all cores)"
+    )
     parser.add_argument("--cache-dir", default=None, help="ONNX cache (default: fresh temp dir)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(run)
     report = {
         "model": args.model,
+        "threads": args.threads or len(os.sched_getaffinity(0)),
         "size": args.size,
         "repeats": args.repeats,
         "cpu_count": len(os.sched_getaffinity(0)),

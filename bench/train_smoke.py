@@ -1,4 +1,4 @@
-"""Training smoke benchmark: steps/s and peak memory of LoRA + CBAM fine-tuning.
+"""Training smoke benchmark: steps/s and peak memory of LoRA + CBAM (+ decoder) fine-tuning.
 
 Prepared for a GPU machine: a few hundred steps of a random-weight ViT-B (the real compute and
 memory of `sam_vit_b`, without a 375 MB download) on the shared PNG slices, bf16 autocast on GPU.
@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--correction-clicks", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--warmup", type=int, default=5, help="steps left out of the timing")
+    p.add_argument(
+        "--train-decoder",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train the mask decoder (its cost on top of LoRA + CBAM)",
+    )
     args = p.parse_args(argv)
     if not args.data.is_dir():
         print(f"no data at {args.data}; pass --data DIR with images/ and masks/", file=sys.stderr)
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps,
             batch_size=args.batch_size,
             correction_clicks=args.correction_clicks,
+            train_decoder=args.train_decoder,
             val_every=args.steps,
             save_every=args.steps,
             device=str(device),
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "timed_steps": len(timed),
         "batch_size": args.batch_size,
         "correction_clicks": args.correction_clicks,
+        "train_decoder": args.train_decoder,
         "steps_per_s": len(timed) / seconds,
         "objects_per_s": len(timed) * args.batch_size / seconds,
         "trainable_parameters": result.model.parameter_counts()["trainable"],

@@ -8,6 +8,7 @@ so a bad file or a bad prompt never loses the user's image, prompts or masks.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,28 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from spinalsam import ops
+from spinalsam import ops, propagation
+from spinalsam.commands import HELP_TEXT
+from spinalsam.dicomseg import DicomSegError, save_dicom_seg
+from spinalsam.export import save_mask_png, save_nifti
 from spinalsam.io import CTImage, CTLoadError, load_ct
 from spinalsam.labels import LabelError, LabelSet
-from spinalsam.planes import Plane, n_slices, put_slice, slice_spacing, take_slice
+from spinalsam.measurements import (
+    MeasurementError,
+    format_measurements,
+    hu_histogram_figure,
+    measure_labels,
+)
+from spinalsam.mesh import MeshError, labels_to_mesh
+from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
+from spinalsam.planes import (
+    Plane,
+    axis_spacing,
+    n_slices,
+    put_slice,
+    slice_spacing,
+    take_slice,
+)
 from spinalsam.prompts import Point, PromptSet, SegmentKind
 from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
 from spinalsam.windowing import PRESETS, Window, render
@@ -106,6 +125,8 @@ class Session:
         self.last_stats: dict[str, float] = {}
         self._undo: list[_Undo] = []
         self._embedded_key: tuple | None = None
+        # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
+        self._cancel: threading.Event | None = None
 
     # ----------------------------------------------------------------- loading and view
     def open_files(self, paths: Sequence[str | Path]) -> str:
@@ -427,8 +448,6 @@ class Session:
         return StepResult(self.backend.describe_parameters())
 
     def _op_export(self, op: ops.Export) -> StepResult:
-        from spinalsam.export import save_mask_png, save_nifti
-
         img = self.current
         if not img.labels.any():
             raise SessionError("There is no mask to export yet: segment something first.")
@@ -442,8 +461,6 @@ class Session:
         return StepResult("Label map saved as NIfTI with the source geometry.", file=path)
 
     def _op_measure(self, _: ops.Measure) -> StepResult:
-        from spinalsam.metrics import mask_stats
-
         image = self.slice_image()
         mask = self.mask()
         if not mask.any():
@@ -457,10 +474,16 @@ class Session:
     def _op_propagate(self, _: ops.Propagate) -> StepResult:
         return StepResult(self.propagate())
 
-    def propagate(self, on_progress: Callable[[int, int], None] | None = None, cancel=None) -> str:
-        from spinalsam.propagation import propagate
+    def cancel_propagation(self) -> str:
+        """Ask a running propagation to stop; what it found so far is kept (and undoable)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        return "Stopping the propagation…"
 
+    def propagate(self, on_progress: Callable[[int, int], None] | None = None) -> str:
+        """Segment neighbouring slices from the current mask; the result is one undo step."""
         img = self.current
+        self._cancel = threading.Event()
         if not img.ct.is_volume:
             raise SessionError(
                 "Propagation needs a volume (DICOM series or NIfTI), not a 2-D image."
@@ -470,7 +493,7 @@ class Session:
             raise SessionError(
                 "Segment the object on this slice first; propagation starts from it."
             )
-        result = propagate(
+        result = propagation.propagate(
             img.ct.volume,
             img.ct.is_hu,
             img.ct.spacing,
@@ -480,7 +503,7 @@ class Session:
             self.segmenter,
             window=self.window,
             on_progress=on_progress,
-            cancel=cancel,
+            cancel=self._cancel,
         )
         self._embedded_key = None  # propagation moved the backend across slices
         slices = {i: self._relabelled(i, m) for i, m in result.masks.items() if i != img.index}
@@ -491,8 +514,6 @@ class Session:
         return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all."
 
     def _op_help(self, _: ops.Help) -> StepResult:
-        from spinalsam.commands import HELP_TEXT
-
         return StepResult(HELP_TEXT)
 
     # ----------------------------------------------------------------- labels and 3-D
@@ -507,15 +528,6 @@ class Session:
 
     def measure_volume(self) -> tuple[str, Figure, Path | None]:
         """Per-label size and HU (with the trabecular core), a histogram and a 3-D surface."""
-        from spinalsam.measurements import (
-            MeasurementError,
-            format_measurements,
-            hu_histogram_figure,
-            measure_labels,
-        )
-        from spinalsam.mesh import MeshError, labels_to_mesh
-        from spinalsam.planes import axis_spacing
-
         img = self.current
         names = {i: n for i, n in self.label_set.entries if (img.labels == i).any()}
         if not names:
@@ -541,8 +553,6 @@ class Session:
         return format_measurements(found), figure, mesh
 
     def export_dicom_seg(self) -> Path:
-        from spinalsam.dicomseg import DicomSegError, save_dicom_seg
-
         img = self.current
         names = {i: n for i, n in self.label_set.entries if (img.labels == i).any()}
         if not names:
@@ -557,9 +567,6 @@ class Session:
     # ----------------------------------------------------------------- review
     def compare(self, paths: Sequence[str | Path]) -> str:
         """Metrics of the current masks against an uploaded ground-truth mask or label map."""
-        from spinalsam.metrics import dice, hd95, iou, msd
-        from spinalsam.planes import axis_spacing
-
         img = self.current
         try:
             gt_ct = load_ct(paths)

@@ -1,4 +1,4 @@
-"""`python -m spinalsam.train`: fine-tune SpinalSAM's LoRA + CBAM on your own slices or volumes.
+"""`python -m spinalsam.train`: fine-tune SpinalSAM's LoRA + CBAM (+ decoder) on your own data.
 
     python -m spinalsam.train --data DIR|VOLUME [--label-map SEG --labels 30,31,32] \
         --model-type vit_b --checkpoint SPEC --out runs/x [--steps N ...] [--push-to-hub REPO]
@@ -21,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from spinalsam.sam.errors import SamError
 from spinalsam.sam.hub import fetch_checkpoint
 from spinalsam.sam.model import ModelType
-from spinalsam.sam.tiny import save_tiny_checkpoint
+from spinalsam.sam.tiny import TINY_IMG_SIZE, save_tiny_checkpoint
 from spinalsam.training.checkpoint import CHECKPOINT_DIR, latest_checkpoint
 from spinalsam.training.data import DEFAULT_CASE_PATTERN, load_data, split_by_case
 from spinalsam.training.errors import TrainingError
@@ -97,6 +97,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="encoder attention layers that get LoRA: qkv, proj or qkv,proj (default qkv)",
     )
     model.add_argument("--no-cbam", action="store_true", help="train LoRA only")
+    model.add_argument(
+        "--train-decoder",
+        action=argparse.BooleanOptionalAction,
+        help="also train the mask decoder (default: on for vit_tiny, whose random decoder "
+        "cannot learn otherwise; off for real SAM, which keeps the paper's LoRA + CBAM)",
+    )
+    model.add_argument(
+        "--image-size",
+        type=int,
+        help=f"input size of the vit_tiny model, a multiple of 16 (default {TINY_IMG_SIZE}); "
+        "real SAM is fixed at 1024",
+    )
     run = p.add_argument_group("training")
     run.add_argument("--out", type=Path, required=True, help="run folder (adapter/, checkpoints/)")
     run.add_argument("--steps", type=int, default=1000, help="optimiser steps")
@@ -133,12 +145,26 @@ def _base_checkpoint(args: argparse.Namespace) -> tuple[Path | None, str | None]
     if args.checkpoint:
         return fetch_checkpoint(args.checkpoint), args.checkpoint
     if args.model_type == "vit_tiny":
-        path = save_tiny_checkpoint(args.out / "tiny_base.pth", seed=args.seed)
+        size = args.image_size or TINY_IMG_SIZE
+        path = save_tiny_checkpoint(args.out / "tiny_base.pth", seed=args.seed, img_size=size)
         return path, str(path)
     log.warning(
         "no --checkpoint: training on a randomly initialised %s (smoke runs only)", args.model_type
     )
     return None, None
+
+
+def _check_model_args(args: argparse.Namespace) -> None:
+    """Refuse an image size that the chosen model cannot take, before any data is loaded."""
+    if args.image_size is None:
+        return
+    if args.model_type != "vit_tiny" or args.checkpoint:
+        raise TrainingError(
+            "--image-size applies only to a generated vit_tiny base; a SAM checkpoint fixes "
+            "its own input size"
+        )
+    if args.image_size < 16 or args.image_size % 16:
+        raise TrainingError(f"--image-size must be a multiple of 16, got {args.image_size}")
 
 
 def _resume_path(args: argparse.Namespace) -> Path | None:
@@ -154,6 +180,7 @@ def _resume_path(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     """Load, split, train, optionally push; returns the run's summary."""
+    _check_model_args(args)
     samples = load_data(
         args.data, args.label_map, args.labels, args.axis, args.window, args.case_pattern
     )
@@ -173,6 +200,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         warmup_steps=args.warmup_steps, accum=args.accum, val_every=args.val_every,
         save_every=args.save_every, seed=args.seed, device=args.device,
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, use_cbam=not args.no_cbam,
+        train_decoder=(
+            args.model_type == "vit_tiny" if args.train_decoder is None else args.train_decoder
+        ),
         correction_clicks=args.correction_clicks, loss=args.loss,
         log_jsonl=args.log_jsonl, progress=not args.no_progress,
     )  # fmt: skip

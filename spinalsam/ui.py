@@ -16,6 +16,7 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from spinalsam import ops
+from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import Router
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
@@ -188,6 +189,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     clear_btn = gr.Button("Clear", elem_id="clear")
                 with gr.Row():
                     propagate_btn = gr.Button("Propagate through volume")
+                    cancel_btn = gr.Button("Stop", size="sm", min_width=60)
                     measure_btn = gr.Button("Measure")
                     png_btn = gr.Button("Export PNG")
                     nifti_btn = gr.Button("Export NIfTI")
@@ -329,6 +331,13 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             msg, _ = _guard(act)
             return [s, *_views(s, msg)]
 
+        def on_propagate(s: Session, progress=gr.Progress()):  # noqa: B008 — Gradio's idiom
+            def report(done: int, total: int) -> None:
+                progress((done, total), desc="Propagating", unit="slices")
+
+            msg, _ = _guard(lambda: s.propagate(on_progress=report))
+            return [s, *_views(s, msg)]
+
         def on_label(name: str, s: Session):
             return _guard(lambda: s.set_active_label(name))[0]
 
@@ -365,13 +374,9 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             return msg
 
         def on_save(s: Session):
-            from spinalsam.bundle import save_bundle
-
             return _guard(lambda: ("Session saved: download it below.", save_bundle(s, s.workdir)))
 
         def on_bundle(path: str | None, s: Session):
-            from spinalsam.bundle import load_bundle
-
             msg, _ = _guard(lambda: load_bundle(s, Path(path)) if path else "No bundle uploaded.")
             return [s, *_views(s, msg)]
 
@@ -392,7 +397,6 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             (clear_btn, ops.Clear(target="all"), "clear"),
             (prev_btn, ops.PreviousImage(), "previous_image"),
             (next_btn, ops.NextImage(), "next_image"),
-            (propagate_btn, ops.Propagate(), "propagate"),
             (measure_btn, ops.Measure(), "measure"),
             (png_btn, ops.Export(format="png"), "export_png"),
             (nifti_btn, ops.Export(format="nifti"), "export_nifti"),
@@ -406,6 +410,10 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         )
         draw_tab.select(on_draw_tab, [session], drawer, api_visibility="private")
         use_boxes.click(on_drawn, [drawer, session], view_out, api_visibility="private")
+        propagate_btn.click(on_propagate, [session], view_out, api_name="propagate")
+        cancel_btn.click(
+            lambda s: s.cancel_propagation(), [session], status, queue=False, api_name="cancel"
+        )
         label_name.input(on_label, [label_name, session], status, api_name="set_label")
         measure3d_btn.click(
             on_measure3d, [session], [measurements_md, histogram, surface], api_name="measure_3d"

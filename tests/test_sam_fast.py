@@ -136,6 +136,16 @@ def test_onnx_matches_reference_and_reuses_cache(
 
 
 @needs_onnx
+def test_damaged_onnx_cache_is_reported_and_removed(tiny: Sam, tmp_path) -> None:
+    exported = _optimized(tiny, "onnx", cache_dir=tmp_path).image_encoder.path
+    exported.write_bytes(b"not an onnx model")
+    with pytest.raises(FastEncoderError, match="could not load the exported encoder"):
+        _optimized(tiny, "onnx", cache_dir=tmp_path)
+    assert not exported.parent.exists()
+    assert isinstance(_optimized(tiny, "onnx", cache_dir=tmp_path).image_encoder, fast.OnnxEncoder)
+
+
+@needs_onnx
 def test_onnx_int8_within_tolerance(
     tiny: Sam, image: torch.Tensor, reference: torch.Tensor, tmp_path
 ) -> None:
@@ -257,3 +267,14 @@ def test_mobile_sam_serves_sam_predictor() -> None:
     assert predictor.features.shape == (1, 256, 64, 64)
     mask = decode_prompt(predictor, vertebra_prompts(256)[0])
     assert mask.shape == (256, 256) and mask.dtype == bool
+
+
+def test_onnx_cache_key_follows_weights_including_scalar_buffers() -> None:
+    """BatchNorm's 0-d `num_batches_tracked` (MobileSAM) must hash; any weight change re-keys."""
+    module = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    key = fast._weights_key(module, "SdpaAttention")
+    assert key == fast._weights_key(copy.deepcopy(module), "SdpaAttention")
+    assert key != fast._weights_key(module, "Attention")
+    with torch.no_grad():
+        module[0].weight[0, 0] += 1e-3
+    assert key != fast._weights_key(module, "SdpaAttention")

@@ -1,4 +1,5 @@
-"""SAM + LoRA + CBAM on the tiny SAM: injection, identity init, strict loading, adapters."""
+"""SAM + LoRA + CBAM (+ decoder) on the tiny SAM: injection, identity init, strict loading,
+adapters, and the tiny model's configurable input size."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from sam_fixtures import slice_image
 
 from spinalsam.sam import (
@@ -87,7 +89,7 @@ def test_only_lora_and_cbam_train_and_counts_add_up(checkpoint: Path) -> None:
     base = sum(p.numel() for p in build_sam("vit_tiny", checkpoint).parameters())
     # rank 4 on two qkv layers of width 32 -> 96 outputs: A is 4x32, B is 96x4 per layer.
     assert counts["lora"] == 2 * (4 * 32 + 96 * 4)
-    assert counts["trainable"] == counts["lora"] + counts["cbam"]
+    assert counts["trainable"] == counts["lora"] + counts["cbam"] and counts["decoder"] == 0
     assert counts["total"] == base + counts["lora"] + counts["cbam"]
     assert model.key_check.ok and model.key_check.loaded == len(torch.load(checkpoint))
 
@@ -200,3 +202,106 @@ def test_adapter_refuses_other_base_weights_and_bad_keys(tmp_path: Path, checkpo
         load_adapter(wider, folder)
     with pytest.raises(SamError, match="not a SpinalSAM adapter"):
         load_adapter(model, tmp_path)
+
+
+def test_train_decoder_unfreezes_only_the_mask_decoder(checkpoint: Path) -> None:
+    model = build_spinalsam(SamConfig("vit_tiny", lora_rank=4, train_decoder=True), checkpoint)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    decoder = {f"sam.mask_decoder.{n}" for n, _ in model.sam.mask_decoder.named_parameters()}
+    assert decoder <= trainable
+    # The base encoder (apart from LoRA) and the prompt encoder stay frozen.
+    assert all(n in decoder or ".lora_" in n or n.startswith("cbam.") for n in trainable), sorted(
+        trainable - decoder
+    )
+    counts = model.parameter_counts()
+    assert counts["decoder"] == sum(p.numel() for p in model.sam.mask_decoder.parameters()) > 0
+    assert counts["trainable"] == counts["lora"] + counts["cbam"] + counts["decoder"]
+
+
+def test_adapter_with_a_trained_decoder_round_trips_and_survives_merging(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    image = slice_image().display
+    trained = build_spinalsam(SamConfig("vit_tiny", train_decoder=True), checkpoint)
+    _train_a_little(trained)
+    expected = _prompted_logits(trained, image)
+    folder = save_adapter(trained, tmp_path / "adapter", "local:tiny", file_sha256(checkpoint))
+    assert (folder / "decoder.safetensors").is_file()
+    assert json.loads((folder / "spinalsam.json").read_text())["train_decoder"] is True
+
+    # The adapter's switch wins: a config without train_decoder still gets the trained decoder.
+    loaded = build_spinalsam(SamConfig("vit_tiny"), checkpoint, adapter=folder)
+    assert loaded.config.train_decoder
+    assert torch.allclose(_prompted_logits(loaded, image), expected, atol=1e-6)
+    merge_adapter(loaded)
+    assert torch.allclose(_prompted_logits(loaded, image), expected, atol=1e-4)
+
+    # Without its decoder the same LoRA + CBAM predict something else: the decoder mattered.
+    lora_only = build_spinalsam(SamConfig("vit_tiny"), checkpoint)
+    lora_only.load_state_dict(
+        {k: v for k, v in trained.state_dict().items() if "mask_decoder" not in k}, strict=False
+    )
+    assert not torch.allclose(_prompted_logits(lora_only, image), expected, atol=1e-3)
+
+    with pytest.raises(SamError, match="without train_decoder"):
+        load_adapter(build_spinalsam(SamConfig("vit_tiny"), checkpoint), folder)
+    (folder / "decoder.safetensors").unlink()
+    with pytest.raises(SamError, match=r"missing: .*decoder\.safetensors"):
+        build_spinalsam(SamConfig("vit_tiny"), checkpoint, adapter=folder)
+
+
+def test_decoder_weights_load_with_a_strict_key_check(tmp_path: Path, checkpoint: Path) -> None:
+    model = build_spinalsam(SamConfig("vit_tiny", train_decoder=True), checkpoint)
+    folder = save_adapter(model, tmp_path / "adapter", None, None)
+    weights = load_file(folder / "decoder.safetensors")
+    weights["extra.weight"] = weights.pop("iou_token.weight")
+    save_file(weights, folder / "decoder.safetensors")
+    with pytest.raises(SamError, match=r"missing \['iou_token.weight'\].*unexpected \['extra"):
+        load_adapter(model, folder)
+
+
+def test_adapters_without_decoder_still_load_and_saving_removes_a_stale_decoder(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    image = slice_image().display
+    model = build_spinalsam(SamConfig("vit_tiny"), checkpoint)
+    _train_a_little(model)
+    folder = save_adapter(model, tmp_path / "adapter", None, None)
+    assert not (folder / "decoder.safetensors").exists()
+    meta = json.loads((folder / "spinalsam.json").read_text())
+    del meta["train_decoder"]  # as written before decoder training existed
+    (folder / "spinalsam.json").write_text(json.dumps(meta))
+    loaded = build_spinalsam(SamConfig("vit_tiny", train_decoder=True), checkpoint, adapter=folder)
+    assert not loaded.config.train_decoder and loaded.parameter_counts()["decoder"] == 0
+    assert torch.allclose(_prompted_logits(loaded, image), _prompted_logits(model, image))
+
+    with_decoder = build_spinalsam(SamConfig("vit_tiny", train_decoder=True), checkpoint)
+    save_adapter(with_decoder, folder, None, None)
+    save_adapter(model, folder, None, None)  # same folder, now without a trained decoder
+    assert not (folder / "decoder.safetensors").exists()
+    load_adapter(build_spinalsam(SamConfig("vit_tiny"), checkpoint), folder)
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_tiny_image_size_is_a_parameter_read_back_from_the_checkpoint(
+    tmp_path: Path, size: int
+) -> None:
+    path = save_tiny_checkpoint(tmp_path / "tiny.pth", seed=0, img_size=size)
+    assert torch.load(path)["image_encoder.pos_embed"].shape == (1, size // 16, size // 16, 32)
+    model = build_spinalsam(SamConfig("vit_tiny"), path)
+    assert model.img_size == size and model.key_check.ok
+    x, info = model.preprocess(slice_image(48, 64).display)
+    assert x.shape == (1, 3, size, size) and info.input_size == (size * 3 // 4, size)
+    logits = _prompted_logits(model, slice_image(48, 64).display)
+    assert logits.shape == (1, 3, size // 4, size // 4)
+    assert model.upscale_logits(logits, info).shape == (1, 3, 48, 64)
+
+
+def test_tiny_image_size_must_fit_the_patch_grid(tmp_path: Path) -> None:
+    with pytest.raises(SamError, match="multiple of 16"):
+        save_tiny_checkpoint(tmp_path / "tiny.pth", img_size=100)
+    state = torch.load(save_tiny_checkpoint(tmp_path / "tiny.pth", img_size=64))
+    state["image_encoder.pos_embed"] = torch.zeros(1, 8, 8, 32)  # says 128 px, rel_pos says 64
+    torch.save(state, tmp_path / "mixed.pth")
+    with pytest.raises(SamError, match="does not fit a vit_tiny SAM"):
+        build_sam("vit_tiny", tmp_path / "mixed.pth")

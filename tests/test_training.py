@@ -1,10 +1,11 @@
 """Fine-tuning end to end on a tiny SAM (CPU): learning, exact resume, adapter round trip, CLI.
 
-The tiny SAM's base weights are random and frozen, and only LoRA + CBAM train, so its decoder
-turns embeddings into logits of a few hundredths: the loss can fall only a little, but the mask
-*sign* is learnable, and that is what Dice measures. The learning test therefore overfits seven
-slices and validates on the same slices; thresholds come from measured runs (seeds 0-2: Dice
-0.21 -> 0.32-0.42, loss -0.011 to -0.013 over 150 steps; this seed: 0.21 -> 0.40).
+The tiny SAM's base weights are random, so LoRA + CBAM alone barely learn through its random,
+frozen decoder (Dice 0.21 -> 0.40 in 150 steps); these runs therefore also train the mask
+decoder (`train_decoder`, the CLI's default for vit_tiny) while the base encoder stays frozen.
+Thresholds come from measured runs of 60 steps at lr 1e-2 (seeds 0-2, 128 px): overfitting seven
+phantom slices gives Dice 0.21 -> 0.96-0.97 and loss 0.8-1.1 -> 0.06-0.08 (means of 20 steps);
+training on two slabs and validating on the held-out third gives 0.22 -> 0.95-0.96.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from spinalsam.phantom import make_spine_phantom
-from spinalsam.sam.model import SamConfig, build_spinalsam
+from spinalsam.sam.model import SamConfig, build_sam, build_spinalsam
 from spinalsam.sam.tiny import save_tiny_checkpoint
 from spinalsam.train import main
 from spinalsam.training.checkpoint import CHECKPOINT_DIR
@@ -77,12 +78,13 @@ def _config(out: Path, base: Path, **changes: object) -> TrainConfig:
         model_type="vit_tiny",
         checkpoint=base,
         checkpoint_spec=str(base),
-        steps=150,
+        steps=60,
         batch_size=4,
-        lr=3e-2,
+        lr=1e-2,
         lora_targets=("qkv", "proj"),
-        val_every=150,
-        save_every=150,
+        train_decoder=True,
+        val_every=60,
+        save_every=60,
         progress=False,
     )
     return replace(config, **changes)
@@ -107,31 +109,62 @@ def test_split_keeps_cases_apart(split: tuple[list[Sample], list[Sample]]) -> No
 def test_tiny_sam_overfits_a_few_phantom_slices(overfit: TrainResult) -> None:
     history = overfit.history
     baseline, final = history[0], history[-1]
-    assert baseline["step"] == 0 and baseline["loss"] is None and final["step"] == 150
+    assert baseline["step"] == 0 and baseline["loss"] is None and final["step"] == 60
     losses = [r["loss"] for r in history[1:]]
-    first, last = np.mean(losses[:30]), np.mean(losses[-30:])
-    assert last < first - 0.005, (first, last)  # measured: 1.504 -> 1.493
+    first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+    assert last < 0.3 * first, (first, last)  # measured: 1.09 -> 0.06 (means of 20 steps)
     assert baseline["val_dice"] < 0.25  # measured 0.21: the random base guesses
-    assert final["val_dice"] > 0.3, final  # measured 0.40
-    assert final["val_dice"] > baseline["val_dice"] + 0.08
+    assert final["val_dice"] > 0.85, final  # measured 0.96-0.97 over seeds 0-2
     assert overfit.best_val_dice == final["val_dice"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tiny_sam_generalises_to_a_held_out_slab(
+    tmp_path: Path, seed: int, split: tuple[list[Sample], list[Sample]]
+) -> None:
+    base = save_tiny_checkpoint(tmp_path / "tiny.pth", seed=seed)
+    result = train(_config(tmp_path / "run", base, seed=seed), *split)
+    assert result.history[0]["val_dice"] < 0.25  # measured 0.22
+    assert result.best_val_dice > 0.85  # measured 0.95 (seed 2) and 0.96 (seeds 0, 1)
+
+
+def test_training_leaves_the_base_encoders_frozen(
+    overfit: TrainResult, phantom: tuple[Path, Path, Path]
+) -> None:
+    """Only LoRA, CBAM and the decoder may move: the image and prompt encoders are the base's."""
+    base = build_sam("vit_tiny", phantom[2]).state_dict()
+    sam = overfit.model.sam
+    encoder = {
+        f"image_encoder.{name.replace('.base_layer', '')}": tensor
+        for name, tensor in sam.image_encoder.state_dict().items()
+        if ".lora_" not in name
+    }
+    prompt_encoder = {f"prompt_encoder.{n}": t for n, t in sam.prompt_encoder.state_dict().items()}
+    for name, tensor in (encoder | prompt_encoder).items():
+        assert torch.equal(tensor, base[name]), name
+    decoder = sam.mask_decoder.state_dict()
+    changed = [n for n, t in decoder.items() if not torch.equal(t, base[f"mask_decoder.{n}"])]
+    assert len(changed) > len(decoder) // 2
+    lora_b = [p for n, p in sam.image_encoder.named_parameters() if ".lora_B." in n]
+    assert lora_b and all(p.abs().max() > 0 for p in lora_b)
 
 
 def test_log_jsonl_has_a_line_per_step(overfit: TrainResult) -> None:
     lines = (overfit.adapter.parent / "log.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert [r["step"] for r in records] == list(range(151))
+    assert [r["step"] for r in records] == list(range(61))
     assert all({"step", "loss", "lr", "val_dice"} <= r.keys() for r in records)
-    assert [r["step"] for r in records if r["val_dice"] is not None] == [0, 150]
+    assert [r["step"] for r in records if r["val_dice"] is not None] == [0, 60]
     lrs = [r["lr"] for r in records[1:]]
-    assert max(lrs) == pytest.approx(3e-2, rel=0.15) and lrs[-1] < 1e-3  # warmup, cosine to 0
+    assert max(lrs) == pytest.approx(1e-2, rel=0.15) and lrs[-1] < 1e-4  # warmup, cosine to 0
 
 
 def test_best_adapter_reloads_with_identical_predictions(
     overfit: TrainResult, phantom: tuple[Path, Path, Path], few: list[Sample]
 ) -> None:
     assert (overfit.adapter / "adapter_model.safetensors").is_file()
-    config = SamConfig("vit_tiny", lora_targets=("qkv", "proj"))
+    assert (overfit.adapter / "decoder.safetensors").is_file()
+    config = SamConfig("vit_tiny", lora_targets=("qkv", "proj"))  # the adapter adds the decoder
     fresh = build_spinalsam(config, checkpoint=phantom[2], adapter=overfit.adapter)
     trained = overfit.model.eval()
     for sample in few[:3]:
@@ -141,7 +174,7 @@ def test_best_adapter_reloads_with_identical_predictions(
             )
     assert validate(fresh, few)["val_dice"] == pytest.approx(overfit.best_val_dice)
     untrained = build_spinalsam(config, checkpoint=phantom[2])
-    assert validate(untrained, few)["val_dice"] < overfit.best_val_dice - 0.08
+    assert validate(untrained, few)["val_dice"] < overfit.best_val_dice - 0.5
 
 
 def test_resume_continues_identically(
@@ -169,18 +202,32 @@ def test_cli_trains_and_reports(
     out = tmp_path / "run"
     argv = [
         *("--data", str(ct), "--label-map", str(seg), "--labels", "1,2,3"),
-        *("--case-pattern", SLABS, "--model-type", "vit_tiny", "--out", str(out)),
+        *("--case-pattern", SLABS, "--model-type", "vit_tiny", "--image-size", "64"),
         *("--steps", "2", "--batch-size", "1", "--val-every", "2", "--no-progress"),
-        *("--log-jsonl", str(out / "log.jsonl")),
     ]
-    assert main(argv) == 0
+    assert main([*argv, "--out", str(out), "--log-jsonl", str(out / "log.jsonl")]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["adapter"] == str(out / "adapter") and 0 <= summary["best_val_dice"] <= 1
     assert len((out / "log.jsonl").read_text().splitlines()) == 3
-    assert (out / "tiny_base.pth").is_file() and (out / CHECKPOINT_DIR / "step_0000002.pt").exists()
-    assert main([*argv, "--resume"]) == 0  # already at the last step: nothing left to do
-    assert main(["--data", str(tmp_path / "nope"), "--out", str(out)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert (out / CHECKPOINT_DIR / "step_0000002.pt").exists()
+    # vit_tiny trains its decoder by default, and the base records the asked-for input size.
+    assert (out / "adapter" / "decoder.safetensors").is_file()
+    model = build_spinalsam(SamConfig("vit_tiny"), out / "tiny_base.pth", adapter=out / "adapter")
+    assert model.img_size == 64 and model.config.train_decoder
+    assert main([*argv, "--out", str(out), "--resume"]) == 0  # at the last step: nothing to do
+
+    plain = tmp_path / "plain"
+    assert main([*argv, "--out", str(plain), "--no-train-decoder", "--steps", "1"]) == 0
+    assert not (plain / "adapter" / "decoder.safetensors").exists()
+
+    capsys.readouterr()
+    for bad, message in (
+        (["--data", str(ct), "--model-type", "vit_b", "--image-size", "64"], "applies only"),
+        (["--data", str(ct), "--model-type", "vit_tiny", "--image-size", "100"], "multiple of 16"),
+        (["--data", str(tmp_path / "nope")], "does not exist"),
+    ):
+        assert main(["--out", str(out), *bad]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_push_needs_a_token_and_reports_failures(

@@ -6,12 +6,13 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
 
 * Box: threshold at the box's mean grey level (never below the soft-tissue level), drop bone
   that enters through the box edge (a neighbour, since a box encloses its object), close, fill,
-  keep the object.
+  keep the object, then move the outline in to the cortex's half-height edge.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
-  box. Two estimates are tried — the filled bone blob under the click, and the watershed basin
-  of the blob's distance map (which cuts a vertebra from neighbours it touches through thin
-  bridges such as facet joints) — and the one whose result is centred on the click wins, since
-  a user clicks the middle of what they want.
+  box. Two estimates are tried: the distance-map watershed basin under the click, grown by
+  basins joined through wide necks (it cuts a vertebra from neighbours touching it through
+  narrow bridges such as facet joints), and the whole filled bone blob under the click. Each
+  result is cut at narrow necks again, and the one centred on the click wins, since a user
+  clicks the middle of what they want.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -41,24 +43,20 @@ BONE_WINDOW_HU = (-700.0, 1300.0)  # wide bone window: soft tissue mid-grey, cor
 NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
-SHELL_CLOSE_MM = 0.75  # gentler closing used to estimate extent without bridging discs
+BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
 SEARCH_MM = 37.0  # initial half-size of the window searched around a click
 EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the cortex edge
 NEGATIVE_MM = 2.5  # radius carved around a negative point
 BOX_MARGIN_MM = 1.25  # margin added around an estimated extent, as a user draws a box
 SOFT_FLOOR = 0.05  # bone threshold floor: soft tissue + this fraction of the bone contrast
+EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
 WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
-APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one is part of it ...
-NECK_RATIO = 0.5  # ... when the neck joining them is at least this fraction of its thickness
-GROWTH_ROUNDS = 1  # how many basins away from the clicked one appendages may be attached
+NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the thinner one
+APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one counts as an appendage
+GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
-CENTRED_TIE = 0.05
-BASIN_FIRST = False
-TIE_SMALLER = False
-WIDE_NECK = False
-SPLIT = False
-SPLIT_WIDE = True  # the blob estimate wins unless the basin is clearly better centred
+CENTRED_TIE = 0.05  # the basin estimate wins unless the blob is clearly better centred
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -104,7 +102,7 @@ def _centredness(mask: np.ndarray, y: int, x: int) -> float:
     return float(depth[y - y0 + 1, x - x0 + 1] / depth.max())
 
 
-def _neck_region(filled: np.ndarray, y: int, x: int, step: int, wide: bool) -> np.ndarray:
+def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     """The distance-map basin under (y, x), grown by basins joined through wide-enough necks.
 
     Touching objects meet through narrow bridges, which the distance map's watershed cuts;
@@ -114,6 +112,8 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int, wide: bool) -> n
     """
     shape = filled.shape
     coarse = filled[::step, ::step]
+    if not coarse.any():  # smaller than one grid cell: nothing to split
+        return filled
     y, x = min(y // step, coarse.shape[0] - 1), min(x // step, coarse.shape[1] - 1)
     depth = ndi.distance_transform_edt(coarse)
     markers, _ = ndi.label(h_maxima(depth, WATERSHED_H_PX / step))
@@ -127,7 +127,7 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int, wide: bool) -> n
         grown = region.copy()
         for b in np.unique(basins[rim]):
             neck = float(depth[rim & (basins == b)].max())
-            if (wide and neck > NECK_RATIO * min(peaks[b], seed_depth)) or (
+            if neck > NECK_RATIO * min(peaks[b], seed_depth) or (
                 peaks[b] < APPENDAGE_RATIO * seed_depth and neck > NECK_RATIO * peaks[b]
             ):
                 grown |= basins == b
@@ -226,7 +226,7 @@ class ClassicalSegmenter:
         return prior if prior.any() else None
 
     @staticmethod
-    def _box(box: np.ndarray | None, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    def _box(box: np.ndarray | None, shape: tuple[int, int]) -> Box | None:
         """Box as ordered, clipped integers; a box of a few pixels cannot hold a vertebra."""
         if box is None:
             return None
@@ -241,9 +241,7 @@ class ClassicalSegmenter:
         return x0, y0, x1, y1
 
     @staticmethod
-    def _grow(
-        bbox: tuple[int, int, int, int], margin: int, shape: tuple[int, int]
-    ) -> tuple[int, int, int, int]:
+    def _grow(bbox: Box, margin: int, shape: tuple[int, int]) -> Box:
         h, w = shape
         x0, y0, x1, y1 = bbox
         return (
@@ -253,7 +251,7 @@ class ClassicalSegmenter:
             min(y1 + margin, h - 1),
         )
 
-    def _segment_box(self, box: tuple[int, int, int, int], positives: np.ndarray) -> np.ndarray:
+    def _segment_box(self, box: Box, positives: np.ndarray) -> np.ndarray:
         """Shell threshold inside the box → drop edge-crossing bone → close → fill → pick."""
         s = self._slice
         assert s is not None
@@ -308,33 +306,45 @@ class ClassicalSegmenter:
         labels, _ = ndi.label(bone, structure=np.ones((3, 3)))
         edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         kept = bone & ~np.isin(labels, edge[edge > 0])
-        return kept if kept.sum() >= 0.3 * bone.sum() else bone
+        return kept if kept.sum() >= EDGE_KEEP_FRACTION * bone.sum() else bone
 
     def _segment_point(self, positives: np.ndarray) -> np.ndarray:
-        """Estimate the extent around the first click two ways; keep the better-centred mask."""
+        """Estimate the extent around the first click two ways; keep the better-centred mask.
+
+        The basin estimate is tried first and kept unless the blob's result is clearly better
+        centred: the blob only wins where the basin missed part of a lone vertebra.
+        """
         s = self._slice
         assert s is not None
         x, y = (int(v) for v in positives[0])
         margin = s.px(BOX_MARGIN_MM)
-        best: tuple[float, np.ndarray] | None = None
-        estimates = (self._blob_extent, self._basin_extent)
-        for estimate in estimates[::-1] if BASIN_FIRST else estimates:
+        candidates: list[tuple[float, np.ndarray]] = []
+        basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
+        for estimate in (*basins, self._blob_extent):
             region = self._enclosed_region(estimate, x, y)
             if region is None:
                 continue
-            mask = self._segment_box(self._grow(_bbox(region), margin, s.smooth.shape), positives)
-            if SPLIT and mask[y, x]:
-                x0, y0, x1, y1 = _bbox(mask)
-                crop = mask[y0 : y1 + 1, x0 : x1 + 1]
-                mask[y0 : y1 + 1, x0 : x1 + 1] = crop & _neck_region(
-                    crop, y - y0, x - x0, s.px(BASIN_CELL_MM), SPLIT_WIDE
-                )
-            score = _centredness(mask, y, x)
-            if best is None or score > best[0] + CENTRED_TIE:
-                best = (score, mask)
-            elif TIE_SMALLER and score >= best[0] - CENTRED_TIE and mask.sum() < best[1].sum():
-                best = (max(score, best[0]), mask)
-        return best[1] if best is not None else np.zeros(s.smooth.shape, dtype=bool)
+            box = self._grow(_bbox(region), margin, s.smooth.shape)
+            mask = self._cut_at_necks(self._segment_box(box, positives), y, x)
+            candidates.append((_centredness(mask, y, x), mask))
+        if not candidates:
+            return np.zeros(s.smooth.shape, dtype=bool)
+        top = max(score for score, _ in candidates)
+        return max((m for score, m in candidates if score >= top - CENTRED_TIE), key=np.sum)
+
+    def _cut_at_necks(self, mask: np.ndarray, y: int, x: int) -> np.ndarray:
+        """Keep the clicked part of a mask that a too-large box joined to a neighbour."""
+        if not mask[y, x]:
+            return mask
+        s = self._slice
+        assert s is not None
+        x0, y0, x1, y1 = _bbox(mask)
+        crop = mask[y0 : y1 + 1, x0 : x1 + 1]
+        cut = mask.copy()
+        cut[y0 : y1 + 1, x0 : x1 + 1] = crop & _neck_region(
+            crop, y - y0, x - x0, s.px(BASIN_CELL_MM)
+        )
+        return cut
 
     def _enclosed_region(self, estimate: _Estimate, x: int, y: int) -> np.ndarray | None:
         """Run `estimate` in a window around the click, doubling the window while the extent
@@ -371,20 +381,21 @@ class ClassicalSegmenter:
         labels, n = ndi.label(filled)
         return labels == _component_at(labels, y, x) if n else None
 
-    def _basin_extent(self, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
+    def _basin_extent(
+        self, window: tuple[slice, slice], y: int, x: int, close_mm: float
+    ) -> np.ndarray | None:
         """The click's distance-map basin plus thin appendages joined by a wide-enough neck.
 
         Touching vertebrae meet through narrow bridges, which the distance map's watershed cuts;
         processes and pedicles are thin basins of their own and are re-attached when the neck is
-        not much thinner than they are. Only a bounding box is needed, so the watershed runs on
-        a coarser grid (BASIN_CELL_MM).
+        not much thinner than they are. A gentler closing than the box's keeps discs open.
         """
         s = self._slice
         assert s is not None
-        filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(SHELL_CLOSE_MM)))
+        filled = ndi.binary_fill_holes(_closing(s.bone[window], s.px(close_mm)))
         if not filled.any():
             return None
-        return _neck_region(filled, y, x, s.px(BASIN_CELL_MM), WIDE_NECK)
+        return _neck_region(filled, y, x, s.px(BASIN_CELL_MM))
 
     def _carve(self, mask: np.ndarray, negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
         """Remove a disk around each negative point, then whatever it cut off from the object."""

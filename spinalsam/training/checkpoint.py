@@ -1,9 +1,9 @@
 """Training checkpoints that let `--resume` continue exactly where a run stopped.
 
-A checkpoint holds only what training changes (the LoRA and CBAM parameters; the base SAM is
-frozen and comes from its own checkpoint), the optimiser and scheduler state, every random
-generator's state and the step, so a resumed run draws the same batches and prompts and follows
-the same loss curve as an uninterrupted one.
+A checkpoint holds only what training changes (the LoRA, CBAM and any decoder parameters; the
+rest of the base SAM is frozen and comes from its own checkpoint), the optimiser and scheduler
+state, every random generator's state and the step, so a resumed run draws the same batches and
+prompts and follows the same loss curve as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def load_checkpoint(
     if set(saved) != set(params) or any(saved[n].shape != p.shape for n, p in params.items()):
         raise TrainingError(
             f"{path.name} was written by a differently shaped model; resume with the same "
-            "--model-type, --lora-rank and CBAM setting as the original run"
+            "--model-type, --image-size, --lora-rank, CBAM and --train-decoder settings as the "
+            "original run"
         )
     with torch.no_grad():
         for name, param in params.items():

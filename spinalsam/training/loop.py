@@ -1,9 +1,9 @@
 """The fine-tuning loop: simulated prompts, Dice + BCE, AdamW with warmup + cosine, checkpoints.
 
-Only LoRA (in the image encoder) and CBAM train, so the encoder's output changes every step and
-embeddings cannot be cached: each step embeds its batch afresh. One encoder pass serves all
-prompting rounds of an object (initial prompt plus correction clicks), which is where SAM's
-design makes interactive training cheap.
+LoRA (in the image encoder) and CBAM train, and with `train_decoder` the mask decoder too. The
+encoder's output changes every step, so embeddings cannot be cached: each step embeds its batch
+afresh. One encoder pass serves all prompting rounds of an object (initial prompt plus correction
+clicks), which is where SAM's design makes interactive training cheap.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def train(
     val_samples: Sequence[Sample],
     resume: Path | None = None,
 ) -> TrainResult:
-    """Fine-tune LoRA + CBAM; validate every `val_every` steps and keep the best adapter."""
+    """Fine-tune LoRA + CBAM (+ decoder); validate every `val_every` steps; keep the best."""
     if not train_samples or not val_samples:
         raise TrainingError("training needs at least one training and one validation slice")
     _seed_everything(config.seed)
