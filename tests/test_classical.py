@@ -208,16 +208,19 @@ def _real_cases(root: Path, view: str, names: list[str]) -> list[tuple[SliceImag
     return cases
 
 
+# (slices, box minimum, point minimum). Axial: every 10th slice; sagittal: 3 spread-out slices.
+# On all 80 axial slices the means are 0.936 (box) and 0.904 (point); on the 30 sagittal
+# slices 0.850 (box) and about 0.70 (point) — the minimums sit a little below what these
+# slices give, so a regression fails but slice-to-slice spread does not.
 REAL = {
-    "axial": (["Case1_05.png", "Case1_30.png", "Case1_50.png", "Case1_75.png"], 0.90, 0.85),
-    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.80, 0.55),
+    "axial": ([f"Case1_{i:02d}.png" for i in range(5, 80, 10)], 0.92, 0.90),
+    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.80, 0.60),
 }
 
 
 @pytest.mark.parametrize("view", sorted(REAL))
 def test_real_slices_mean_vertebra_dice(shared_data: Path, view: str) -> None:
-    """Per-vertebra Dice on a few real slices, protocol prompts, thresholds below the full-set
-    means (see the report) so that a regression, not slice-to-slice spread, fails the test."""
+    """Mean per-vertebra Dice on a few real slices with the data protocol's prompts."""
     from spinalsam.evaluate import evaluate_case
 
     names, box_min, point_min = REAL[view]

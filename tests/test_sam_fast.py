@@ -16,7 +16,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling.image_encoder import Attention
 from segment_anything.modeling.sam import Sam
 
-from spinalsam.sam import fast
+from spinalsam.sam import SamConfig, build_spinalsam, fast
 from spinalsam.sam.fast import (
     FastEncoderError,
     SdpaAttention,
@@ -108,6 +108,32 @@ def test_sdpa_query_chunks_match_reference(
     monkeypatch.setattr(fast, "_MAX_BIAS_ELEMENTS", 2 * 64 * 14)
     out = _embed(_optimized(tiny, "sdpa"), image)
     torch.testing.assert_close(out, reference, atol=FP32_ATOL, rtol=0)
+
+
+def test_sdpa_keeps_lora_wrapped_layers_and_state_keys(image: torch.Tensor) -> None:
+    """SpinalSAM's peft LoRA wraps `qkv`; the class swap must keep it and every weight name."""
+    model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:  # non-zero LoRA, so its contribution is part of the check
+                param.normal_(0.0, 0.1)
+        before = model.embed(image)
+    keys = list(model.state_dict())
+    optimize_encoder(model.sam, "sdpa")
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(image), before, atol=FP32_ATOL, rtol=0)
+
+
+@pytest.mark.skipif(
+    not fast._bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16"
+)
+def test_bf16_autocast_within_tolerance(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor
+) -> None:
+    out = _embed(_optimized(tiny, "sdpa+bf16"), image)
+    assert out.dtype == torch.float32  # SAM's decoder keeps getting fp32 features
+    assert 0 < embedding_error(reference, out).rel_l2 < INT8_REL_L2
 
 
 @pytest.mark.parametrize("method", ["int8", "sdpa+int8"])

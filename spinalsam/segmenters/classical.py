@@ -8,17 +8,17 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   that enters through the box edge (a neighbour, since a box encloses its object), close, fill,
   keep the object, then move the outline in to the cortex's half-height edge.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
-  box. Two estimates are tried: the distance-map watershed basin under the click, grown by
-  basins joined through wide necks (it cuts a vertebra from neighbours touching it through
-  narrow bridges such as facet joints), and the whole filled bone blob under the click. Each
-  result is cut at narrow necks again, and the one centred on the click wins, since a user
-  clicks the middle of what they want.
+  box. The estimates are the distance-map watershed basin under the click, grown by basins
+  joined through wide necks (it cuts a vertebra from neighbours touching it through narrow
+  bridges such as facet joints), at two gentle closings of the bone map, and the whole filled
+  bone blob under the click. Each result is cut at narrow necks again, and the one centred on
+  the click wins, since a user clicks the middle of what they want.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result.
 
 HU input is mapped through a fixed bone window first, so 8-bit renders and HU slices go
-through the same steps. Lengths are physical (mm) where spacing is known, and assume a
-typical in-plane spacing otherwise.
+through the same steps. Lengths are physical (mm) where spacing is known and converted at
+NOMINAL_MM_PER_PX otherwise.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the
 APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one counts as an appendage
 GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
-CENTRED_TIE = 0.05  # the basin estimate wins unless the blob is clearly better centred
+CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
+SMALL_RADIUS_PX = 3  # up to this radius a plain disk closing is faster than distance transforms
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -71,8 +72,11 @@ def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius < 1:
         return mask
     pad = radius + 1
-    # Distance-transform closing: cost independent of the radius, same result as a disk.
-    closed = isotropic_closing(np.pad(mask, pad), radius)
+    padded = np.pad(mask, pad)
+    if radius <= SMALL_RADIUS_PX:
+        closed = ndi.binary_closing(padded, structure=disk(radius))
+    else:  # distance-transform closing: same result as a disk, cost independent of the radius
+        closed = isotropic_closing(padded, radius)
     return closed[pad:-pad, pad:-pad]
 
 
@@ -309,16 +313,17 @@ class ClassicalSegmenter:
         return kept if kept.sum() >= EDGE_KEEP_FRACTION * bone.sum() else bone
 
     def _segment_point(self, positives: np.ndarray) -> np.ndarray:
-        """Estimate the extent around the first click two ways; keep the better-centred mask.
+        """Estimate the extent around the first click; keep the best-centred resulting mask.
 
-        The basin estimate is tried first and kept unless the blob's result is clearly better
-        centred: the blob only wins where the basin missed part of a lone vertebra.
+        Estimates run from the most local (basins of a barely closed bone map) to the whole
+        blob; a later one replaces the current best only when its mask is clearly better
+        centred, which happens where a basin missed part of a lone, large vertebra.
         """
         s = self._slice
         assert s is not None
         x, y = (int(v) for v in positives[0])
         margin = s.px(BOX_MARGIN_MM)
-        candidates: list[tuple[float, np.ndarray]] = []
+        best: tuple[float, np.ndarray] | None = None
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
         for estimate in (*basins, self._blob_extent):
             region = self._enclosed_region(estimate, x, y)
@@ -326,11 +331,10 @@ class ClassicalSegmenter:
                 continue
             box = self._grow(_bbox(region), margin, s.smooth.shape)
             mask = self._cut_at_necks(self._segment_box(box, positives), y, x)
-            candidates.append((_centredness(mask, y, x), mask))
-        if not candidates:
-            return np.zeros(s.smooth.shape, dtype=bool)
-        top = max(score for score, _ in candidates)
-        return max((m for score, m in candidates if score >= top - CENTRED_TIE), key=np.sum)
+            score = _centredness(mask, y, x)
+            if best is None or score > best[0] + CENTRED_TIE:
+                best = (score, mask)
+        return best[1] if best is not None else np.zeros(s.smooth.shape, dtype=bool)
 
     def _cut_at_necks(self, mask: np.ndarray, y: int, x: int) -> np.ndarray:
         """Keep the clicked part of a mask that a too-large box joined to a neighbour."""
