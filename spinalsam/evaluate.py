@@ -78,7 +78,10 @@ def pair_files(images: Path, masks: Path) -> list[tuple[Path, Path]]:
 
 
 def _load_with_io(path: Path) -> SliceImage | None:
-    """Use the app's own loader when it works, so evaluation sees what the app sees."""
+    """Use the app's own loader when it works, so evaluation sees what the app sees.
+
+    Evaluation is per slice: a volume contributes its middle slice.
+    """
     try:
         from spinalsam.io import load_ct
 

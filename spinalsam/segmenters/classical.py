@@ -326,6 +326,8 @@ class ClassicalSegmenter:
         best: tuple[float, np.ndarray] | None = None
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
         for estimate in (*basins, self._blob_extent):
+            if best is not None and best[0] + CENTRED_TIE >= 1.0:
+                break  # centredness is at most 1: no later estimate could replace this one
             region = self._enclosed_region(estimate, x, y)
             if region is None:
                 continue

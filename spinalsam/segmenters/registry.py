@@ -14,10 +14,20 @@ from spinalsam.segmenters.classical import ClassicalSegmenter
 
 __all__ = ["BACKENDS", "create_segmenter"]
 
+
+def _sam() -> Segmenter:
+    """SAM (+ adapter) as configured by SPINALSAM_SAM_CHECKPOINT / SPINALSAM_ADAPTER etc."""
+    # Imported on use: torch, peft and segment_anything take seconds to import.
+    from spinalsam.sam.backend import create_sam_segmenter
+
+    return create_sam_segmenter()
+
+
 BACKENDS: Mapping[str, Callable[[], Segmenter]] = MappingProxyType(
     {
         "default": ClassicalSegmenter,
         "classical": ClassicalSegmenter,
+        "sam": _sam,
     }
 )
 
