@@ -1,4 +1,4 @@
-"""Built-in examples: files that ship with installed packages or that we generate, never copied data.
+"""Built-in examples: files shipped inside installed packages or generated, never copied data.
 
 Each example materialises into the caller's folder, so nothing is written at import time.
 """

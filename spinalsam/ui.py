@@ -357,15 +357,11 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
 
         def on_flag(rate: str, note: str, s: Session):
             def act() -> str:
-                record = s.flag_record(rate, note)
-                mask_path = (
-                    s.apply([ops.Export(format="png")])[0].file
-                    if s.has_image and s.current.labels.any()
-                    else None
-                )
-                flagger.flag(
-                    [json.dumps(record), str(mask_path) if mask_path else None, rate, note]
-                )
+                record = s.flag_record(rate, note)  # raises when no image is open
+                mask = s.apply([ops.Export(format="png")])[0].file
+                # Gradio's logger copies the mask into the flag folder, so the row stays valid.
+                mask_data = {"path": str(mask)} if mask else None
+                flagger.flag([json.dumps(record), mask_data, rate, note])
                 return (
                     "Thanks — the result was flagged for review with its prompts, mask and metrics."
                 )
@@ -426,8 +422,8 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         save_btn.click(on_save, [session], [status, download], api_name="save_session")
         bundle_in.upload(on_bundle, [bundle_in, session], view_out, api_name="open_session")
 
-        record = gr.Textbox(visible=False)
-        mask_file = gr.File(visible=False)
+        record = gr.Textbox(label="record", visible=False)
+        mask_file = gr.File(label="mask", visible=False)
         flagger.setup([record, mask_file, rating, comment], str(flag_dir))
     return demo
 

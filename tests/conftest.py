@@ -76,7 +76,13 @@ def running_app(workdir: Path, **env_overrides: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the default app keeps its server log and flagged results."""
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_workdir: Path) -> Iterator[str]:
     """The app with the embedded default backend."""
-    with running_app(tmp_path_factory.mktemp("app")) as url:
+    with running_app(app_workdir) as url:
         yield url

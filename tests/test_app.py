@@ -167,3 +167,13 @@ def test_session_bundle_roundtrip_via_api(app_url: str) -> None:
     status = _status(b.predict(handle_file(path), api_name="/open_session"))
     assert "Reopened" in status
     assert "Segmented" in _chat(b, "generate box mask")  # the box came back with the bundle
+
+
+def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path) -> None:
+    client.predict(CT_SMALL, api_name="/load_example")
+    _chat(client, "add a box from (30, 30) to (100, 100) and generate the box mask")
+    client.predict(api_name="/measure")
+    assert "Thanks" in client.predict("needs correction", "left pedicle missing", api_name="/flag")
+    rows = (app_workdir / "flagged" / "dataset1.csv").read_text()
+    assert "left pedicle missing" in rows and "needs correction" in rows
+    assert "[30, 30, 100, 100]" in rows and "CT_small" in rows and "hu_mean" in rows
