@@ -5,7 +5,8 @@ one method's allocations or thread pools never flatter or penalise the next. The
 plain `SamPredictor.set_image` with fp32 eager PyTorch; every optimized embedding is compared to
 the reference embedding saved by that first worker (same seed, same random weights).
 
-    python bench/latency.py --model vit_b --methods sdpa,int8,sdpa+int8,onnx,onnx-int8
+    python bench/latency.py --model vit_b                      # default methods, ~8 min
+    python bench/latency.py --model mobile_sam --methods int8,onnx,onnx-int8
 
 Random weights (no checkpoints can be downloaded here) cost exactly the same compute as real
 ones. SAM resizes every slice to 1024 px on its long side, so `--size` changes the prompt/overlay
@@ -23,8 +24,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from segment_anything import SamPredictor
+
+    from spinalsam.segmenters.base import Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_METHODS = "sdpa,int8,sdpa+int8,sdpa+bf16,onnx,onnx-int8"
@@ -54,7 +61,7 @@ def render_overlay(
 
 
 def _click_latency(
-    predictor: object, prompts: tuple, image: np.ndarray, clicks: int
+    predictor: SamPredictor, prompts: tuple[Prompt, ...], image: np.ndarray, clicks: int
 ) -> dict[str, float]:
     """Decoder-only and decoder + overlay times in ms over `clicks` alternating prompts."""
     from spinalsam.sam.fast import decode_prompt
@@ -81,7 +88,11 @@ def _click_latency(
 
 
 def worker(args: argparse.Namespace) -> dict[str, object]:
-    """Build the seeded model, apply one method, and time it; runs inside a subprocess."""
+    """Build the seeded model, apply one method, and time it; runs inside a subprocess.
+
+    torch and SpinalSAM are imported here, not at module level, so the parent process that only
+    orchestrates stays small and never initialises torch's thread pools.
+    """
     import torch
     from segment_anything import SamPredictor
 
@@ -165,7 +176,7 @@ def _run_worker(args: argparse.Namespace, method: str, prepare_only: bool = Fals
         return {"method": method, "error": f"timed out after {WORKER_TIMEOUT_S} s"}
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        return {"method": method, "error": proc.stderr.strip().splitlines()[-1:] or "no output"}
+        return {"method": method, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
     return json.loads(lines[-1])
 
 

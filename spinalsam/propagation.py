@@ -5,10 +5,11 @@ bounding box (enlarged by the allowed growth), one positive point deep inside ea
 piece (the distance-transform maximum, far from the edges and thus robust to small shifts), and
 the mask itself as `mask_input` for backends that use a prior. Only the Segmenter interface is
 used, so every backend propagates. The backend's answer is then held to what an anatomical
-object does between neighbouring slices: its outline moves little (`max_growth_mm`) and it
-continues from the previous mask (`keep_overlapping`). A side stops when the object vanishes,
-changes abruptly, outgrows the start mask, or fades into its surroundings — at an intervertebral
-disc a backend may still return a blob, but it no longer stands out from the tissue around it.
+object does between neighbouring slices: its outline moves little (`max_growth_mm`, though it
+may regrow within the start mask) and it continues from the previous mask (`keep_overlapping`).
+A side stops when the object vanishes, changes abruptly, outgrows the start mask, or fades into
+its surroundings — at an intervertebral disc a backend may still return a blob, but it no longer
+stands out from the tissue around it.
 
 The caller applies the result as one undo step; nothing here touches the session.
 """
@@ -56,17 +57,22 @@ class PropagationRules:
     max_growth_mm: the new mask is clipped to this distance around the previous one, so leaks
     cannot creep outwards slice after slice; on coarse pixels (> 2 mm) the outline can then only
     keep or shrink, which is why propagation should start where the object is largest.
+    regrow_within_start: also allow any pixel of the start slice's mask. Without it, on coarse
+    pixels one under-segmented slice caps every later one (the outline can only shrink); the
+    start mask is the largest, user-checked cross-section, so regrowing into it lets the outline
+    recover without letting a leak creep beyond it.
     min_contrast_fraction: the object's contrast (mean inside minus mean of a 5 mm ring around
     it) relative to the start slice's; below it the mask no longer marks a distinct object.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
     min_pixels: int = 10
-    min_iou: float = 0.3  # with the previous slice's mask: below it the shape jumped
+    min_iou: float = 0.5  # with the previous slice's mask: below it the shape jumped
     max_area_ratio: float = 2.2  # growth or shrinkage factor from one slice to the next
     max_area_vs_start: float = 1.5  # a side stops when the object outgrows the start mask
     keep_overlapping: bool = True
     max_growth_mm: float | None = 2.0  # in-plane, per slice; < 1 pixel means "never grow"
+    regrow_within_start: bool = True
     min_contrast_fraction: float = 0.1  # of the start slice's object-vs-surroundings contrast
 
 
@@ -168,14 +174,19 @@ def _contrast(
 
 
 def _follow(
-    segmenter: Segmenter, image: SliceImage, previous: np.ndarray, rules: PropagationRules
+    segmenter: Segmenter,
+    image: SliceImage,
+    previous: np.ndarray,
+    start_mask: np.ndarray,
+    rules: PropagationRules,
 ) -> np.ndarray:
     """The backend's mask on the next slice, held to what the object can do between slices."""
     segmenter.set_image(image)
     margin = _box_margin(rules.max_growth_mm, image.spacing)
     mask = np.asarray(segmenter.predict(prompt_from_mask(previous, margin)), dtype=bool)
     if rules.max_growth_mm is not None:
-        mask = mask & _reach(previous, rules.max_growth_mm, image.spacing)
+        allowed = _reach(previous, rules.max_growth_mm, image.spacing)
+        mask = mask & (allowed | start_mask if rules.regrow_within_start else allowed)
     if rules.keep_overlapping:
         mask = _overlapping_pieces(mask, previous)
     return mask
@@ -259,7 +270,7 @@ def propagate(
             pixels = take_slice(volume, plane, index).astype(np.float32)
             image = SliceImage(pixels, render(pixels, is_hu, window), is_hu, pixel_spacing)
             try:
-                mask = _follow(segmenter, image, previous, rules)
+                mask = _follow(segmenter, image, previous, start_mask, rules)
             except SegmenterError as error:
                 reasons[step] = f"segmenter failed: {error}"
                 break

@@ -322,6 +322,7 @@ def test_cli_llm_flag_uses_the_configured_server(stub: StubLLMServer) -> None:
         input=f"add a box\n{UNCLEAR}\n",
         capture_output=True,
         text=True,
+        encoding="utf-8",
         cwd=REPO,
         timeout=60,
         env=env,

@@ -351,6 +351,7 @@ def test_cli_writes_one_json_array_per_line() -> None:
         input=stdin,
         capture_output=True,
         text=True,
+        encoding="utf-8",
         cwd=REPO,
         timeout=60,
         check=True,

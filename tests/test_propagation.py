@@ -175,6 +175,28 @@ def test_growth_per_slice_is_limited() -> None:
     assert result.stopped_up.startswith("grew beyond the start object")
 
 
+def test_an_under_segmented_slice_does_not_cap_the_following_ones() -> None:
+    """On pixels coarser than the growth limit the outline cannot grow back by itself."""
+    volume, labels = _spine()
+    volume[19, 22:29, 36:48] = 30.0  # a bay in one slice's edge (a partial-volume dip)
+    never_grow = {"max_growth_mm": 0.5, "min_contrast_fraction": 0.0}
+    runs = {
+        regrow: _run(
+            volume,
+            labels,
+            start=18,
+            direction="up",
+            max_slices=2,
+            rules=PropagationRules(**never_grow, regrow_within_start=regrow),
+        )
+        for regrow in (True, False)
+    }
+    body = labels[20] == 2
+    assert not runs[True].masks[19][22:29, 36:48].any()  # the dip itself is followed
+    np.testing.assert_array_equal(runs[True].masks[20], body)  # then the outline recovers
+    assert (body & ~runs[False].masks[20])[22:29, 36:48].any()  # without: capped for good
+
+
 def test_cancel_keeps_what_was_done_and_progress_is_reported() -> None:
     volume, labels = _spine()
     cancel = threading.Event()

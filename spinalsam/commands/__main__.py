@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             print("note: DEEPSEEK_API_KEY is not set; using the offline parser", file=sys.stderr)
         else:
             router = Router(LLMParser(config))
+    # Commands are often Chinese: read and write UTF-8 whatever the locale (CI may have none).
+    for stream in (sys.stdin, sys.stdout):
+        stream.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
     for line in sys.stdin:
         text = line.strip()
         result = router.parse(text) if text else None

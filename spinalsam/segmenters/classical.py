@@ -44,6 +44,9 @@ NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
 BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
+COMPARTMENT_MIN_FRACTION = 0.25  # smaller compartments are trabecular cells, not bodies
+WALL_MM = 1.25  # thickness of the cortical wall added back around a compartment
+CORTEX_FRACTION = 0.25  # cortex: brighter than soft tissue by this fraction of the contrast
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
 SEARCH_MM = 37.0  # initial half-size of the window searched around a click
 EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the cortex edge
@@ -149,6 +152,7 @@ class _Slice:
     smooth: np.ndarray  # (H, W) float32 on the 0..255 bone-window scale
     soft: float  # grey level of soft tissue (the histogram peak above air)
     bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
+    cortex: np.ndarray  # (H, W) bool, the bright cortical shell only
     px_per_mm: float
 
     def px(self, mm: float) -> int:
@@ -182,7 +186,8 @@ class ClassicalSegmenter:
         window = max(3, round(LOCAL_WINDOW_MM * px_per_mm) | 1)
         local_mean = ndi.uniform_filter(smooth, window)
         bone = smooth > np.maximum(local_mean, soft + SOFT_FLOOR * contrast)
-        self._slice = _Slice(smooth=smooth, soft=soft, bone=bone, px_per_mm=px_per_mm)
+        cortex = smooth > soft + CORTEX_FRACTION * contrast
+        self._slice = _Slice(smooth, soft, bone, cortex, px_per_mm)
 
     @staticmethod
     def _soft_tissue_level(smooth: np.ndarray) -> float:
@@ -336,7 +341,37 @@ class ClassicalSegmenter:
             score = _centredness(mask, y, x)
             if best is None or score > best[0] + CENTRED_TIE:
                 best = (score, mask)
-        return best[1] if best is not None else np.zeros(s.smooth.shape, dtype=bool)
+        if best is None:
+            return np.zeros(s.smooth.shape, dtype=bool)
+        if best[0] + CENTRED_TIE < 1.0:
+            compartment = self._compartment(best[1], y, x)
+            if (
+                compartment is not None
+                and compartment.sum() >= COMPARTMENT_MIN_FRACTION * best[1].sum()
+                and _centredness(compartment, y, x) >= best[0]
+            ):
+                return compartment
+        return best[1]
+
+    def _compartment(self, mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
+        """The cortex-walled compartment of `mask` around the click, with its wall.
+
+        Cancellous bone is barely brighter than a disc, but cortex is clearly brighter than
+        both, so the endplates wall a body off from the disc even where the bright bone of two
+        bodies has been joined. The inside of the mask without the cortex splits at those walls
+        (narrow gaps in them are necks); the click's basin plus a wall's thickness is the body.
+        """
+        s = self._slice
+        assert s is not None
+        x0, y0, x1, y1 = _bbox(mask)
+        crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        inner = mask[crop] & ~s.cortex[crop]
+        if not inner[y - y0, x - x0]:
+            return None
+        region = _neck_region(inner, y - y0, x - x0, s.px(BASIN_CELL_MM))
+        out = np.zeros_like(mask)
+        out[crop] = ndi.binary_dilation(region, disk(s.px(WALL_MM))) & mask[crop]
+        return out
 
     def _cut_at_necks(self, mask: np.ndarray, y: int, x: int) -> np.ndarray:
         """Keep the clicked part of a mask that a too-large box joined to a neighbour."""
