@@ -48,22 +48,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def render_overlay(
-    rgb: np.ndarray,
-    mask: np.ndarray,
-    color: tuple[int, int, int] = (255, 80, 40),
-    alpha: float = 0.45,
-) -> np.ndarray:
-    """Alpha-blend a coloured mask onto the slice, the numpy work the UI does per click."""
-    out = rgb.copy()
-    out[mask] = (rgb[mask] * (1 - alpha) + np.asarray(color) * alpha).astype(np.uint8)
-    return out
-
-
 def _click_latency(
     predictor: SamPredictor, prompts: tuple[Prompt, ...], image: np.ndarray, clicks: int
 ) -> dict[str, float]:
     """Decoder-only and decoder + overlay times in ms over `clicks` alternating prompts."""
+    from spinalsam.prompts import PromptSet
+    from spinalsam.render import compose_view
     from spinalsam.sam.fast import decode_prompt
 
     decode_ms, click_ms, click_cpu_ms = [], [], []
@@ -72,7 +62,7 @@ def _click_latency(
         t0, c0 = time.perf_counter(), time.process_time()
         mask = decode_prompt(predictor, prompt)
         t1 = time.perf_counter()
-        render_overlay(image, mask)
+        compose_view(image[:, :, 0], mask.astype(np.uint8), PromptSet())  # what the UI draws
         t2, c2 = time.perf_counter(), time.process_time()
         decode_ms.append((t1 - t0) * 1e3)
         click_ms.append((t2 - t0) * 1e3)

@@ -27,6 +27,10 @@ __all__ = ["create_demo", "launch_options"]
 
 log = logging.getLogger(__name__)
 
+# Small slices (a 128² DICOM, a reformatted plane) are scaled up to fill the panel; Gradio's
+# select events still report original-image pixels.
+CSS = "#ct-image img { width: 100%; height: 100%; object-fit: contain; }"
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -52,6 +56,7 @@ def launch_options(env: dict[str, str] | None = None) -> dict[str, Any]:
         "share": env.get("SPINALSAM_SHARE", "").strip().lower() in _TRUE,
         "max_file_size": env.get("SPINALSAM_MAX_FILE_SIZE", "1gb"),
         "show_error": True,
+        "css": CSS,
     }
     if env.get("SPINALSAM_AUTH"):
         options["auth"] = _parse_auth(env["SPINALSAM_AUTH"])

@@ -49,6 +49,22 @@ class PromptSet:
             return replace(self, boxes=())
         return PromptSet()
 
+    def scaled(self, fx: float, fy: float) -> PromptSet:
+        """The same prompts in display pixels when the view stretches voxels by (fx, fy)."""
+        if fx == fy == 1:
+            return self
+
+        def sx(x: int) -> int:
+            return round((x + 0.5) * fx - 0.5)
+
+        def sy(y: int) -> int:
+            return round((y + 0.5) * fy - 0.5)
+
+        return PromptSet(
+            points=tuple(Point(sx(p.x), sy(p.y), p.positive) for p in self.points),
+            boxes=tuple((sx(x0), sy(y0), sx(x1), sy(y1)) for x0, y0, x1, y1 in self.boxes),
+        )
+
     def to_json(self) -> dict[str, list[list[int]]]:
         return {
             "points": [[p.x, p.y, int(p.positive)] for p in self.points],

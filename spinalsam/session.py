@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from PIL import Image
 
 from spinalsam import ops, propagation
 from spinalsam.commands import HELP_TEXT
@@ -40,6 +41,7 @@ from spinalsam.planes import (
     take_slice,
 )
 from spinalsam.prompts import Point, PromptSet, SegmentKind
+from spinalsam.render import compose_view
 from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
 from spinalsam.windowing import PRESETS, Window, render
 
@@ -183,6 +185,54 @@ class Session:
         return take_slice(img.ct.volume, img.plane, img.index).shape  # a view: no copy
 
     @property
+    def display_scale(self) -> tuple[float, float]:
+        """Display pixels per voxel (x, y) of the current view.
+
+        Reformatted planes of volumes with thick slices are stretched to square pixels, as
+        radiology viewers show them; coordinates from clicks and chat are display pixels.
+        """
+        img = self.current
+        spacing = slice_spacing(img.ct.spacing, img.plane)
+        if spacing is None:
+            return (1.0, 1.0)
+        finest = min(spacing)
+        return (spacing[0] / finest, spacing[1] / finest)
+
+    @property
+    def display_shape(self) -> tuple[int, int]:
+        (h, w), (fx, fy) = self.slice_shape, self.display_scale
+        return round(h * fy), round(w * fx)
+
+    def _to_voxel(self, x: int, y: int) -> tuple[int, int]:
+        (h, w), (fx, fy) = self.slice_shape, self.display_scale
+        return min(int(x / fx), w - 1), min(int(y / fy), h - 1)
+
+    def _box_to_voxel(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        x0, y0 = self._to_voxel(box[0], box[1])
+        x1, y1 = self._to_voxel(box[2], box[3])
+        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+    def view(self) -> np.ndarray:
+        """The RGB image the panel shows: windowed slice, labels and prompts, in display pixels."""
+        image = self.slice_image()
+        labels = self.label_slice()
+        (fx, fy), (height, width) = self.display_scale, self.display_shape
+        display = image.display
+        if (fx, fy) != (1.0, 1.0):
+            resized = Image.fromarray(display).resize((width, height), Image.Resampling.BILINEAR)
+            display = np.asarray(resized)
+            rows = np.minimum((np.arange(height) / fy).astype(int), labels.shape[0] - 1)
+            cols = np.minimum((np.arange(width) / fx).astype(int), labels.shape[1] - 1)
+            labels = labels[np.ix_(rows, cols)]
+        return compose_view(
+            display,
+            labels,
+            self.prompts.scaled(fx, fy),
+            colors=self.label_set.colors(),
+            corner=self.pending.corner if self.pending else None,
+        )
+
+    @property
     def prompts(self) -> PromptSet:
         img = self.current
         return img.prompts.get((img.plane, img.index), PromptSet())
@@ -227,7 +277,7 @@ class Session:
         for op in operations:
             try:
                 if self.images:
-                    h, w = self.slice_shape
+                    h, w = self.display_shape
                     ops.check_bounds([op], w, h)
                 results.append(self._dispatch(op))
             except (SessionError, ops.OperationError, SegmenterError) as exc:
@@ -277,7 +327,7 @@ class Session:
         kind = "positive" if op.label == "positive" else "negative"
         if op.points:
             for x, y in op.points:
-                self._add_point(Point(x, y, op.label == "positive"))
+                self._add_point(Point(*self._to_voxel(x, y), op.label == "positive"))
             return StepResult(f"Added {len(op.points)} {kind} point(s).")
         self.pending = Pending("points", remaining=op.count, positive=op.label == "positive")
         return StepResult(
@@ -287,7 +337,7 @@ class Session:
     def _op_add_box(self, op: ops.AddBox) -> StepResult:
         self.current  # noqa: B018
         if op.box:
-            self._edit_prompts("add box", self.prompts.add_box(op.box))
+            self._edit_prompts("add box", self.prompts.add_box(self._box_to_voxel(op.box)))
             return StepResult(f"Added box {list(op.box)}.")
         self.pending = Pending("box")
         return StepResult("Click two opposite corners of the box on the image.")
@@ -295,7 +345,7 @@ class Session:
     def click(self, x: int, y: int, mode: str = "positive") -> str:
         """A click on the image: fills a pending request first, else follows the click mode."""
         self.current  # noqa: B018
-        h, w = self.slice_shape
+        h, w = self.display_shape
         if not (0 <= x < w and 0 <= y < h):
             raise SessionError(f"Click ({x}, {y}) is outside the image.")
         pending = self.pending or Pending(
@@ -310,9 +360,9 @@ class Session:
             box = (min(cx, x), min(cy, y), max(cx, x), max(cy, y))
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 raise SessionError("That box is too small; click two opposite corners.")
-            self._edit_prompts("add box", self.prompts.add_box(box))
+            self._edit_prompts("add box", self.prompts.add_box(self._box_to_voxel(box)))
             return f"Box {list(box)} added."
-        self._add_point(Point(x, y, pending.positive))
+        self._add_point(Point(*self._to_voxel(x, y), pending.positive))
         pending.remaining -= 1
         self.pending = pending if pending.remaining > 0 and self.pending else None
         kind = "positive" if pending.positive else "negative"
@@ -320,11 +370,15 @@ class Session:
         return f"{kind.capitalize()} point at ({x}, {y}).{more}"
 
     def set_boxes(self, boxes: Sequence[tuple[int, int, int, int]]) -> str:
-        """Replace this slice's boxes by ones drawn in the box editor (one undo step)."""
-        h, w = self.slice_shape
+        """Replace this slice's boxes by ones drawn in the box editor (one undo step).
+
+        The editor shows the same display-pixel view as the image panel.
+        """
+        h, w = self.display_shape
         checked = [ops.AddBox(box=tuple(int(v) for v in b)) for b in boxes]  # type: ignore[arg-type]
         ops.check_bounds(checked, w, h)
-        new = PromptSet(points=self.prompts.points, boxes=tuple(op.box for op in checked if op.box))
+        voxel_boxes = tuple(self._box_to_voxel(op.box) for op in checked if op.box)
+        new = PromptSet(points=self.prompts.points, boxes=voxel_boxes)
         self._edit_prompts("draw boxes", new)
         return f"{len(new.boxes)} box(es) on this slice."
 

@@ -22,7 +22,6 @@ from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.labels import VERTEBRA_NAMES
 from spinalsam.planes import PLANES
-from spinalsam.render import compose_view
 from spinalsam.session import Backend, Session, SessionError, StepResult
 from spinalsam.windowing import PRESETS
 
@@ -85,15 +84,7 @@ def _views(session: Session, message: str) -> list[Any]:
         return [None, gr.Slider(minimum=0, maximum=1, value=0), gr.Radio(), message]
     session.prefetch()
     img = session.current
-    image = session.slice_image()
     pending = session.pending
-    view = compose_view(
-        image.display,
-        session.label_slice(),
-        session.prompts,
-        colors=session.label_set.colors(),
-        corner=pending.corner if pending else None,
-    )
     count = session.slice_count
     where = f"**{img.ct.name}** · {img.plane} slice {img.index}/{count - 1}"
     if len(session.images) > 1:
@@ -104,7 +95,7 @@ def _views(session: Session, message: str) -> list[Any]:
             f" · waiting for {pending.remaining if pending.kind != 'box' else 1} {what} click(s)"
         )
     return [
-        view,
+        session.view(),
         gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
         gr.Radio(value=img.plane, interactive=img.ct.is_volume),
         f"{where}\n\n{message}" if message else where,
@@ -140,10 +131,16 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 )
                 with gr.Row():
                     example = gr.Dropdown(
-                        list(EXAMPLES), value=next(iter(EXAMPLES)), label="Example", scale=3
+                        list(EXAMPLES),
+                        elem_id="example",
+                        value=next(iter(EXAMPLES)),
+                        label="Example",
+                        scale=3,
                     )
                     load_example = gr.Button("Load", scale=1, elem_id="load-example")
-                plane = gr.Radio(list(PLANES), value="axial", label="Plane", interactive=False)
+                plane = gr.Radio(
+                    list(PLANES), value="axial", label="Plane", interactive=False, elem_id="plane"
+                )
                 slider = gr.Slider(0, 1, value=0, step=1, label="Slice", interactive=False)
                 with gr.Row():
                     prev_btn = gr.Button("◀ Prev", size="sm")
@@ -188,11 +185,11 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     undo_btn = gr.Button("Undo", elem_id="undo")
                     clear_btn = gr.Button("Clear", elem_id="clear")
                 with gr.Row():
-                    propagate_btn = gr.Button("Propagate through volume")
+                    propagate_btn = gr.Button("Propagate through volume", elem_id="propagate")
                     cancel_btn = gr.Button("Stop", size="sm", min_width=60)
                     measure_btn = gr.Button("Measure")
                     png_btn = gr.Button("Export PNG")
-                    nifti_btn = gr.Button("Export NIfTI")
+                    nifti_btn = gr.Button("Export NIfTI", elem_id="export-nifti")
                 download = gr.File(label="Download", interactive=False, elem_id="download")
             with gr.Column(scale=1, min_width=300):
                 chatbot = gr.Chatbot(label="Assistant", height=420, elem_id="chat")
@@ -313,9 +310,9 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 return None
             boxes = [
                 {"xmin": x0, "ymin": y0, "xmax": x1, "ymax": y1, "label": "object"}
-                for x0, y0, x1, y1 in s.prompts.boxes
+                for x0, y0, x1, y1 in s.prompts.scaled(*s.display_scale).boxes
             ]
-            return {"image": s.slice_image().display, "boxes": boxes}
+            return {"image": s.view(), "boxes": boxes}
 
         def on_drawn(drawn: dict | None, s: Session):
             def act() -> str:
@@ -431,5 +428,5 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
 def _size(s: Session) -> tuple[int, int] | None:
     if not s.has_image:
         return None
-    h, w = s.slice_shape
+    h, w = s.display_shape
     return (w, h)

@@ -96,3 +96,32 @@ def test_chat_command_changes_image_state(page, tmp_path: Path) -> None:
         "document.querySelector('#status').innerText.includes('Undid')", timeout=60_000
     )
     _shot(page, "chat", tmp_path)
+
+
+def _wait_status(page, text: str, timeout: int = 60_000) -> None:
+    page.wait_for_function(
+        f"document.querySelector('#status').innerText.includes({text!r})", timeout=timeout
+    )
+
+
+def test_volume_propagate_planes_and_export(page, tmp_path: Path) -> None:
+    page.locator("#example input").click()
+    page.get_by_role("option", name=re.compile("Synthetic lumbar volume")).click()
+    page.locator("#load-example").click()
+    _wait_status(page, "Opened")
+    chat = page.locator("#chat-input textarea")
+    chat.fill("add a box from (40, 40) to (120, 112) and generate the box mask")
+    chat.press("Enter")
+    _wait_status(page, "Segmented")
+    page.locator("#propagate").click()
+    _wait_status(page, "Propagated")
+    _shot(page, "volume_axial", tmp_path)
+    for plane in ("sagittal", "coronal"):
+        page.locator("#plane").get_by_label(plane).check()
+        _wait_status(page, f"{plane} slice")
+        _shot(page, f"volume_{plane}", tmp_path)
+    page.locator("#export-nifti").click()
+    _wait_status(page, "Label map saved as NIfTI")
+    link = page.locator("#download a").first
+    link.wait_for(timeout=30_000)
+    assert "labels.nii.gz" in (link.get_attribute("href") or "")

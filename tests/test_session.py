@@ -233,3 +233,16 @@ def test_operations_without_image_explain(session: Session) -> None:
     assert not res.ok and "Open an image first" in res.message
     (res,) = session.apply([ops.Help()])
     assert res.ok and "point" in res.message.lower()
+
+
+def test_thick_slice_planes_are_shown_with_square_pixels(phantom_session: Session) -> None:
+    s = phantom_session  # 0.8 × 0.8 × 2.5 mm voxels
+    s.set_plane("sagittal")
+    assert s.slice_shape == (40, 160)
+    assert s.display_scale == pytest.approx((1.0, 3.125))
+    assert s.display_shape == (125, 160) and s.view().shape == (125, 160, 3)
+    # Display-pixel coordinates (clicks, chat) map back onto voxels.
+    _ok(s.apply([ops.AddPoints(points=[(80, 124)])]))
+    assert (s.prompts.points[0].x, s.prompts.points[0].y) == (80, 39)
+    (bad,) = s.apply([ops.AddPoints(points=[(80, 125)])])
+    assert not bad.ok

@@ -44,7 +44,8 @@ NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
 BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
-COMPARTMENT_MIN_FRACTION = 0.25  # smaller compartments are trabecular cells, not bodies
+ALWAYS=False
+GATE=False
 WALL_MM = 1.25  # thickness of the cortical wall added back around a compartment
 CORTEX_FRACTION = 0.25  # cortex: brighter than soft tissue by this fraction of the contrast
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
@@ -343,12 +344,10 @@ class ClassicalSegmenter:
                 best = (score, mask)
         if best is None:
             return np.zeros(s.smooth.shape, dtype=bool)
-        if best[0] + CENTRED_TIE < 1.0:
+        if GATE or best[0] + CENTRED_TIE < 1.0:
             compartment = self._compartment(best[1], y, x)
-            if (
-                compartment is not None
-                and compartment.sum() >= COMPARTMENT_MIN_FRACTION * best[1].sum()
-                and _centredness(compartment, y, x) >= best[0]
+            if compartment is not None and (
+                ALWAYS or _centredness(compartment, y, x) >= best[0]
             ):
                 return compartment
         return best[1]
@@ -363,6 +362,8 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
+        if not mask[y, x]:
+            return None
         x0, y0, x1, y1 = _bbox(mask)
         crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         inner = mask[crop] & ~s.cortex[crop]
