@@ -7,6 +7,7 @@ embedding stay per session.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from spinalsam.sam.backend import SamBackend, resolve_backend, shared_backend
@@ -17,6 +18,8 @@ from spinalsam.segmenters.base import BackendInfo, Segmenter
 from spinalsam.segmenters.registry import create_segmenter
 
 __all__ = ["DefaultBackend", "SamAppBackend", "load_backend"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,9 +67,15 @@ class SamAppBackend:
         return format_parameters(self.sam.segmenter().describe_parameters())
 
 
+def _log_progress(fraction: float | None, message: str) -> None:
+    """Downloads and loading happen before the UI exists: report them on the console."""
+    done = f" ({fraction:.0%})" if fraction is not None else ""
+    log.info("SAM: %s%s", message, done)
+
+
 def load_backend() -> DefaultBackend | SamAppBackend:
     """SAM if `resolve_backend` could load it with the environment's settings, else the default."""
-    _, info = resolve_backend()
+    _, info = resolve_backend(progress=_log_progress)
     if info.name == "sam":
         return SamAppBackend(shared_backend(load_settings()), info)
     return DefaultBackend(info.reason)

@@ -640,6 +640,8 @@ class Session:
         scopes = [("this slice", pred2, gt2, sp2[::-1] if sp2 else None)]
         if img.ct.is_volume:
             scopes.append(("whole volume", pred, gt, axis_spacing(img.ct.spacing)))
+        if img.ct.is_volume:
+            scopes += self._per_label_scopes(np.rint(gt_ct.volume).astype(np.int64))
         for name, p, g, sp in scopes:
             self.last_stats.update({f"dice_{name}": dice(p, g), f"iou_{name}": iou(p, g)})
             rows.append(
@@ -648,6 +650,25 @@ class Session:
             )
         header = f"| scope | Dice | IoU | HD95 ({units}) | MSD ({units}) |\n|---|---|---|---|---|"
         return "\n".join([header, *rows])
+
+    def _per_label_scopes(self, gt_labels: np.ndarray) -> list[tuple]:
+        """Each of our labels against the ground-truth label it overlaps most.
+
+        Label ids of an uploaded map are the other tool's (TotalSegmentator's 31 is our "L1"),
+        so labels are paired by overlap rather than by number.
+        """
+        img = self.current
+        spacing = axis_spacing(img.ct.spacing)
+        scopes = []
+        for label_id, name in self.label_set.entries:
+            ours = img.labels == label_id
+            under = gt_labels[ours]
+            under = under[under > 0]
+            if not ours.any() or under.size == 0:
+                continue
+            match = int(np.bincount(under).argmax())
+            scopes.append((f"{name} ↔ GT {match} (3-D)", ours, gt_labels == match, spacing))
+        return scopes
 
     def flag_record(self, rating: str, comment: str) -> dict:
         """What a collaborator's flag stores: which image, the prompts, the result, the metrics."""

@@ -246,3 +246,15 @@ def test_thick_slice_planes_are_shown_with_square_pixels(phantom_session: Sessio
     assert (s.prompts.points[0].x, s.prompts.points[0].y) == (80, 39)
     (bad,) = s.apply([ops.AddPoints(points=[(80, 125)])])
     assert not bad.ok
+
+
+def test_compare_pairs_labels_by_overlap_in_3d(phantom_session: Session, tmp_path: Path) -> None:
+    s = phantom_session
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    s.set_active_label("L2")
+    gt = sitk.GetImageFromArray((s.current.labels > 0).astype(np.uint8) * 31)  # other tool's id
+    gt.CopyInformation(sitk.ReadImage(str(s.workdir / "synthetic_lumbar_phantom.nii.gz")))
+    sitk.WriteImage(gt, str(tmp_path / "gt.nii.gz"))
+    table = s.compare([tmp_path / "gt.nii.gz"])
+    assert "| vertebra ↔ GT 31 (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
+    assert "L2" not in table  # a label without voxels is not compared

@@ -44,8 +44,6 @@ NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
 BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
-ALWAYS=False
-GATE=False
 WALL_MM = 1.25  # thickness of the cortical wall added back around a compartment
 CORTEX_FRACTION = 0.25  # cortex: brighter than soft tissue by this fraction of the contrast
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
@@ -221,9 +219,8 @@ class ClassicalSegmenter:
             raise SegmenterError(
                 "add a positive point or a box: negative points alone select nothing"
             )
-        if prior is not None:
-            bounded = mask & ndi.binary_dilation(prior, disk(s.px(CLOSE_MM)))
-            mask = bounded if bounded.any() else prior
+        if prior is not None:  # nothing near the prior means the object ended (a disc slice)
+            mask &= ndi.binary_dilation(prior, disk(s.px(CLOSE_MM)))
         return self._carve(mask, negatives, positives)
 
     @staticmethod
@@ -344,11 +341,9 @@ class ClassicalSegmenter:
                 best = (score, mask)
         if best is None:
             return np.zeros(s.smooth.shape, dtype=bool)
-        if GATE or best[0] + CENTRED_TIE < 1.0:
+        if best[0] + CENTRED_TIE < 1.0:
             compartment = self._compartment(best[1], y, x)
-            if compartment is not None and (
-                ALWAYS or _centredness(compartment, y, x) >= best[0]
-            ):
+            if compartment is not None and _centredness(compartment, y, x) >= best[0]:
                 return compartment
         return best[1]
 
