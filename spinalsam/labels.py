@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spinalsam.commands.numbers import parse_chinese_numeral
+
 __all__ = [
     "LABEL_PALETTE",
     "VERTEBRA_NAMES",
@@ -58,18 +60,6 @@ _REGION_ALIASES: dict[str, str] = {
     "骶": "S",
 }
 _REGION_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 1}
-_CN_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
 _NAME_RE = re.compile(
     r"^\s*(?:第\s*)?(?P<num1>\d+|[一二两三四五六七八九十]+)?\s*"
     r"(?P<region>th|[ctls]|[颈胸腰骶])(?:椎|椎体|vertebra)?\s*[-_ ]?\s*"
@@ -83,14 +73,11 @@ class LabelError(ValueError):
 
 
 def _parse_number(text: str) -> int:
-    """Digits or Chinese numerals up to 十九 (enough for vertebra levels)."""
-    if text.isdigit():
-        return int(text)
-    if text.startswith("十"):
-        return 10 + (_CN_DIGITS.get(text[1:], 0) if len(text) > 1 else 0)
-    if len(text) == 1 and text in _CN_DIGITS:
-        return _CN_DIGITS[text]
-    raise LabelError(f"'{text}' is not a vertebra number")
+    """Digits or Chinese numerals (一 … 十九 is enough for vertebra levels)."""
+    value = int(text) if text.isdigit() else parse_chinese_numeral(text)
+    if value is None:
+        raise LabelError(f"'{text}' is not a vertebra number")
+    return value
 
 
 def parse_vertebra_name(text: str) -> str | None:
