@@ -93,6 +93,7 @@ class StepResult:
 class _Undo:
     description: str
     image_pos: int
+    view: tuple[Plane, int]  # where the change was made: undo shows it there
     prompts: dict[tuple[Plane, int], PromptSet]
     label_slices: dict[tuple[Plane, int], np.ndarray]
 
@@ -450,7 +451,8 @@ class Session:
         img = self.current
         slices = slices or {}
         before = {(img.plane, i): take_slice(img.labels, img.plane, i).copy() for i in slices}
-        self._push_undo(_Undo(description, self.position, dict(img.prompts), before))
+        view = (img.plane, img.index)
+        self._push_undo(_Undo(description, self.position, view, dict(img.prompts), before))
         if prompts is not None:
             img.prompts[(img.plane, img.index)] = prompts
         for i, arr in slices.items():
@@ -464,12 +466,14 @@ class Session:
         if not self._undo:
             raise SessionError("Nothing to undo.")
         step = self._undo.pop()
-        img = self.images[step.image_pos]
+        self.position = step.image_pos
+        img = self.current
         img.prompts = step.prompts
         for (plane, i), arr in step.label_slices.items():
             put_slice(img.labels, plane, i, arr)
+        img.plane, img.index = step.view
         self.pending = None
-        return StepResult(f"Undid: {step.description}.")
+        return StepResult(f"Undid: {step.description} ({img.plane} slice {img.index}).")
 
     def _op_clear(self, op: ops.Clear) -> StepResult:
         img = self.current

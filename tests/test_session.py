@@ -258,3 +258,13 @@ def test_compare_pairs_labels_by_overlap_in_3d(phantom_session: Session, tmp_pat
     table = s.compare([tmp_path / "gt.nii.gz"])
     assert "| vertebra ↔ GT 31 (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
     assert "L2" not in table  # a label without voxels is not compared
+
+
+def test_undo_returns_to_the_slice_it_changes(phantom_session: Session) -> None:
+    s = phantom_session
+    start = s.current.index
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    _ok(s.apply([ops.GotoSlice(index=start + 5)]))
+    (msg,) = _ok(s.apply([ops.Undo()]))
+    assert s.current.index == start and not s.mask().any()
+    assert f"axial slice {start}" in msg
