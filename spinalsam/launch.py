@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 # select events still report original-image pixels.
 CSS = "#ct-image img { width: 100%; height: 100%; object-fit: contain; }"
 
+# Arrow up/down (or Page up/down) step through slices, as in radiology viewers, unless the user
+# is typing in a text field.
+KEYS_JS = """
+() => {
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
+    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+    const target = {ArrowUp: "next-slice", PageUp: "next-slice",
+                    ArrowDown: "prev-slice", PageDown: "prev-slice"}[event.key];
+    if (!target) return;
+    event.preventDefault();
+    document.getElementById(target)?.click();
+  });
+}
+"""
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -57,6 +73,7 @@ def launch_options(env: dict[str, str] | None = None) -> dict[str, Any]:
         "max_file_size": env.get("SPINALSAM_MAX_FILE_SIZE", "1gb"),
         "show_error": True,
         "css": CSS,
+        "js": KEYS_JS,
     }
     if env.get("SPINALSAM_AUTH"):
         options["auth"] = _parse_auth(env["SPINALSAM_AUTH"])

@@ -141,10 +141,12 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 plane = gr.Radio(
                     list(PLANES), value="axial", label="Plane", interactive=False, elem_id="plane"
                 )
-                slider = gr.Slider(0, 1, value=0, step=1, label="Slice", interactive=False)
+                slider = gr.Slider(
+                    0, 1, value=0, step=1, label="Slice (↑/↓ keys)", interactive=False
+                )
                 with gr.Row():
-                    prev_btn = gr.Button("◀ Prev", size="sm")
-                    next_btn = gr.Button("Next ▶", size="sm")
+                    prev_btn = gr.Button("◀ Prev", size="sm", elem_id="prev-slice")
+                    next_btn = gr.Button("Next ▶", size="sm", elem_id="next-slice")
                 window = gr.Dropdown(
                     [AS_STORED, *PRESETS, "custom"], value=AS_STORED, label="Window"
                 )

@@ -115,6 +115,11 @@ def test_volume_propagate_planes_and_export(page, tmp_path: Path) -> None:
     _wait_status(page, "Segmented")
     page.locator("#propagate").click()
     _wait_status(page, "Propagated")
+    page.evaluate("document.activeElement.blur()")  # keys go to the page, not the chat box
+    page.keyboard.press("ArrowUp")
+    _wait_status(page, "Axial slice 21")
+    page.keyboard.press("ArrowDown")
+    _wait_status(page, "Axial slice 20")
     _shot(page, "volume_axial", tmp_path)
     for plane in ("sagittal", "coronal"):
         page.locator("#plane").get_by_label(plane).check()

@@ -12,6 +12,9 @@ Methods (combine with "+", e.g. "sdpa+int8"):
 * ``int8``: dynamic int8 quantization of the encoder's Linear layers (CPU).
 * ``onnx`` / ``onnx-int8``: the encoder exported to ONNX and run by ONNX Runtime (CPU), the
   second with ONNX Runtime's dynamic int8 weight quantization.
+* ``openvino`` / ``openvino-int8``: the encoder converted to OpenVINO IR and compiled for the CPU
+  with fp32 inference precision, the second with NNCF's INT8_ASYM weight compression
+  (int8 weights, fp32 activations).
 * ``bf16``: bfloat16 autocast (GPU; on CPU only where the CPU has native bf16).
 * ``compile``: ``torch.compile`` (GPU only: on CPU the first compile costs minutes).
 """
@@ -62,21 +65,19 @@ __all__ = [
     "vertebra_prompts",
 ]
 
-METHODS = ("sdpa", "int8", "onnx", "onnx-int8", "bf16", "compile")
+METHODS = ("sdpa", "int8", "onnx", "onnx-int8", "openvino", "openvino-int8", "bf16", "compile")
+# Methods that replace the torch encoder with another runtime (CPU only, exclusive with each
+# other and with every method that changes how torch runs the same Linear layers).
+_RUNTIMES = frozenset({"onnx", "onnx-int8", "openvino", "openvino-int8"})
 ONNX_OPSET = 17
 # Largest attention bias materialised at once (float32 elements, 128 MiB). ViT-B's global blocks
 # would otherwise need a 12 x 4096 x 4096 bias (805 MB) per call, which blows the RSS budget.
 _MAX_BIAS_ELEMENTS = 1 << 25
 # Mutually exclusive: each of these replaces how the same Linear layers / graph are executed.
 _EXCLUSIVE = (
-    frozenset({"onnx", "onnx-int8"}),
-    frozenset({"int8", "onnx"}),
-    frozenset({"int8", "onnx-int8"}),
-    frozenset({"bf16", "onnx"}),
-    frozenset({"bf16", "onnx-int8"}),
+    *(frozenset({a, b}) for a in _RUNTIMES for b in _RUNTIMES if a < b),
+    *(frozenset({a, b}) for a in _RUNTIMES for b in ("int8", "bf16", "compile")),
     frozenset({"bf16", "int8"}),
-    frozenset({"compile", "onnx"}),
-    frozenset({"compile", "onnx-int8"}),
 )
 
 
