@@ -71,6 +71,25 @@ def sagittal_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.nda
     return _render(solid, shell, seed), bodies[1]
 
 
+def bridged_sagittal_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Three stacked bodies whose 6 px discs are bridged by bony spurs at front and back, so
+    the bright bone of all three is one blob; the target is the middle body."""
+    shape = (size, size)
+    bodies = []
+    for k in (-1, 0, 1):
+        body = np.zeros(shape, dtype=bool)
+        cy = size / 2 + k * 96
+        body[int(cy - 45) : int(cy + 45), size // 2 - 60 : size // 2 + 60] = True
+        bodies.append(ndi.binary_opening(body, iterations=6))
+    solid = np.logical_or.reduce(bodies)
+    shell = solid & ~ndi.binary_erosion(solid, iterations=4)
+    for k in (-1, 1):
+        cy = int(size / 2 + k * 48)
+        for x in (size // 2 - 58, size // 2 + 54):
+            shell[cy - 8 : cy + 8, x : x + 4] = True
+    return _render(solid | shell, shell, seed), bodies[1]
+
+
 def grey_slice(img: np.ndarray) -> SliceImage:
     return SliceImage(pixels=img, display=img.astype(np.uint8), is_hu=False)
 
@@ -129,6 +148,13 @@ def test_point_does_not_leak_into_neighbouring_vertebrae() -> None:
     assert (mask & ~ndi.binary_dilation(target, iterations=6)).sum() < 0.02 * target.sum()
 
 
+def test_point_keeps_one_body_when_bone_bridges_the_discs() -> None:
+    """The endplates wall the clicked body off even where spurs join the bodies' bone."""
+    img, target = bridged_sagittal_phantom(seed=6)
+    mask = segment(grey_slice(img), Prompt(points=centre_of(target), labels=POSITIVE))
+    assert dice(mask, target) >= 0.9
+
+
 def test_negative_point_removes_the_region_around_it() -> None:
     img, target = axial_phantom(seed=3)
     image = grey_slice(img)
@@ -151,6 +177,15 @@ def test_mask_input_alone_recovers_the_object() -> None:
     prior = ndi.binary_erosion(target, iterations=5)  # a neighbouring slice's slightly smaller mask
     mask = segment(grey_slice(img), Prompt(mask_input=prior))
     assert dice(mask, target) >= 0.9
+
+
+def test_mask_input_over_no_bone_gives_an_empty_mask() -> None:
+    """Propagation reads an empty mask as "the object ended" (e.g. on a disc slice), so a
+    prior that finds nothing must not be echoed back."""
+    img, _ = sagittal_phantom(seed=7)
+    prior = np.zeros(img.shape, dtype=bool)
+    prior[20:80, 20:80] = True  # soft tissue only
+    assert not segment(grey_slice(img), Prompt(mask_input=prior)).any()
 
 
 def test_prompt_errors_are_clear_segmenter_errors() -> None:
@@ -209,12 +244,11 @@ def _real_cases(root: Path, view: str, names: list[str]) -> list[tuple[SliceImag
 
 
 # (slices, box minimum, point minimum). Axial: every 10th slice; sagittal: 3 spread-out slices.
-# On all 80 axial slices the means are 0.936 (box) and 0.904 (point); on the 30 sagittal
-# slices 0.850 (box) and about 0.70 (point) — the minimums sit a little below what these
-# slices give, so a regression fails but slice-to-slice spread does not.
+# These slices give 0.949/0.945 (axial box/point) and 0.843/0.781 (sagittal); the minimums
+# sit a little below, so a regression fails but slice-to-slice spread does not.
 REAL = {
     "axial": ([f"Case1_{i:02d}.png" for i in range(5, 80, 10)], 0.92, 0.90),
-    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.80, 0.60),
+    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.80, 0.72),
 }
 
 

@@ -12,9 +12,13 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   joined through wide necks (it cuts a vertebra from neighbours touching it through narrow
   bridges such as facet joints), at two gentle closings of the bone map, and the whole filled
   bone blob under the click. Each result is cut at narrow necks again, and the one centred on
-  the click wins, since a user clicks the middle of what they want.
+  the click wins, since a user clicks the middle of what they want. When even that one is
+  off-centre, it may hold several bodies joined through bridged discs (sagittal views): its
+  cortex-walled compartment around the click is taken instead when it is better centred, is
+  brighter than soft tissue (not a canal or disc) and what it leaves is as thick as a body.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
-  mask, from propagation) supplies the box and bounds the result.
+  mask, from propagation) supplies the box and bounds the result, which is empty when no
+  bone lies near it, so propagation can tell that the object has ended.
 
 HU input is mapped through a fixed bone window first, so 8-bit renders and HU slices go
 through the same steps. Lengths are physical (mm) where spacing is known and converted at
@@ -44,8 +48,8 @@ NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
 BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
-WALL_MM = 1.25  # thickness of the cortical wall added back around a compartment
-CORTEX_FRACTION = 0.25  # cortex: brighter than soft tissue by this fraction of the contrast
+WALL_MM = 1.75  # thickness of the cortical wall added back around a compartment
+CORTEX_FRACTION = 0.35  # cortex: brighter than soft tissue by this fraction of the contrast
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
 SEARCH_MM = 37.0  # initial half-size of the window searched around a click
 EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the cortex edge
@@ -150,6 +154,7 @@ class _Slice:
 
     smooth: np.ndarray  # (H, W) float32 on the 0..255 bone-window scale
     soft: float  # grey level of soft tissue (the histogram peak above air)
+    floor: float  # the lowest grey level taken for bone
     bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
     cortex: np.ndarray  # (H, W) bool, the bright cortical shell only
     px_per_mm: float
@@ -184,9 +189,10 @@ class ClassicalSegmenter:
         contrast = max(float(np.percentile(smooth, 99.5)) - soft, 1.0)
         window = max(3, round(LOCAL_WINDOW_MM * px_per_mm) | 1)
         local_mean = ndi.uniform_filter(smooth, window)
-        bone = smooth > np.maximum(local_mean, soft + SOFT_FLOOR * contrast)
+        floor = soft + SOFT_FLOOR * contrast
+        bone = smooth > np.maximum(local_mean, floor)
         cortex = smooth > soft + CORTEX_FRACTION * contrast
-        self._slice = _Slice(smooth, soft, bone, cortex, px_per_mm)
+        self._slice = _Slice(smooth, soft, floor, bone, cortex, px_per_mm)
 
     @staticmethod
     def _soft_tissue_level(smooth: np.ndarray) -> float:
@@ -263,13 +269,15 @@ class ClassicalSegmenter:
         s = self._slice
         assert s is not None
         x0, y0, x1, y1 = box
+        out = np.zeros(s.smooth.shape, dtype=bool)
+        if not s.cortex[y0 : y1 + 1, x0 : x1 + 1].any():
+            return out  # no cortex, no vertebra: whatever passes the threshold is noise
         crop = s.smooth[y0 : y1 + 1, x0 : x1 + 1]
         contrast = max(float(np.percentile(crop, 99)) - s.soft, 1.0)
         bone = crop > max(float(crop.mean()), s.soft + SOFT_FLOOR * contrast)
         bone = self._drop_edge_crossers(bone)
         filled = ndi.binary_fill_holes(_closing(bone, s.px(CLOSE_MM)))
         labels, n = ndi.label(filled)
-        out = np.zeros(s.smooth.shape, dtype=bool)
         if n == 0:
             return out
         inside = [(y - y0, x - x0) for x, y in positives if x0 <= x <= x1 and y0 <= y <= y1]
@@ -320,7 +328,8 @@ class ClassicalSegmenter:
 
         Estimates run from the most local (basins of a barely closed bone map) to the whole
         blob; a later one replaces the current best only when its mask is clearly better
-        centred, which happens where a basin missed part of a lone, large vertebra.
+        centred, which happens where a basin missed part of a lone, large vertebra. An
+        off-centre winner is then checked for a walled-off compartment (see `_compartment`).
         """
         s = self._slice
         assert s is not None
@@ -344,7 +353,9 @@ class ClassicalSegmenter:
         if best[0] + CENTRED_TIE < 1.0:
             compartment = self._compartment(best[1], y, x)
             if compartment is not None and _centredness(compartment, y, x) >= best[0]:
-                return compartment
+                rest = ndi.distance_transform_edt(best[1] & ~compartment).max()
+                if rest >= APPENDAGE_RATIO * ndi.distance_transform_edt(compartment).max():
+                    return compartment  # the rest is another body, not this one's appendages
         return best[1]
 
     def _compartment(self, mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
@@ -365,6 +376,8 @@ class ClassicalSegmenter:
         if not inner[y - y0, x - x0]:
             return None
         region = _neck_region(inner, y - y0, x - x0, s.px(BASIN_CELL_MM))
+        if float(s.smooth[crop][region].mean()) <= s.floor:
+            return None  # as dark as soft tissue: a canal or a disc, not cancellous bone
         out = np.zeros_like(mask)
         out[crop] = ndi.binary_dilation(region, disk(s.px(WALL_MM))) & mask[crop]
         return out
