@@ -7,6 +7,7 @@ the reference embedding saved by that first worker (same seed, same random weigh
 
     python bench/latency.py --model vit_b                      # default methods, ~8 min
     python bench/latency.py --model mobile_sam --methods int8,onnx,onnx-int8
+    python bench/latency.py --model vit_b --methods onnx-int8,openvino,openvino-int8
 
 Random weights (no checkpoints can be downloaded here) cost exactly the same compute as real
 ones. SAM resizes every slice to 1024 px on its long side, so `--size` changes the prompt/overlay
@@ -176,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         "--model", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "vit_tiny", "mobile_sam"]
     )
     parser.add_argument(
-        "--methods", default=DEFAULT_METHODS, help="comma-separated, e.g. sdpa,int8"
+        "--methods",
+        default=DEFAULT_METHODS,
+        help="comma-separated, e.g. reference,sdpa,int8 (the reference always runs)",
     )
     parser.add_argument("--repeats", type=int, default=2, help="timed set_image calls per method")
     parser.add_argument("--clicks", type=int, default=20, help="timed clicks per method")
@@ -201,8 +204,11 @@ def main(argv: list[str] | None = None) -> None:
         reference = _run_worker(args, "")
         print(f"[bench] {json.dumps(reference)}", file=sys.stderr, flush=True)
         runs = []
-        for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-            prepared = _run_worker(args, method, prepare_only=True) if "onnx" in method else None
+        # The reference always runs first (every error is measured against its embedding).
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for method in [m for m in methods if m != "reference"]:
+            exported = "onnx" in method or "openvino" in method
+            prepared = _run_worker(args, method, prepare_only=True) if exported else None
             run = _run_worker(args, method)
             if prepared is not None:
                 run["export"] = prepared

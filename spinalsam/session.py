@@ -7,6 +7,7 @@ so a bad file or a bad prompt never loses the user's image, prompts or masks.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -118,6 +119,7 @@ class Session:
     def __init__(self, backend: Backend, workdir: Path | None = None) -> None:
         self.backend = backend
         self.segmenter = backend.new_segmenter()
+        self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spinalsam-"))
         self.images: list[_Image] = []
         self.position = 0
@@ -130,6 +132,11 @@ class Session:
         self._embedded_key: tuple | None = None
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
         self._cancel: threading.Event | None = None
+
+    def close(self) -> None:
+        """Free the session's exports and generated files (Gradio calls this when it expires)."""
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ----------------------------------------------------------------- loading and view
     def open_files(self, paths: Sequence[str | Path]) -> str:

@@ -113,7 +113,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
     flagger = gr.CSVLogger()
 
     with gr.Blocks(title="SpinalSAM") as demo:
-        session = gr.State(lambda: Session(backend))
+        session = gr.State(lambda: Session(backend), delete_callback=Session.close)
         gr.Markdown(INTRO)
         gr.Markdown(
             f"**Segmentation backend:** {backend.info.name} — {backend.info.description}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling.image_encoder import Attention
 from segment_anything.modeling.sam import Sam
 
-from spinalsam.sam import SamConfig, build_spinalsam, fast
+from spinalsam.sam import SamConfig, build_spinalsam, fast, loader
 from spinalsam.sam.fast import (
     FastEncoderError,
     SdpaAttention,
@@ -34,6 +36,10 @@ from spinalsam.segmenters.base import SegmenterError
 
 HAS_ONNX = importlib.util.find_spec("onnx") is not None
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="the 'onnx' package is needed to export")
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+HAS_NNCF = importlib.util.find_spec("nncf") is not None
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="the 'openvino' package is absent")
+needs_nncf = pytest.mark.skipif(not HAS_NNCF, reason="the 'nncf' package is absent")
 
 # Stated tolerances: fp32 rewrites are exact up to rounding; int8 keeps the embedding within a
 # few percent (relative L2) of the reference, which left tiny-model masks at Dice >= 0.97.
@@ -58,6 +64,12 @@ def reference(tiny: Sam, image: torch.Tensor) -> torch.Tensor:
         return tiny.image_encoder(image)
 
 
+@pytest.fixture(scope="module")
+def ov_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One OpenVINO conversion of the tiny SAM shared by the tests that only read it."""
+    return tmp_path_factory.mktemp("openvino")
+
+
 def _optimized(tiny: Sam, method: str, **kwargs: object) -> Sam:
     sam = copy.deepcopy(tiny)
     optimize_encoder(sam, method, **kwargs)
@@ -77,6 +89,10 @@ def test_parse_methods_orders_and_validates() -> None:
         parse_methods("sdpa+turbo")
     with pytest.raises(FastEncoderError, match="int8 and onnx cannot be combined"):
         parse_methods("onnx+int8")
+    assert parse_methods("openvino-int8+sdpa") == ("sdpa", "openvino-int8")
+    for spec in ("openvino+onnx", "openvino+openvino-int8", "openvino+bf16", "openvino+int8"):
+        with pytest.raises(FastEncoderError, match="cannot be combined"):
+            parse_methods(spec)
 
 
 def test_errors_are_segmenter_errors_for_the_ui(tiny: Sam) -> None:
@@ -181,14 +197,93 @@ def test_onnx_int8_within_tolerance(
     assert 0 < err.rel_l2 < INT8_REL_L2
 
 
-@pytest.mark.parametrize("method", ["sdpa", "sdpa+int8", pytest.param("onnx", marks=needs_onnx)])
-def test_optimized_encoder_serves_sam_predictor(tiny: Sam, method: str, tmp_path) -> None:
+@needs_openvino
+def test_openvino_matches_reference_and_reuses_cache(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, tmp_path
+) -> None:
+    import openvino as ov
+
+    sam = _optimized(tiny, "openvino", cache_dir=tmp_path)
+    assert isinstance(sam.image_encoder, fast.OpenVinoEncoder)
+    assert sam.image_encoder.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    torch.testing.assert_close(_embed(sam, image), reference, atol=FP32_ATOL, rtol=0)
+    (converted,) = tmp_path.rglob("*.xml")
+    assert sam.image_encoder.path == converted
+    stamp = converted.stat().st_mtime_ns
+    _optimized(tiny, "openvino", cache_dir=tmp_path)
+    assert list(tmp_path.rglob("*.xml")) == [converted]
+    assert converted.stat().st_mtime_ns == stamp
+
+
+@needs_openvino
+def test_damaged_openvino_cache_is_reported_and_removed(tiny: Sam, tmp_path) -> None:
+    converted = _optimized(tiny, "openvino", cache_dir=tmp_path).image_encoder.path
+    converted.write_text("not an OpenVINO model")
+    with pytest.raises(FastEncoderError, match="could not load the exported encoder"):
+        _optimized(tiny, "openvino", cache_dir=tmp_path)
+    assert not converted.parent.exists()
+
+
+@needs_openvino
+@needs_nncf
+def test_openvino_int8_within_tolerance(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, ov_cache: Path
+) -> None:
+    sam = _optimized(tiny, "openvino-int8", cache_dir=ov_cache)
+    assert sam.image_encoder.path.parent.name.endswith("-int8")
+    err = embedding_error(reference, _embed(sam, image))
+    assert 0 < err.rel_l2 < INT8_REL_L2
+
+
+@needs_openvino
+@pytest.mark.skipif(
+    not fast._bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16"
+)
+def test_openvino_bf16_runs_in_bf16_within_tolerance(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, ov_cache: Path
+) -> None:
+    import openvino as ov
+
+    sam = _optimized(tiny, "openvino+bf16", cache_dir=ov_cache)
+    assert sam.image_encoder.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    out = _embed(sam, image)
+    assert out.dtype == torch.float32  # SAM's decoder keeps getting fp32 features
+    assert 0 < embedding_error(reference, out).rel_l2 < INT8_REL_L2
+
+
+def test_loader_sets_threads_once_with_the_speed_up() -> None:
+    model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert loader._speed_up(model, "sdpa") == (("sdpa",), ())
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        torch.set_num_threads(1)
+        assert loader._speed_up(model, None) == ((), ())  # threads are set without one too
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "sdpa",
+        "sdpa+int8",
+        pytest.param("onnx", marks=needs_onnx),
+        pytest.param("openvino", marks=needs_openvino),
+    ],
+)
+def test_optimized_encoder_serves_sam_predictor(
+    tiny: Sam, method: str, tmp_path: Path, ov_cache: Path
+) -> None:
     """set_image + predict still work, and the masks agree with the reference model's."""
+    cache = ov_cache if "openvino" in method else tmp_path
     rgb = synthetic_vertebra(128)
     box, point = vertebra_prompts(128)
     ref_predictor = SamPredictor(tiny)
     ref_predictor.set_image(rgb)
-    predictor = SamPredictor(_optimized(tiny, method, cache_dir=tmp_path))
+    predictor = SamPredictor(_optimized(tiny, method, cache_dir=cache))
     predictor.set_image(rgb)
     mask = decode_prompt(predictor, box)
     assert mask.shape == (128, 128) and mask.dtype == bool

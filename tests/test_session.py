@@ -268,3 +268,13 @@ def test_undo_returns_to_the_slice_it_changes(phantom_session: Session) -> None:
     (msg,) = _ok(s.apply([ops.Undo()]))
     assert s.current.index == start and not s.mask().any()
     assert f"axial slice {start}" in msg
+
+
+def test_close_removes_only_its_own_workdir(backend: DefaultBackend, tmp_path: Path) -> None:
+    own = Session(backend)
+    own.open_files(example_files("Synthetic lumbar volume (3 vertebrae, HU)", own.workdir))
+    own.close()
+    assert not own.workdir.exists()
+    given = Session(backend, workdir=tmp_path)
+    given.close()
+    assert tmp_path.exists()

@@ -14,7 +14,8 @@ Methods (combine with "+", e.g. "sdpa+int8"):
   second with ONNX Runtime's dynamic int8 weight quantization.
 * ``openvino`` / ``openvino-int8``: the encoder converted to OpenVINO IR and compiled for the CPU
   with fp32 inference precision, the second with NNCF's INT8_ASYM weight compression
-  (int8 weights, fp32 activations).
+  (int8 weights; OpenVINO's CPU plugin then quantizes activations per call to use VNNI).
+  With ``+bf16`` OpenVINO runs in bfloat16 inference precision (CPU with native bf16).
 * ``bf16``: bfloat16 autocast (GPU; on CPU only where the CPU has native bf16).
 * ``compile``: ``torch.compile`` (GPU only: on CPU the first compile costs minutes).
 """
@@ -76,7 +77,10 @@ _MAX_BIAS_ELEMENTS = 1 << 25
 # Mutually exclusive: each of these replaces how the same Linear layers / graph are executed.
 _EXCLUSIVE = (
     *(frozenset({a, b}) for a in _RUNTIMES for b in _RUNTIMES if a < b),
-    *(frozenset({a, b}) for a in _RUNTIMES for b in ("int8", "bf16", "compile")),
+    *(frozenset({a, b}) for a in _RUNTIMES for b in ("int8", "compile")),
+    # OpenVINO takes bf16 as its inference precision; ONNX Runtime's CPU kernels have none.
+    frozenset({"bf16", "onnx"}),
+    frozenset({"bf16", "onnx-int8"}),
     frozenset({"bf16", "int8"}),
 )
 
@@ -257,7 +261,10 @@ class OnnxEncoder(nn.Module):
 
 
 def default_cache_dir() -> Path:
-    """Where exported ONNX encoders live (SPINALSAM_CACHE, else ~/.cache/spinalsam/onnx)."""
+    """Where exported ONNX/OpenVINO encoders live (SPINALSAM_CACHE, else ~/.cache/spinalsam/onnx).
+
+    One folder per export, keyed by a hash of the weights, so both runtimes share it.
+    """
     root = os.environ.get("SPINALSAM_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "spinalsam") / "onnx"
 
@@ -346,7 +353,102 @@ def _quantize_onnx(source: Path, folder: Path) -> None:
     )
 
 
+# --------------------------------------------------------------------------- OpenVINO
+
+
+class OpenVinoEncoder(nn.Module):
+    """Drop-in for `sam.image_encoder` backed by an OpenVINO model compiled for the CPU.
+
+    Inference precision is always explicit (f32 unless bf16 is asked for): on CPUs with bf16
+    support OpenVINO may otherwise pick bf16 by itself, silently changing the embedding.
+    """
+
+    def __init__(self, path: Path, img_size: int, num_threads: int, precision: str = "f32") -> None:
+        super().__init__()
+        import openvino as ov
+
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": num_threads,
+            "INFERENCE_PRECISION_HINT": precision,
+        }
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.img_size = img_size
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_np = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        # A request per call: `compiled(...)` reuses one request, unsafe across the threads of
+        # concurrent sessions; its memory is freed with it, as the ONNX session's is (no arena).
+        request = self.compiled.create_infer_request()
+        out = request.infer([x_np], share_outputs=False)[0]
+        return torch.from_numpy(out).to(x.device)
+
+
+def _export_openvino(encoder: nn.Module, cache_dir: Path, compress: bool) -> Path:
+    """Convert once per weights to OpenVINO IR (fp32), optionally int8-compress, and cache.
+
+    Converts from the torch module (traced), so no ONNX export is needed; the SDPA form keeps
+    the attention maps chunked, as for ONNX.
+    """
+    try:
+        import openvino as ov
+    except ImportError as err:
+        raise FastEncoderError("openvino: install the 'openvino' package") from err
+    kinds = ",".join(
+        sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
+    )
+    fp32 = cache_dir / f"openvino-{_weights_key(encoder, f'{kinds}|ov{ov.__version__}')}"
+    int8 = fp32.with_name(fp32.name + "-int8")
+    try:
+        _build_once(fp32, partial(_convert_openvino, encoder))
+        if compress:
+            _build_once(int8, partial(_compress_openvino, fp32 / "encoder.xml"))
+    except FastEncoderError:
+        raise
+    except Exception as err:  # converter failures name graph nodes; say what failed
+        raise FastEncoderError(f"could not convert the image encoder to OpenVINO: {err}") from err
+    return (int8 if compress else fp32) / "encoder.xml"
+
+
+def _convert_openvino(encoder: nn.Module, folder: Path) -> None:
+    import openvino as ov
+
+    dummy = torch.zeros(1, 3, encoder.img_size, encoder.img_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on SAM's shape arithmetic
+        model = ov.convert_model(encoder.cpu().eval(), example_input=dummy)
+    model.reshape(list(dummy.shape))  # static shapes: SAM always encodes img_size², batch 1
+    ov.save_model(model, folder / "encoder.xml", compress_to_fp16=False)
+
+
+def _compress_openvino(source: Path, folder: Path) -> None:
+    """NNCF INT8_ASYM weight compression: int8 weights per output channel, fp32 activations.
+
+    The IR itself keeps activations fp32; OpenVINO's CPU plugin quantizes them per call
+    (dynamic quantization, groups of 32) to use VNNI. That is where the speed comes from
+    (without it int8 weights run no faster than fp32) and about a quarter of the error.
+    """
+    try:
+        import nncf
+    except ImportError as err:
+        raise FastEncoderError("openvino-int8: install the 'nncf' package") from err
+    import openvino as ov
+
+    model = nncf.compress_weights(
+        ov.Core().read_model(source), mode=nncf.CompressWeightsMode.INT8_ASYM
+    )
+    ov.save_model(model, folder / "encoder.xml", compress_to_fp16=False)
+
+
 # --------------------------------------------------------------------------- entry point
+
+
+# Runtime name -> (export-and-cache function, encoder module that runs the export).
+_RUNTIME_BUILDERS: dict[str, tuple[Callable[..., Path], Callable[..., nn.Module]]] = {
+    "onnx": (_export_onnx, OnnxEncoder),
+    "openvino": (_export_openvino, OpenVinoEncoder),
+}
 
 
 def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tuple[str, ...]:
@@ -357,34 +459,39 @@ def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tu
     """
     methods = parse_methods(method)
     device = sam.device
-    if ("int8" in methods or "onnx" in methods or "onnx-int8" in methods) and device.type != "cpu":
-        raise FastEncoderError("int8 and ONNX speed-ups run on the CPU; move SAM to the CPU first")
+    runtime = next((m for m in methods if m in _RUNTIMES), None)
+    if ("int8" in methods or runtime) and device.type != "cpu":
+        raise FastEncoderError(
+            "int8, ONNX and OpenVINO speed-ups run on the CPU; move SAM to the CPU first"
+        )
     if "compile" in methods and device.type != "cuda":
         raise FastEncoderError("compile needs a GPU: on a CPU the first compile takes minutes")
     if "bf16" in methods and not _bf16_supported(device):
         raise FastEncoderError("bf16 needs a GPU or a CPU with native bfloat16 support")
     sam.eval()
     encoder = sam.image_encoder
-    onnx = "onnx" in methods or "onnx-int8" in methods
-    # ONNX always exports the SDPA form: its query chunks bound the attention maps ONNX Runtime
-    # plans for. The plain form let ORT hold several 805 MB ViT-B maps (7.8 GB peak RSS).
-    if ("sdpa" in methods or onnx) and not _use_sdpa(encoder) and "sdpa" in methods:
+    # ONNX/OpenVINO always export the SDPA form: its query chunks bound the attention maps the
+    # runtime plans for. The plain form let ORT hold several 805 MB ViT-B maps (7.8 GB peak RSS).
+    if ("sdpa" in methods or runtime) and not _use_sdpa(encoder) and "sdpa" in methods:
         raise FastEncoderError("sdpa: the image encoder has no segment_anything attention layers")
     if "int8" in methods:
         _quantize_int8(encoder)
-    if "bf16" in methods:
+    if "bf16" in methods and not runtime:
         encoder = AutocastEncoder(encoder)
     if "compile" in methods:
         compiled = torch.compile(encoder, mode="max-autotune-no-cudagraphs")
         compiled.img_size = encoder.img_size
         encoder = compiled
-    if onnx:
-        path = _export_onnx(encoder, cache_dir or default_cache_dir(), "onnx-int8" in methods)
+    if runtime:
+        export, runner = _RUNTIME_BUILDERS[runtime.split("-")[0]]
+        if "bf16" in methods:  # parse_methods allows it with OpenVINO only
+            runner = partial(runner, precision="bf16")
+        path = export(encoder, cache_dir or default_cache_dir(), runtime.endswith("-int8"))
         img_size = encoder.img_size
-        # Drop the torch weights before ONNX Runtime loads its own copy: halves peak memory.
+        # Drop the torch weights before the runtime loads its own copy: halves peak memory.
         sam.image_encoder = encoder = None
         try:
-            encoder = OnnxEncoder(path, img_size, torch.get_num_threads())
+            encoder = runner(path, img_size, torch.get_num_threads())
         except Exception as err:  # a damaged cached export: remove it so a retry re-exports
             shutil.rmtree(path.parent, ignore_errors=True)
             raise FastEncoderError(

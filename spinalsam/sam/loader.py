@@ -113,13 +113,20 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
 
 
 def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Apply `spinalsam.sam.fast` when asked; a speed-up that cannot run is noted, not fatal."""
+    """Set the thread pools once, then apply `spinalsam.sam.fast` when asked.
+
+    The threads are set even without a speed-up: torch's default inter-op pool only
+    oversubscribes the cores during the encoder's chain of big matmuls. A speed-up that cannot
+    run is noted, not fatal.
+    """
+    try:
+        from spinalsam.sam.fast import configure_threads, optimize_encoder
+    except ImportError as exc:
+        note = f"encoder speed-up {method!r} unavailable: {exc}"
+        return (), ((note,) if method else ())
+    configure_threads()
     if not method:
         return (), ()
-    try:
-        from spinalsam.sam.fast import optimize_encoder
-    except ImportError as exc:
-        return (), (f"encoder speed-up {method!r} unavailable: {exc}",)
     try:
         return tuple(optimize_encoder(model.sam, method)), ()
     except SamError as exc:
