@@ -90,7 +90,8 @@ def test_parse_methods_orders_and_validates() -> None:
     with pytest.raises(FastEncoderError, match="int8 and onnx cannot be combined"):
         parse_methods("onnx+int8")
     assert parse_methods("openvino-int8+sdpa") == ("sdpa", "openvino-int8")
-    for spec in ("openvino+onnx", "openvino+openvino-int8", "openvino+bf16", "openvino+int8"):
+    assert parse_methods("bf16+openvino") == ("openvino", "bf16")  # OpenVINO's bf16 precision
+    for spec in ("openvino+onnx", "openvino+openvino-int8", "onnx+bf16", "openvino+int8"):
         with pytest.raises(FastEncoderError, match="cannot be combined"):
             parse_methods(spec)
 
