@@ -14,10 +14,11 @@ from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, slice_image
 from segment_anything import SamPredictor
 
 from spinalsam.sam import SamError, build_sam, save_tiny_checkpoint
-from spinalsam.sam.backend import SamSegmenter, resolve_backend
+from spinalsam.sam.backend import SamBackend, SamSegmenter, resolve_backend
 from spinalsam.sam.cache import Embedding, EmbeddingCache, embedding_key
 from spinalsam.sam.config import SamSettings, load_settings
 from spinalsam.sam.device import describe_compute, format_compute
+from spinalsam.sam.loader import ModelLoader
 from spinalsam.sam.model import TransformInfo
 from spinalsam.sam.report import format_parameters
 from spinalsam.segmenters.base import BackendInfo, Prompt, SliceImage
@@ -55,6 +56,7 @@ def _settings(hf_home: Path, **extra: str) -> SamSettings:
         "HF_HUB_OFFLINE": "1",
         "SPINALSAM_SAM_CHECKPOINT": f"{TINY_REPO}:{TINY_FILE}",
         "SPINALSAM_DEVICE": "cpu",
+        "SPINALSAM_ENCODER_OPT": "none",  # exact comparisons with segment_anything below
         **extra,
     }
     return load_settings(env)
@@ -234,3 +236,17 @@ def test_a_speed_up_that_cannot_run_is_noted_not_fatal_and_loading_reports_progr
     notes = segmenter.describe_parameters()["notes"]
     assert any("warp-drive" in note and "skipped" in note for note in notes)
     assert messages[0][0] == 0.0 and messages[-1] == (1.0, "SAM ready")
+
+
+def test_auto_speed_up_is_applied_and_reported(hf_home: Path) -> None:
+    from spinalsam.sam.fast import auto_method
+
+    expected = auto_method(torch.device("cpu"))
+    segmenter = SamBackend(
+        ModelLoader(_settings(hf_home, SPINALSAM_ENCODER_OPT="auto")), EmbeddingCache(1 << 20)
+    ).segmenter()
+    facts = segmenter.describe_parameters()
+    assert expected and expected.split("+")[0] in str(facts)
+    segmenter.set_image(slice_image())
+    mask = segmenter.predict(Prompt(points=np.array([[32, 24]]), labels=np.array([1])))
+    assert 0 < mask.sum() < mask.size

@@ -52,7 +52,9 @@ class SamSettings(BaseModel):
     adapter: str | None = None  # a Hub repo id or a local folder (see adapters.py)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     embed_cache_mb: int = Field(512, ge=0)
-    encoder_opt: str | None = None  # a spinalsam.sam.fast method, e.g. "sdpa+int8"
+    # A spinalsam.sam.fast method ("openvino+bf16", "sdpa+int8", …); "auto" picks the fastest
+    # Dice-preserving one for the device (docs/speed.md), "none" keeps the plain encoder.
+    encoder_opt: str | None = "auto"
     hf_cache_dir: str | None = None  # None: huggingface_hub's own default
     offline: bool = False  # HF_HUB_OFFLINE: never touch the network
 

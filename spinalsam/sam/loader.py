@@ -120,12 +120,14 @@ def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tu
     run is noted, not fatal.
     """
     try:
-        from spinalsam.sam.fast import configure_threads, optimize_encoder
+        from spinalsam.sam.fast import auto_method, configure_threads, optimize_encoder
     except ImportError as exc:
         note = f"encoder speed-up {method!r} unavailable: {exc}"
-        return (), ((note,) if method else ())
+        return (), ((note,) if method not in (None, "none", "auto") else ())
     configure_threads()
-    if not method:
+    if method == "auto":
+        method = auto_method(model.device)
+    if not method or method == "none":
         return (), ()
     try:
         return tuple(optimize_encoder(model.sam, method)), ()
