@@ -292,18 +292,45 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
         import onnx  # noqa: F401  (torch's exporter and the quantizer both need it)
     except ImportError as err:
         raise FastEncoderError("onnx: install the 'onnx' package to export the encoder") from err
+    return _cached_encoder(
+        encoder,
+        cache_dir / "encoder",
+        "",
+        export=partial(_torch_export, encoder),
+        derive=_quantize_onnx if quantize else None,
+        filename="encoder.onnx",
+        what="export the image encoder to ONNX",
+    )
+
+
+def _cached_encoder(
+    encoder: nn.Module,
+    stem: Path,
+    key_extra: str,
+    export: Callable[[Path], None],
+    derive: Callable[[Path, Path], None] | None,
+    filename: str,
+    what: str,
+) -> Path:
+    """Build the fp32 artefact once per weights (and its int8 variant when `derive` is given).
+
+    Artefacts are folders named by a hash of the weights and attention kind, built under a
+    temporary name and renamed when complete, so an interrupted build is never picked up.
+    """
     kinds = ",".join(
         sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
     )
-    fp32 = cache_dir / f"encoder-{_weights_key(encoder, kinds)}"
+    fp32 = stem.with_name(f"{stem.name}-{_weights_key(encoder, kinds + key_extra)}")
     int8 = fp32.with_name(fp32.name + "-int8")
     try:
-        _build_once(fp32, partial(_torch_export, encoder))
-        if quantize:
-            _build_once(int8, partial(_quantize_onnx, fp32 / "encoder.onnx"))
-    except Exception as err:  # exporter/quantizer failures name graph nodes; say what failed
-        raise FastEncoderError(f"could not export the image encoder to ONNX: {err}") from err
-    return (int8 if quantize else fp32) / "encoder.onnx"
+        _build_once(fp32, export)
+        if derive is not None:
+            _build_once(int8, partial(derive, fp32 / filename))
+    except FastEncoderError:
+        raise
+    except Exception as err:  # exporter/converter failures name graph nodes; say what failed
+        raise FastEncoderError(f"could not {what}: {err}") from err
+    return (int8 if derive is not None else fp32) / filename
 
 
 def _build_once(folder: Path, write: Callable[[Path], None]) -> None:
@@ -397,20 +424,15 @@ def _export_openvino(encoder: nn.Module, cache_dir: Path, compress: bool) -> Pat
         import openvino as ov
     except ImportError as err:
         raise FastEncoderError("openvino: install the 'openvino' package") from err
-    kinds = ",".join(
-        sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
+    return _cached_encoder(
+        encoder,
+        cache_dir / "openvino",
+        f"|ov{ov.__version__}",
+        export=partial(_convert_openvino, encoder),
+        derive=_compress_openvino if compress else None,
+        filename="encoder.xml",
+        what="convert the image encoder to OpenVINO",
     )
-    fp32 = cache_dir / f"openvino-{_weights_key(encoder, f'{kinds}|ov{ov.__version__}')}"
-    int8 = fp32.with_name(fp32.name + "-int8")
-    try:
-        _build_once(fp32, partial(_convert_openvino, encoder))
-        if compress:
-            _build_once(int8, partial(_compress_openvino, fp32 / "encoder.xml"))
-    except FastEncoderError:
-        raise
-    except Exception as err:  # converter failures name graph nodes; say what failed
-        raise FastEncoderError(f"could not convert the image encoder to OpenVINO: {err}") from err
-    return (int8 if compress else fp32) / "encoder.xml"
 
 
 def _convert_openvino(encoder: nn.Module, folder: Path) -> None:
