@@ -16,30 +16,15 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 from spinalsam.io import CTImage
+from spinalsam.labels import label_color
 
 __all__ = [
-    "LABEL_COLORS",
     "ExportError",
     "labels_to_sitk",
     "overlay",
     "save_mask_png",
     "save_nifti",
 ]
-
-# Label 1, 2, … cycle through these (RGB); distinct on gray CT and for common colour blindness
-# (Okabe–Ito palette, then a few strong extras).
-LABEL_COLORS: tuple[tuple[int, int, int], ...] = (
-    (230, 159, 0),
-    (86, 180, 233),
-    (0, 158, 115),
-    (240, 228, 66),
-    (0, 114, 178),
-    (213, 94, 0),
-    (204, 121, 167),
-    (255, 0, 0),
-    (0, 255, 0),
-    (255, 0, 255),
-)
 
 
 class ExportError(ValueError):
@@ -116,10 +101,10 @@ def overlay(
 
 
 def _palette(max_label: int, colors: Mapping[int, tuple[int, int, int]]) -> np.ndarray:
-    """Row i is the colour of label i (row 0 unused): given colours first, else LABEL_COLORS."""
+    """Row i is the colour of label i (row 0 unused): given colours first, else the label's own."""
     table = np.zeros((max_label + 1, 3), dtype=np.float32)
     for label in range(1, max_label + 1):
-        table[label] = colors.get(label, LABEL_COLORS[(label - 1) % len(LABEL_COLORS)])
+        table[label] = colors.get(label, label_color(label))
     return table
 
 

@@ -18,7 +18,6 @@ from fixtures_ct import (
 from PIL import Image
 
 from spinalsam.export import (
-    LABEL_COLORS,
     ExportError,
     labels_to_sitk,
     overlay,
@@ -26,6 +25,7 @@ from spinalsam.export import (
     save_nifti,
 )
 from spinalsam.io import CTImage, load_ct
+from spinalsam.labels import LABEL_PALETTE
 
 SPACING = (0.8, 0.9, 2.5)
 ORIGIN = (-20.0, -15.0, 30.0)
@@ -146,10 +146,10 @@ def test_overlay_tints_and_outlines_each_label() -> None:
     out = overlay(gray, labels, alpha=0.5)
     assert out.shape == (12, 12, 3) and out.dtype == np.uint8
     assert out[0, 0].tolist() == [100, 100, 100]  # background untouched
-    assert out[2, 2].tolist() == list(LABEL_COLORS[0])  # contour: full colour
-    expected_fill = np.round(0.5 * 100 + 0.5 * np.array(LABEL_COLORS[0]))
+    assert out[2, 2].tolist() == list(LABEL_PALETTE[0])  # contour: full colour
+    expected_fill = np.round(0.5 * 100 + 0.5 * np.array(LABEL_PALETTE[0]))
     assert out[4, 4].tolist() == expected_fill.tolist()  # interior: blended
-    assert out[8, 8].tolist() == list(LABEL_COLORS[2])
+    assert out[8, 8].tolist() == list(LABEL_PALETTE[2])
 
 
 def test_overlay_custom_colours_and_zero_alpha() -> None:
