@@ -26,7 +26,7 @@ import numpy as np
 
 from spinalsam import metrics
 from spinalsam.evaluate import BOX_MARGIN_PX
-from spinalsam.io import CTImage, CTLoadError, load_ct
+from spinalsam.io import CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.planes import Plane, axis_spacing, n_slices, slice_spacing, take_slice
 from spinalsam.propagation import PropagationRules, propagate
 from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
@@ -128,11 +128,9 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, ar
 def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[CTImage, np.ndarray]:
     try:
         ct = load_ct([args.image])
-        gt = np.rint(load_ct([args.labels]).volume).astype(np.int64)
+        gt = load_label_map(args.labels, ct.volume.shape)
     except CTLoadError as exc:
         parser.error(str(exc))
-    if gt.shape != ct.volume.shape:
-        parser.error(f"labels {gt.shape} and image {ct.volume.shape} (z, y, x) differ in shape")
     return ct, gt
 
 

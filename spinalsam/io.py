@@ -46,6 +46,7 @@ __all__ = [
     "CTImage",
     "CTLoadError",
     "load_ct",
+    "load_label_map",
 ]
 
 MAX_FILE_BYTES = 1 << 30  # all uploaded files together, and everything a zip unpacks to
@@ -113,6 +114,30 @@ def load_ct(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
             f"The file could not be read ({type(exc).__name__}); it may be damaged or in an "
             f"unsupported variant. {_SUPPORTED_HINT}"
         ) from exc
+
+
+def load_label_map(path: str | os.PathLike[str], shape: tuple[int, ...]) -> np.ndarray:
+    """Label ids exactly as stored, on the (Z, Y, X) LPS grid of an image of `shape`.
+
+    `load_ct` rescales non-HU data to 0..255 for display; label maps must keep their ids
+    (VerSe and others go past 255), so volumes are read again without rescaling.
+    """
+    path = Path(path)
+    ct = load_ct([path])  # every format, size and safety check, with its messages
+    values = ct.volume
+    if _kind(path) in ("nifti", "itk"):
+        image = sitk.ReadImage(str(path))
+        if image.GetDimension() == 3:
+            image = sitk.DICOMOrient(image, "LPS")
+        values = sitk.GetArrayFromImage(image).reshape(ct.volume.shape)
+    if values.shape != tuple(shape):
+        raise CTLoadError(
+            f"'{path.name}' has {values.shape[::-1]} voxels but the image has {tuple(shape)[::-1]} "
+            "(x, y, z); a mask must be on the same grid."
+        )
+    if not np.array_equal(values, np.rint(values)) or values.min() < 0:
+        raise CTLoadError(f"'{path.name}' holds non-integer or negative values, not labels.")
+    return values.astype(np.int32)
 
 
 def _load(paths: Sequence[str | os.PathLike[str]]) -> CTImage:

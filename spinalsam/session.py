@@ -23,7 +23,7 @@ from spinalsam import ops, propagation
 from spinalsam.commands import HELP_TEXT
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
 from spinalsam.export import save_mask_png, save_nifti
-from spinalsam.io import CTImage, CTLoadError, load_ct
+from spinalsam.io import CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet
 from spinalsam.measurements import (
     MeasurementError,
@@ -633,16 +633,13 @@ class Session:
     def compare(self, paths: Sequence[str | Path]) -> str:
         """Metrics of the current masks against an uploaded ground-truth mask or label map."""
         img = self.current
+        if len(paths) != 1:
+            raise SessionError("Upload one mask or label-map file (PNG, NIfTI, MHA or NRRD).")
         try:
-            gt_ct = load_ct(paths)
+            gt_labels = load_label_map(paths[0], img.ct.volume.shape)
         except CTLoadError as exc:
-            raise SessionError(f"Could not open the ground truth: {exc}") from exc
-        if gt_ct.volume.shape != img.ct.volume.shape:
-            raise SessionError(
-                f"The ground truth has shape {gt_ct.volume.shape[::-1]} but the image has "
-                f"{img.ct.volume.shape[::-1]} (x, y, z); they must be the same grid."
-            )
-        gt = gt_ct.volume > 0
+            raise SessionError(f"Could not use the ground truth: {exc}") from exc
+        gt = gt_labels > 0
         pred = img.labels > 0
         units = "mm" if img.ct.spacing else "px"
         rows = []
@@ -652,7 +649,7 @@ class Session:
         if img.ct.is_volume:
             scopes.append(("whole volume", pred, gt, axis_spacing(img.ct.spacing)))
         if img.ct.is_volume:
-            scopes += self._per_label_scopes(np.rint(gt_ct.volume).astype(np.int64))
+            scopes += self._per_label_scopes(gt_labels)
         for name, p, g, sp in scopes:
             self.last_stats.update({f"dice_{name}": dice(p, g), f"iou_{name}": iou(p, g)})
             rows.append(

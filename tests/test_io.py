@@ -17,7 +17,7 @@ from fixtures_ct import (
     write_zip,
 )
 
-from spinalsam.io import SUPPORTED_EXTENSIONS, CTImage, load_ct
+from spinalsam.io import SUPPORTED_EXTENSIONS, CTImage, CTLoadError, load_ct
 
 SPACING = (0.8, 0.9, 2.5)
 ORIGIN = (-20.0, -15.0, 30.0)
@@ -210,3 +210,19 @@ def test_shared_rgba_png(shared_data: Path) -> None:
     assert ct.volume.shape == (1, 512, 512)
     assert not ct.is_hu and ct.spacing is None
     assert 0 <= ct.volume.min() < ct.volume.max() <= 255
+
+
+def test_label_map_keeps_ids_above_255(tmp_path: Path) -> None:
+    from spinalsam.io import load_label_map
+
+    labels = np.zeros((4, 6, 8), dtype=np.uint16)
+    labels[1, 2, 3] = 300
+    labels[2, 4, 5] = 7
+    image = sitk.GetImageFromArray(labels)
+    image.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))  # RAS → flipped back to LPS on load
+    sitk.WriteImage(image, str(tmp_path / "seg.nii.gz"))
+    loaded = load_label_map(tmp_path / "seg.nii.gz", (4, 6, 8))
+    assert sorted(np.unique(loaded).tolist()) == [0, 7, 300]
+    assert loaded[1, 6 - 1 - 2, 8 - 1 - 3] == 300
+    with pytest.raises(CTLoadError, match="same grid"):
+        load_label_map(tmp_path / "seg.nii.gz", (4, 6, 9))
