@@ -76,6 +76,7 @@ def _log_progress(fraction: float | None, message: str) -> None:
 def load_backend() -> DefaultBackend | SamAppBackend:
     """SAM if `resolve_backend` could load it with the environment's settings, else the default."""
     _, info = resolve_backend(progress=_log_progress)
+    log.info("segmentation backend: %s — %s. %s", info.name, info.description, info.reason)
     if info.name == "sam":
         return SamAppBackend(shared_backend(load_settings()), info)
     return DefaultBackend(info.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -112,3 +113,13 @@ def test_adapter_from_a_folder_and_from_a_cached_snapshot(tmp_path: Path, checkp
     snapshot = fetch_adapter("me/lora", cache_dir=str(cache), offline=True)
     loaded = build_spinalsam(SamConfig("vit_tiny"), checkpoint, adapter=snapshot)
     assert loaded.config.lora_rank == 2
+
+
+def test_unreachable_hub_fails_fast_with_a_clear_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # closed
+    start = time.monotonic()
+    with pytest.raises(SamError, match="cannot be reached"):
+        fetch_checkpoint(f"{TINY_REPO}:{TINY_FILE}", cache_dir=str(tmp_path), offline=False)
+    assert time.monotonic() - start < 5  # no half-minute of retries

@@ -9,10 +9,13 @@ looked for, where, and how to make it available.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import huggingface_hub.constants
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
@@ -115,6 +118,7 @@ def fetch_checkpoint(
             raise SamError(
                 f"no network (HF_HUB_OFFLINE=1) and no cached checkpoint for {target}"
             ) from None
+    _require_hub(f"checkpoint for {target}")
     try:
         return Path(
             hf_hub_download(
@@ -148,6 +152,7 @@ def fetch_adapter(
             raise SamError(
                 f"no network (HF_HUB_OFFLINE=1) and no cached adapter for {spec}"
             ) from None
+    _require_hub(f"adapter {spec}")
     try:
         return Path(
             snapshot_download(
@@ -158,6 +163,23 @@ def fetch_adapter(
         )
     except (HfHubHTTPError, OSError, ValueError) as exc:
         raise SamError(f"could not download the adapter {spec}: {exc}") from exc
+
+
+def _require_hub(what: str, timeout_s: float = 3.0) -> None:
+    """Fail fast when the Hub cannot be reached at all (no network, no DNS).
+
+    huggingface_hub retries unreachable hosts with back-off for about half a minute, which would
+    hold up the app's start on every offline machine before it falls back.
+    """
+    endpoint = urlsplit(huggingface_hub.constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SamError(
+            f"the Hugging Face Hub ({endpoint.hostname}) cannot be reached ({exc}) "
+            f"and there is no cached {what}"
+        ) from None
 
 
 def _reporting_tqdm(progress: ProgressCallback | None, message: str) -> type[tqdm] | None:
