@@ -2,7 +2,8 @@
 
     python bench/segmenter.py [--backend default] [--repeats 20] [--no-eval]
 
-Latency: `set_image` and `predict` (box and point prompts) on 512×512 slices, p50/p95 in ms.
+Latency: `set_image` and `predict` (box and point prompts), p50/p95 in ms, per view: the 512×512
+axial slices and the 1098×689 sagittal ones.
 Accuracy: the evaluation CLI's summary for box and point prompts on the shared sample data
 (skipped, with a note, when ../shared/data is absent).
 """
@@ -40,9 +41,9 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
     }
 
 
-def latency(backend: str, repeats: int) -> dict[str, object]:
-    """Time set_image and one prompt per kind on the 512² axial slices, cycling through them."""
-    pairs = pair_files(SAMPLE / "axial" / "images", SAMPLE / "axial" / "masks")
+def latency(backend: str, repeats: int, view: str) -> dict[str, object]:
+    """Time set_image and one prompt per kind on one view's slices, cycling through them."""
+    pairs = pair_files(SAMPLE / view / "images", SAMPLE / view / "masks")
     segmenter = create_segmenter(backend)
     set_ms: list[float] = []
     predict_ms: dict[str, list[float]] = {"box": [], "point": []}
@@ -92,7 +93,9 @@ def main() -> None:
     if not SAMPLE.is_dir():
         report["skipped"] = f"sample data not found at {SAMPLE}"
     else:
-        report["latency"] = latency(args.backend, args.repeats)
+        report["latency"] = {
+            view: latency(args.backend, args.repeats, view) for view in ("axial", "sagittal")
+        }
         if not args.no_eval:
             report["evaluate"] = accuracy(args.backend)
     print(json.dumps(report, indent=2))

@@ -9,10 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage as ndi
+from skimage.morphology import disk, h_maxima
 
 from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
-from spinalsam.segmenters.classical import BONE_WINDOW_HU, ClassicalSegmenter, bone_window
+from spinalsam.segmenters.classical import (
+    BONE_WINDOW_HU,
+    ClassicalSegmenter,
+    _closing,
+    _dilate_disk,
+    _fill_holes,
+    _h_maxima,
+    bone_window,
+)
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
 # Grey levels of the real bone-window renders (shared/data): soft tissue ≈ 112,
@@ -221,6 +230,35 @@ def test_registry_names_and_unknown_backend() -> None:
     assert create_segmenter() is not create_segmenter()  # per-user state is never shared
     with pytest.raises(SegmenterError, match="classical, default"):
         create_segmenter("nope")
+
+
+def test_fast_morphology_equals_the_library_operations() -> None:
+    """The hand-built disk dilation/closing and hole filling must equal scipy/skimage exactly,
+    since they replace them for speed without changing any mask."""
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        h, w = rng.integers(1, 50, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.05, 0.7)
+        radius = int(rng.integers(1, 10))
+        pad = radius + 1
+        closed = ndi.binary_closing(np.pad(mask, pad), structure=disk(radius))
+        assert np.array_equal(_closing(mask, radius), closed[pad:-pad, pad:-pad])
+        assert np.array_equal(_dilate_disk(mask, radius), ndi.binary_dilation(mask, disk(radius)))
+        assert np.array_equal(_fill_holes(mask), ndi.binary_fill_holes(mask))
+
+
+def test_h_maxima_equals_skimage() -> None:
+    """Same markers as skimage's h_maxima on distance maps, plateaus and random floats."""
+    rng = np.random.default_rng(1)
+    for i in range(300):
+        shape = tuple(rng.integers(1, 30, 2))
+        image = (
+            rng.random(shape),
+            rng.integers(0, 6, shape).astype(np.float64),
+            ndi.distance_transform_edt(rng.random(shape) < 0.85),
+        )[i % 3]
+        h = float(rng.choice([0.3, 0.5, 2 / 3, 1.0, 2.0]))
+        assert np.array_equal(_h_maxima(image, h), h_maxima(image, h).astype(bool)), (i, h)
 
 
 def test_prompt_latency_on_512_slice() -> None:

@@ -34,7 +34,6 @@ from functools import partial
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
@@ -74,27 +73,28 @@ def bone_window(pixels: np.ndarray) -> np.ndarray:
 
 
 def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by `disk(radius)` (zero outside the array), built from row filters.
+    """Binary dilation by `disk(radius)` (zero outside the array), built from shifted rows.
 
-    A disk is a stack of centred rows, so the dilation is the union of 1-D running maxima of
-    each row's half-width, shifted by its row offset: a few O(N) passes instead of a distance
-    transform or a 2-D structuring element, with exactly the same result.
+    A disk is a stack of centred rows, so the dilation is the union of each row offset's
+    horizontal dilation by that row's half-width; those grow one pixel per step by OR-ing
+    shifted copies. A few dozen cheap passes instead of a distance transform or a 2-D
+    structuring element, with exactly the same result.
     """
-    src = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
-    h = src.shape[0]
-    out = np.zeros_like(src)
-    rows: dict[int, np.ndarray] = {}
-    for dy in range(-radius, radius + 1):
-        half = math.isqrt(radius * radius - dy * dy)
-        if half not in rows:
-            rows[half] = ndi.maximum_filter1d(src, 2 * half + 1, axis=1, mode="constant")
-        if abs(dy) >= h:
-            continue
-        if dy >= 0:
-            out[: h - dy] |= rows[half][dy:]
-        else:
-            out[-dy:] |= rows[half][: h + dy]
-    return out.view(bool)
+    grown = mask.astype(bool)  # grown[w]: dilated horizontally by w pixels each way
+    rows = [grown]
+    for _ in range(radius):
+        wider = grown.copy()
+        wider[:, 1:] |= grown[:, :-1]
+        wider[:, :-1] |= grown[:, 1:]
+        rows.append(wider)
+        grown = wider
+    h = mask.shape[0]
+    out = rows[radius].copy()
+    for dy in range(1, min(radius, h - 1) + 1):
+        row = rows[math.isqrt(radius * radius - dy * dy)]
+        out[: h - dy] |= row[dy:]
+        out[dy:] |= row[: h - dy]
+    return out
 
 
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -136,13 +136,53 @@ def _component_at(labels: np.ndarray, y: int, x: int) -> int:
     return int(labels[iy[y, x], ix[y, x]])
 
 
+def _crop_depth(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Distance map of a non-empty mask over its bounding box plus one background pixel, and
+    the offset of that crop: identical to the full map there, at a fraction of the cost."""
+    x0, y0, x1, y1 = _bbox(mask)
+    return ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1)), y0 - 1, x0 - 1
+
+
+def _max_depth(mask: np.ndarray) -> float:
+    """Half-thickness of the mask's thickest part (0 for an empty mask)."""
+    return float(_crop_depth(mask)[0].max()) if mask.any() else 0.0
+
+
 def _centredness(mask: np.ndarray, y: int, x: int) -> float:
     """How deep inside the mask the click sits, relative to the mask's deepest point (0..1)."""
     if not mask[y, x]:
         return 0.0
-    x0, y0, x1, y1 = _bbox(mask)
-    depth = ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1))
-    return float(depth[y - y0 + 1, x - x0 + 1] / depth.max())
+    depth, oy, ox = _crop_depth(mask)
+    return float(depth[y - oy, x - ox] / depth.max())
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
+    """`skimage.morphology.h_maxima` for a float image, without its sort-based reconstruction.
+
+    A pixel p is an h-maximum when the grey reconstruction of (image - h) under the image stays
+    at least h below it, i.e. when no pixel q whose lowered value comes within h of p is
+    reachable through pixels that all come within h of p. Only pixels with no such q among
+    their neighbours can qualify, and they share few grey levels, so one labelling per level
+    decides them. Same float arithmetic (and the same `resolution` margin) as skimage, so the
+    result is identical.
+    """
+    out = np.zeros(image.size, dtype=bool)
+    if h > np.ptp(image):
+        return out.reshape(image.shape)
+    lowered = image - h - 2 * np.finfo(image.dtype).resolution * np.abs(image)
+    near_higher = ndi.maximum_filter(lowered, footprint=_EIGHT, mode="nearest")
+    candidates = np.flatnonzero(image - near_higher >= h)
+    values = image.ravel()[candidates]
+    for level in np.unique(values):
+        labels, n = ndi.label(level - image < h, structure=_EIGHT)
+        reaches_higher = np.zeros(n + 1, dtype=bool)
+        reaches_higher[labels[level - lowered < h]] = True
+        at = candidates[values == level]  # each lies in its own set, so its label is not 0
+        out[at[~reaches_higher[labels.ravel()[at]]]] = True
+    return out.reshape(image.shape)
 
 
 def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
@@ -159,14 +199,15 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
         return filled
     y, x = min(y // step, coarse.shape[0] - 1), min(x // step, coarse.shape[1] - 1)
     depth = ndi.distance_transform_edt(coarse)
-    markers, _ = ndi.label(h_maxima(depth, WATERSHED_H_PX / step))
+    markers, _ = ndi.label(_h_maxima(depth, WATERSHED_H_PX / step))
     basins = watershed(-depth, markers, mask=coarse)
     seed = basins == _component_at(basins, y, x)
     seed_depth = float(depth[seed].max())
-    peaks = ndi.maximum(depth, basins, index=np.arange(int(basins.max()) + 1))
+    peaks = np.zeros(int(basins.max()) + 1)  # deepest point per basin, without a sort
+    np.maximum.at(peaks, basins.ravel(), depth.ravel())
     region = seed
     for _ in range(GROWTH_ROUNDS):
-        rim = ndi.binary_dilation(region, np.ones((3, 3), dtype=bool)) & ~region & (basins > 0)
+        rim = ndi.binary_dilation(region, _EIGHT) & ~region & (basins > 0)
         grown = region.copy()
         for b in np.unique(basins[rim]):
             neck = float(depth[rim & (basins == b)].max())
@@ -369,14 +410,18 @@ class ClassicalSegmenter:
         x, y = (int(v) for v in positives[0])
         margin = s.px(BOX_MARGIN_MM)
         best: tuple[float, np.ndarray] | None = None
+        tried: set[Box] = set()
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
         for estimate in (*basins, self._blob_extent):
             if best is not None and best[0] + CENTRED_TIE >= 1.0:
                 break  # centredness is at most 1: no later estimate could replace this one
-            region = self._enclosed_region(estimate, x, y)
-            if region is None:
+            extent = self._enclosed_extent(estimate, x, y)
+            if extent is None:
                 continue
-            box = self._grow(_bbox(region), margin, s.smooth.shape)
+            box = self._grow(extent, margin, s.smooth.shape)
+            if box in tried:
+                continue  # same box, same mask: its score could not beat the best again
+            tried.add(box)
             mask = self._cut_at_necks(self._segment_box(box, positives), y, x)
             score = _centredness(mask, y, x)
             if best is None or score > best[0] + CENTRED_TIE:
@@ -386,8 +431,8 @@ class ClassicalSegmenter:
         if best[0] + CENTRED_TIE < 1.0:
             compartment = self._compartment(best[1], y, x)
             if compartment is not None and _centredness(compartment, y, x) >= best[0]:
-                rest = ndi.distance_transform_edt(best[1] & ~compartment).max()
-                if rest >= APPENDAGE_RATIO * ndi.distance_transform_edt(compartment).max():
+                rest = _max_depth(best[1] & ~compartment)
+                if rest >= APPENDAGE_RATIO * _max_depth(compartment):
                     return compartment  # the rest is another body, not this one's appendages
         return best[1]
 
@@ -429,9 +474,10 @@ class ClassicalSegmenter:
         )
         return cut
 
-    def _enclosed_region(self, estimate: _Estimate, x: int, y: int) -> np.ndarray | None:
-        """Run `estimate` in a window around the click, doubling the window while the extent
-        reaches its edge: the search stays local for small objects, yet never clips a big one."""
+    def _enclosed_extent(self, estimate: _Estimate, x: int, y: int) -> Box | None:
+        """Bounds of what `estimate` finds in a window around the click, doubling the window
+        while the extent reaches its edge: the search stays local for small objects, yet never
+        clips a big one."""
         s = self._slice
         assert s is not None
         h, w = s.smooth.shape
@@ -451,9 +497,7 @@ class ClassicalSegmenter:
                 or (yb < h and y1 >= yb - 1)
             )
             if not clipped:
-                region = np.zeros((h, w), dtype=bool)
-                region[window] = found
-                return region
+                return x0, y0, x1, y1
             r *= 2
 
     def _blob_extent(self, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
