@@ -130,6 +130,7 @@ class Session:
         self.last_stats: dict[str, float] = {}
         self._undo: list[_Undo] = []
         self._embedded_key: tuple | None = None
+        self._slice_cache: tuple[tuple, SliceImage] | None = None
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
         self._cancel: threading.Event | None = None
 
@@ -155,7 +156,7 @@ class Session:
         self.window = None
         self.pending = None
         self._undo.clear()
-        self._embedded_key = None
+        self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
         return self._describe_open()
 
     def restore(self, images: list[tuple[CTImage, np.ndarray, dict]], position: int) -> None:
@@ -170,7 +171,7 @@ class Session:
             self.images.append(img)
         self.position = min(max(position, 0), len(self.images) - 1)
         self._undo.clear()
-        self._embedded_key = None
+        self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
 
     @property
     def has_image(self) -> bool:
@@ -259,16 +260,26 @@ class Session:
         self.window = Window(level, width)
         return f"Window level {level:g}, width {width:g}."
 
-    def slice_image(self) -> SliceImage:
-        """The current slice as the backends see it."""
+    @property
+    def _view_key(self) -> tuple:
+        """Identifies what the current slice looks like: image, plane, slice and window."""
         img = self.current
-        pixels = take_slice(img.ct.volume, img.plane, img.index).astype(np.float32, copy=False)
-        return SliceImage(
-            pixels=pixels,
-            display=render(pixels, img.ct.is_hu, self.window),
-            is_hu=img.ct.is_hu,
-            spacing=slice_spacing(img.ct.spacing, img.plane),
-        )
+        return (id(img.ct), img.plane, img.index, self.window)
+
+    def slice_image(self) -> SliceImage:
+        """The current slice as the backends see it (rendered once per view, then reused)."""
+        key = self._view_key
+        if self._slice_cache is None or self._slice_cache[0] != key:
+            img = self.current
+            pixels = take_slice(img.ct.volume, img.plane, img.index).astype(np.float32, copy=False)
+            image = SliceImage(
+                pixels=pixels,
+                display=render(pixels, img.ct.is_hu, self.window),
+                is_hu=img.ct.is_hu,
+                spacing=slice_spacing(img.ct.spacing, img.plane),
+            )
+            self._slice_cache = (key, image)
+        return self._slice_cache[1]
 
     def label_slice(self) -> np.ndarray:
         img = self.current
@@ -426,8 +437,7 @@ class Session:
             start(self.slice_image())
 
     def _ensure_embedded(self, image: SliceImage) -> None:
-        img = self.current
-        key = (self.position, img.plane, img.index, self.window, id(img.ct))
+        key = self._view_key
         if key != self._embedded_key:
             self.segmenter.set_image(image)
             self._embedded_key = key
