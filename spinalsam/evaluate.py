@@ -26,8 +26,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from spinalsam import metrics
+from spinalsam.io import CTLoadError, load_ct
+from spinalsam.planes import slice_image
 from spinalsam.segmenters.base import Prompt, Segmenter, SliceImage
-from spinalsam.segmenters.classical import bone_window
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
 __all__ = [
@@ -77,30 +78,13 @@ def pair_files(images: Path, masks: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _load_with_io(path: Path) -> SliceImage | None:
-    """Use the app's own loader when it works, so evaluation sees what the app sees.
-
-    Evaluation is per slice: a volume contributes its middle slice.
-    """
-    try:
-        from spinalsam.io import load_ct
-
-        ct = load_ct([path])
-    except Exception:  # loader not ready or format it rejects: fall back to PIL below
-        return None
-    pixels = np.asarray(ct.volume[ct.volume.shape[0] // 2], dtype=np.float32)
-    display = bone_window(pixels) if ct.is_hu else np.clip(pixels, 0, 255).astype(np.uint8)
-    spacing = (ct.spacing[0], ct.spacing[1]) if ct.spacing else None
-    return SliceImage(pixels=pixels, display=display, is_hu=ct.is_hu, spacing=spacing)
-
-
 def load_slice(path: Path) -> SliceImage:
-    """One evaluation slice; RGB(A) renders become grey levels, intensities stay 0..255."""
-    loaded = _load_with_io(path)
-    if loaded is not None:
-        return loaded
-    grey = np.asarray(Image.open(path).convert("L"))
-    return SliceImage(pixels=grey.astype(np.float32), display=grey, is_hu=False)
+    """One evaluation slice exactly as the app shows it; a volume contributes its middle slice."""
+    try:
+        ct = load_ct([path])
+    except CTLoadError as exc:
+        raise EvaluationError(str(exc)) from exc
+    return slice_image(ct.volume, ct.is_hu, ct.spacing, "axial", ct.volume.shape[0] // 2)
 
 
 def load_mask(path: Path) -> np.ndarray:
@@ -310,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs = pair_files(args.images, args.masks)
     except EvaluationError as exc:
         parser.error(str(exc))
-    results = [evaluate_backend(b, pairs, args.prompt) for b in backends]
+    try:
+        results = [evaluate_backend(b, pairs, args.prompt) for b in backends]
+    except EvaluationError as exc:
+        parser.error(str(exc))
     if args.csv:
         write_csv(args.csv, results)
     if args.json:

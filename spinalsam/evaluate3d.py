@@ -27,11 +27,10 @@ import numpy as np
 from spinalsam import metrics
 from spinalsam.evaluate import BOX_MARGIN_PX
 from spinalsam.io import CTImage, CTLoadError, load_ct, load_label_map
-from spinalsam.planes import Plane, axis_spacing, n_slices, slice_spacing, take_slice
+from spinalsam.planes import Plane, axis_spacing, n_slices, slice_image, take_slice
 from spinalsam.propagation import PropagationRules, propagate
-from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
+from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
-from spinalsam.windowing import render
 
 # The 2-D protocol's 5 px margin was set on 512² lumbar slices of about 0.7 mm: ≈ 3.5 mm. Kept
 # physical here, since 5 px at 3 mm would be a 15 mm margin, far looser than the protocol's.
@@ -68,10 +67,10 @@ def evaluate_label(
     started = time.perf_counter()
     areas = [int(take_slice(gt, plane, i).sum()) for i in range(n_slices(gt.shape, plane))]
     start = int(np.argmax(areas))
-    pixels = take_slice(ct.volume, plane, start).astype(np.float32)
-    spacing_2d = slice_spacing(ct.spacing, plane)
+    image = slice_image(ct.volume, ct.is_hu, ct.spacing, plane, start)
+    spacing_2d = image.spacing
     gt_slice = take_slice(gt, plane, start)
-    segmenter.set_image(SliceImage(pixels, render(pixels, ct.is_hu), ct.is_hu, spacing_2d))
+    segmenter.set_image(image)
     margin = (
         BOX_MARGIN_PX if spacing_2d is None else max(1, round(START_MARGIN_MM / min(spacing_2d)))
     )

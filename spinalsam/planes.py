@@ -12,12 +12,16 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from spinalsam.segmenters.base import SliceImage
+from spinalsam.windowing import Window, render
+
 __all__ = [
     "PLANES",
     "Plane",
     "axis_spacing",
     "n_slices",
     "put_slice",
+    "slice_image",
     "slice_spacing",
     "take_slice",
 ]
@@ -96,3 +100,25 @@ def _checked_axis(arr3d: np.ndarray, plane: str, index: int) -> int:
     if not 0 <= index < count:
         raise IndexError(f"{plane} slice {index} does not exist; this volume has 0..{count - 1}")
     return axis
+
+
+def slice_image(
+    volume: np.ndarray,
+    is_hu: bool,
+    spacing_xyz: tuple[float, float, float] | None,
+    plane: Plane,
+    index: int,
+    window: Window | None = None,
+) -> SliceImage:
+    """One display slice as every backend sees it: physical values plus the windowed render.
+
+    The app, propagation and the evaluation CLIs all build slices here, so a backend is always
+    evaluated on exactly what the user sees.
+    """
+    pixels = take_slice(volume, plane, index).astype(np.float32)
+    return SliceImage(
+        pixels=pixels,
+        display=render(pixels, is_hu, window),
+        is_hu=is_hu,
+        spacing=slice_spacing(spacing_xyz, plane),
+    )

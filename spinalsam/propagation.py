@@ -26,9 +26,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinalsam.metrics import iou
-from spinalsam.planes import Plane, n_slices, put_slice, slice_spacing, take_slice
+from spinalsam.planes import Plane, n_slices, put_slice, slice_image, slice_spacing, take_slice
 from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
-from spinalsam.windowing import Window, render
+from spinalsam.windowing import Window
 
 __all__ = [
     "PropagationError",
@@ -267,15 +267,14 @@ def propagate(
             if cancel is not None and cancel.is_set():
                 reasons[step] = "cancelled"
                 break
-            pixels = take_slice(volume, plane, index).astype(np.float32)
-            image = SliceImage(pixels, render(pixels, is_hu, window), is_hu, pixel_spacing)
+            image = slice_image(volume, is_hu, spacing, plane, index, window)
             try:
                 mask = _follow(segmenter, image, previous, start_mask, rules)
             except SegmenterError as error:
                 reasons[step] = f"segmenter failed: {error}"
                 break
             faded = (
-                _contrast(pixels, mask, pixel_spacing) / start_contrast
+                _contrast(image.pixels, mask, pixel_spacing) / start_contrast
                 if mask.any() and start_contrast
                 else None
             )

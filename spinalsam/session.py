@@ -38,13 +38,14 @@ from spinalsam.planes import (
     axis_spacing,
     n_slices,
     put_slice,
+    slice_image,
     slice_spacing,
     take_slice,
 )
 from spinalsam.prompts import Point, PromptSet, SegmentKind
 from spinalsam.render import compose_view
 from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
-from spinalsam.windowing import PRESETS, Window, render
+from spinalsam.windowing import PRESETS, Window
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -271,12 +272,8 @@ class Session:
         key = self._view_key
         if self._slice_cache is None or self._slice_cache[0] != key:
             img = self.current
-            pixels = take_slice(img.ct.volume, img.plane, img.index).astype(np.float32, copy=False)
-            image = SliceImage(
-                pixels=pixels,
-                display=render(pixels, img.ct.is_hu, self.window),
-                is_hu=img.ct.is_hu,
-                spacing=slice_spacing(img.ct.spacing, img.plane),
+            image = slice_image(
+                img.ct.volume, img.ct.is_hu, img.ct.spacing, img.plane, img.index, self.window
             )
             self._slice_cache = (key, image)
         return self._slice_cache[1]
