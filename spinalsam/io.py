@@ -42,6 +42,7 @@ __all__ = [
     "MAX_PIXELS_PER_SLICE",
     "MAX_SLICES",
     "MAX_VOXELS",
+    "RASTER_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "CTImage",
     "CTLoadError",
@@ -55,11 +56,11 @@ MAX_SLICES = 2000
 MAX_VOXELS = 600_000_000  # 2.4 GB as float32: the most one session should hold
 MAX_FILES = MAX_SLICES  # one DICOM file per slice; also caps a zip's entries
 
-_RASTER = (".png", ".jpg", ".jpeg")
+RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _DICOM = (".dcm", ".dicom")
 _VOLUME = (".nii", ".nii.gz", ".mha", ".nrrd")
 _ARCHIVE = (".zip",)
-SUPPORTED_EXTENSIONS: tuple[str, ...] = _RASTER + _DICOM + _VOLUME + _ARCHIVE
+SUPPORTED_EXTENSIONS: tuple[str, ...] = RASTER_EXTENSIONS + _DICOM + _VOLUME + _ARCHIVE
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _SUPPORTED_HINT = (
@@ -183,7 +184,7 @@ def _kind(path: Path) -> str:
     if name.endswith(".nii.gz") or name.endswith(".nii"):
         return "nifti"
     suffix = path.suffix.lower()
-    if suffix in _RASTER:
+    if suffix in RASTER_EXTENSIONS:
         return "raster"
     if suffix in (".mha", ".nrrd"):
         return "itk"

@@ -23,7 +23,7 @@ from spinalsam import ops, propagation
 from spinalsam.commands import HELP_TEXT
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
 from spinalsam.export import save_mask_png, save_nifti
-from spinalsam.io import CTImage, CTLoadError, load_ct, load_label_map
+from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet
 from spinalsam.measurements import (
     MeasurementError,
@@ -729,7 +729,7 @@ def _describe_kind(kind: SegmentKind, n: int) -> str:
 
 
 def _is_picture(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+    return Path(path).suffix.lower() in RASTER_EXTENSIONS
 
 
 def _safe_stem(name: str) -> str:
