@@ -164,6 +164,17 @@ def test_point_keeps_one_body_when_bone_bridges_the_discs() -> None:
     assert dice(mask, target) >= 0.9
 
 
+def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
+    """A box clipped at the image border holds an object the image cuts off: bone touching
+    that side did not enter from outside the box, so it is kept, not taken for a neighbour."""
+    img, target = sagittal_phantom(seed=5)
+    ys, _ = np.nonzero(target)
+    top = int(ys.min() + (ys.max() - ys.min()) * 0.4)  # the image starts inside the body
+    cut_img, cut_target = img[top:], target[top:]
+    mask = segment(grey_slice(cut_img), Prompt(box=box_of(cut_target).clip(min=0)))
+    assert dice(mask, cut_target) >= 0.9
+
+
 def test_negative_point_removes_the_region_around_it() -> None:
     img, target = axial_phantom(seed=3)
     image = grey_slice(img)

@@ -6,7 +6,8 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
 
 * Box: threshold at the box's mean grey level (never below the soft-tissue level), drop bone
   that enters through the box edge (a neighbour, since a box encloses its object), close, fill,
-  keep the object, then move the outline in to the cortex's half-height edge.
+  keep the object, then move the outline in to the cortex's half-height edge. Box sides on the
+  image border are walls instead: the image cuts the object off there, nothing enters.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
   box. The estimates are the distance-map watershed basin under the click, grown by basins
   joined through wide necks (it cuts a vertebra from neighbours touching it through narrow
@@ -107,10 +108,23 @@ def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     return closed[pad:-pad, pad:-pad]
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """`ndi.binary_fill_holes`, by labelling the background once instead of flooding it."""
+Sides = tuple[bool, bool, bool, bool]  # top, bottom, left, right
+NO_WALLS: Sides = (False, False, False, False)
+
+
+def _sides(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return array[0], array[-1], array[:, 0], array[:, -1]
+
+
+def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
+    """`ndi.binary_fill_holes`, by labelling the background once instead of flooding it.
+
+    `walls` are sides where the image border cuts the object off: an object cut open there
+    is still closed, so background reaching only those sides is inside it.
+    """
     background, _ = ndi.label(~mask)
-    edge = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    rims = [rim for rim, wall in zip(_sides(background), walls, strict=True) if not wall]
+    edge = np.concatenate(rims or _sides(background))
     outside = np.zeros(int(background.max()) + 1, dtype=bool)
     outside[edge] = True
     outside[0] = True  # the mask itself
@@ -349,8 +363,10 @@ class ClassicalSegmenter:
         crop = s.smooth[y0 : y1 + 1, x0 : x1 + 1]
         contrast = max(float(np.percentile(crop, 99)) - s.soft, 1.0)
         bone = crop > max(float(crop.mean()), s.soft + SOFT_FLOOR * contrast)
-        bone = self._drop_edge_crossers(bone)
-        filled = _fill_holes(_closing(bone, s.px(CLOSE_MM)))
+        h, w = s.smooth.shape
+        walls = (y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1)  # the image border cuts there
+        bone = self._drop_edge_crossers(bone, walls)
+        filled = _fill_holes(_closing(bone, s.px(CLOSE_MM)), walls)
         labels, n = ndi.label(filled)
         if n == 0:
             return out
@@ -360,24 +376,31 @@ class ClassicalSegmenter:
             sizes = np.bincount(labels.ravel())
             sizes[0] = 0
             picked = {int(sizes.argmax())}
-        out[y0 : y1 + 1, x0 : x1 + 1] = self._settle_edge(np.isin(labels, list(picked)), crop)
+        obj = np.isin(labels, list(picked))
+        out[y0 : y1 + 1, x0 : x1 + 1] = self._settle_edge(obj, crop, walls)
         return out
 
-    def _settle_edge(self, obj: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    def _settle_edge(self, obj: np.ndarray, crop: np.ndarray, walls: Sides) -> np.ndarray:
         """Move the outline to where the cortex edge is at half height.
 
         The low threshold that keeps the shell closed also takes in the blurred skirt of the
         cortex, so the outline sits too far out. Within a thin outer band, pixels darker than
         half-way between soft tissue and the band's bright cortex are outside the bone, as the
-        half-maximum of a blurred step marks the true edge.
+        half-maximum of a blurred step marks the true edge. Where the image border cuts the
+        object (`walls`) there is no edge to settle.
         """
         s = self._slice
         assert s is not None
-        band = obj & ~ndi.binary_erosion(obj, iterations=s.px(EDGE_BAND_MM))
+        walled = np.pad(obj, 1)
+        for rim, wall in zip(_sides(walled), walls, strict=True):
+            rim[...] = wall
+        inner = ndi.binary_erosion(walled, iterations=s.px(EDGE_BAND_MM), border_value=1)
+        inner = inner[1:-1, 1:-1]
+        band = obj & ~inner
         if not band.any():
             return obj
         cortex = float(np.percentile(crop[band], 90))
-        settled = _fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)))
+        settled = _fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)), walls)
         labels, n = ndi.label(settled)
         if n == 0:
             return obj
@@ -386,14 +409,18 @@ class ClassicalSegmenter:
         return labels == sizes.argmax()
 
     @staticmethod
-    def _drop_edge_crossers(bone: np.ndarray) -> np.ndarray:
+    def _drop_edge_crossers(bone: np.ndarray, walls: Sides) -> np.ndarray:
         """Bone touching the box edge belongs to a neighbour, unless it is most of the bone.
 
         A box encloses its object, so whatever crosses the edge comes from outside; but when a
-        tight box clips the object itself, most bone touches the edge and is kept.
+        tight box clips the object itself, most bone touches the edge and is kept. Sides on the
+        image border (`walls`) do not count: nothing enters through them.
         """
         labels, _ = ndi.label(bone, structure=np.ones((3, 3)))
-        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        crossing = [rim for rim, wall in zip(_sides(labels), walls, strict=True) if not wall]
+        if not crossing:
+            return bone
+        edge = np.unique(np.concatenate(crossing))
         kept = bone & ~np.isin(labels, edge[edge > 0])
         return kept if kept.sum() >= EDGE_KEEP_FRACTION * bone.sum() else bone
 
