@@ -7,29 +7,19 @@ immutable, so a session can keep it in its undo history without copies going sta
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from spinalsam.commands.numbers import parse_chinese_numeral
+from spinalsam.commands.vertebrae import parse_vertebra_name
 
 __all__ = [
     "LABEL_PALETTE",
-    "VERTEBRA_NAMES",
     "LabelError",
     "LabelSet",
     "label_color",
     "merge_mask",
-    "parse_vertebra_name",
 ]
-
-VERTEBRA_NAMES: tuple[str, ...] = (
-    *(f"C{i}" for i in range(1, 8)),
-    *(f"T{i}" for i in range(1, 13)),
-    *(f"L{i}" for i in range(1, 6)),
-    "S1",
-)
 
 # 12 well separated colours (Tableau-like), cycled by label id; neighbouring vertebrae get
 # neighbouring ids, so adjacent levels always differ in colour.
@@ -48,58 +38,9 @@ LABEL_PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 110, 40),
 )
 
-_REGION_ALIASES: dict[str, str] = {
-    "c": "C",
-    "t": "T",
-    "th": "T",
-    "l": "L",
-    "s": "S",
-    "颈": "C",
-    "胸": "T",
-    "腰": "L",
-    "骶": "S",
-}
-_REGION_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 1}
-_NAME_RE = re.compile(
-    r"^\s*(?:第\s*)?(?P<num1>\d+|[一二两三四五六七八九十]+)?\s*"
-    r"(?P<region>th|[ctls]|[颈胸腰骶])(?:椎|椎体|vertebra)?\s*[-_ ]?\s*"
-    r"(?P<num2>\d+|[一二两三四五六七八九十]+)?\s*(?:椎|椎体|vertebra|号)?\s*$",
-    re.IGNORECASE,
-)
-
 
 class LabelError(ValueError):
     """A label name or id the user gave that cannot be used; the message is shown as is."""
-
-
-def _parse_number(text: str) -> int:
-    """Digits or Chinese numerals (一 … 十九 is enough for vertebra levels)."""
-    value = int(text) if text.isdigit() else parse_chinese_numeral(text)
-    if value is None:
-        raise LabelError(f"'{text}' is not a vertebra number")
-    return value
-
-
-def parse_vertebra_name(text: str) -> str | None:
-    """Canonical vertebra name ("L1", "T12") for what a user typed, or None if it is not one.
-
-    Accepts "L1", "l 2", "L-3", "Th12", "腰1", "腰椎1", "胸12", "第一腰椎"; returns None for
-    free text and for levels that do not exist (e.g. "L9"), so callers can keep it as free text.
-    """
-    match = _NAME_RE.match(text)
-    if match is None:
-        return None
-    number_text = match["num2"] or match["num1"]
-    if number_text is None or (match["num1"] and match["num2"]):
-        return None
-    region = _REGION_ALIASES[match["region"].lower()]
-    try:
-        number = _parse_number(number_text)
-    except LabelError:
-        return None
-    if not 1 <= number <= _REGION_COUNTS[region]:
-        return None
-    return f"{region}{number}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ __all__ = [
     "PreviousImage",
     "Propagate",
     "Segment",
+    "SetLabel",
     "SetWindow",
     "Undo",
     "check_bounds",
@@ -142,6 +143,17 @@ class Help(_Op):
     op: Literal["help"] = "help"
 
 
+class SetLabel(_Op):
+    """SpinalSAM's extension of the protocol: name the object new masks belong to.
+
+    Several vertebrae share one label map, and a clinician names them as they go ("this is
+    L1", "标记为腰1"); any name is accepted, vertebra levels are normalised by the session.
+    """
+
+    op: Literal["set_label"] = "set_label"
+    name: str = Field(min_length=1, max_length=40)
+
+
 Operation = Annotated[
     OpenImage
     | NextImage
@@ -158,7 +170,8 @@ Operation = Annotated[
     | Export
     | Measure
     | Propagate
-    | Help,
+    | Help
+    | SetLabel,
     Field(discriminator="op"),
 ]
 

@@ -588,6 +588,9 @@ class Session:
     def _op_help(self, _: ops.Help) -> StepResult:
         return StepResult(HELP_TEXT)
 
+    def _op_set_label(self, op: ops.SetLabel) -> StepResult:
+        return StepResult(self.set_active_label(op.name))
+
     # ----------------------------------------------------------------- labels and 3-D
     def set_active_label(self, name: str) -> str:
         """Choose the object new masks belong to, by vertebra name (L1, T12, 腰1 …) or free text."""

@@ -18,9 +18,9 @@ from gradio_image_annotation import image_annotator
 from spinalsam import ops
 from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import Router
+from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
-from spinalsam.labels import VERTEBRA_NAMES
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
 from spinalsam.windowing import PRESETS
@@ -279,7 +279,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         def on_chat(text: str, history: list[dict], s: Session) -> Iterator[list[Any]]:
             history = [*history, {"role": "user", "content": text}]
             if not text.strip():
-                yield ["", history, s, *_views(s, ""), None]
+                yield ["", history, s, *_views(s, ""), None, gr.skip()]
                 return
             result = None
             for item in router.stream(text, image_size=_size(s)):
@@ -289,7 +289,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                         "content": item,
                         "metadata": {"title": "Thinking…"},
                     }
-                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 6]
+                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 7]
                 else:
                     result = item
             assert result is not None
@@ -305,6 +305,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 s,
                 *_views(s, text_out),
                 file,
+                s.label_set.name_of(s.active_label),  # "this is L1" also shows in the dropdown
             ]
 
         def on_draw_tab(s: Session):
@@ -400,7 +401,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         chat_in.submit(
             on_chat,
             [chat_in, chatbot, session],
-            [chat_in, chatbot, *view_out, download],
+            [chat_in, chatbot, *view_out, download, label_name],
             api_name="chat",
         )
         draw_tab.select(on_draw_tab, [session], drawer, api_visibility="private")

@@ -32,7 +32,7 @@ def _status(result: tuple) -> str:
 
 def _chat(client: Client, text: str) -> str:
     out = client.predict(text, [], api_name="/chat")
-    return out[5]  # [textbox, chatbot, image, slider, plane, status, download]
+    return out[5]  # [textbox, chatbot, image, slider, plane, status, download, label]
 
 
 def test_open_click_segment_export(client: Client) -> None:
@@ -155,6 +155,12 @@ def test_offtopic_and_help_in_chat(client: Client) -> None:
     assert "offline" in str(history[-1]["content"]).lower()
     out = client.predict("help", [], api_name="/chat")
     assert "point" in str(out[1][-1]["content"]).lower()
+
+
+def test_chat_names_the_label_and_the_dropdown_follows(client: Client) -> None:
+    client.predict(CT_SMALL, api_name="/load_example")
+    out = client.predict("this is L1", [], api_name="/chat")
+    assert "**L1**" in out[5] and out[7] == "L1"
 
 
 def test_session_bundle_roundtrip_via_api(app_url: str) -> None:

@@ -205,6 +205,20 @@ OWN_PHRASINGS: list[tuple[str, list[dict]]] = [
     ("在(10,20)和(30,40)添加两个点", [{"op": "add_points", "points": [[10, 20], [30, 40]]}]),
     ("thanks for your help", []),
     ("谢谢你的帮助", []),
+    # set_label (SpinalSAM's extension, docs/protocol.md): a vertebra named, and nothing else
+    ("this is L1", [{"op": "set_label", "name": "L1"}]),
+    ("label it t12", [{"op": "set_label", "name": "T12"}]),
+    ("set label to L3", [{"op": "set_label", "name": "L3"}]),
+    ("call this vertebra L4 then segment", [{"op": "set_label", "name": "L4"}, {"op": "segment"}]),
+    ("name it T11 and propagate", [{"op": "set_label", "name": "T11"}, {"op": "propagate"}]),
+    ("标记为腰1", [{"op": "set_label", "name": "L1"}]),
+    ("这是第一腰椎", [{"op": "set_label", "name": "L1"}]),
+    ("把这个命名为胸12然后传播", [{"op": "set_label", "name": "T12"}, {"op": "propagate"}]),
+    # a named vertebra beside another request is where to act, not a label
+    ("segment L3", [{"op": "segment", "prompt": "auto"}]),
+    ("measure L1", [{"op": "measure"}]),
+    ("add a point on L2", [{"op": "add_points", "count": 1, "label": P}]),
+    ("第一张", [{"op": "goto_slice", "index": 1}]),
     # small talk → nothing
     ("good morning", []),
     ("how are you?", []),
@@ -244,6 +258,7 @@ def test_every_protocol_operation_is_covered_in_both_languages() -> None:
         "measure",
         "propagate",
         "help",
+        "set_label",
     }
     assert ops_by_language[False] == every_op
     assert ops_by_language[True] == every_op

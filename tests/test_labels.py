@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinalsam.labels import (
-    LABEL_PALETTE,
-    VERTEBRA_NAMES,
-    LabelError,
-    LabelSet,
-    merge_mask,
-    parse_vertebra_name,
-)
+from spinalsam.commands.vertebrae import VERTEBRA_NAMES, parse_vertebra_name
+from spinalsam.labels import LABEL_PALETTE, LabelError, LabelSet, merge_mask
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from PIL import Image
 from spinalsam import ops
 from spinalsam.backends import DefaultBackend
 from spinalsam.bundle import load_bundle, save_bundle
+from spinalsam.commands import parse_offline
 from spinalsam.examples import example_files
 from spinalsam.io import load_ct
 from spinalsam.metrics import dice
@@ -278,3 +279,12 @@ def test_close_removes_only_its_own_workdir(backend: DefaultBackend, tmp_path: P
     given = Session(backend, workdir=tmp_path)
     given.close()
     assert tmp_path.exists()
+
+
+def test_chat_names_the_vertebra_new_masks_belong_to(phantom_session: Session) -> None:
+    s = phantom_session
+    (msg,) = _ok(s.apply(parse_offline("标记为腰1").operations))
+    assert "L1" in msg
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    assert s.label_set.name_of(s.active_label) == "L1"
+    assert set(np.unique(s.current.labels)) == {0, s.active_label}

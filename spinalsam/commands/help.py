@@ -27,6 +27,7 @@ HELP_EXAMPLES: tuple[tuple[str, str, str, str], ...] = (
     ("set_window", "use the bone window", "切换到骨窗", "bone, soft tissue, spine, lung, brain"),
     ("measure", "measure the mask", "测量", "area / volume and HU statistics"),
     ("propagate", "propagate the mask", "传播", "carry the mask through neighbouring slices"),
+    ("set_label", "this is L1", "标记为腰1", "name the vertebra new masks belong to"),
     ("export", "export the mask as nifti", "导出为png", "download the mask as PNG or NIfTI"),
     ("check_gpu", "check GPU status", "GPU状态", "report the compute device"),
     (

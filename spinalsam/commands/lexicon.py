@@ -45,6 +45,7 @@ class Concept(StrEnum):
     MEASURE = "measure"
     PROPAGATE = "propagate"
     HELP = "help"
+    NAME = "name"  # call / rename / 命名: give the current object a name (with a VERTEBRA)
     # objects
     POINT = "point"
     BOX = "box"
@@ -57,6 +58,7 @@ class Concept(StrEnum):
     PARAMS = "params"
     ALL = "all"
     LAST = "last"
+    VERTEBRA = "vertebra"  # a vertebra level: L1, T12, 腰1, 第一腰椎
     # modifiers and values
     NEGATIVE = "negative"
     POSITIVE = "positive"
@@ -107,6 +109,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     ),
     C.PROPAGATE: "propagate propagation spread extend track carry copy",
     C.HELP: "help commands usage manual instructions guide capabilities tutorial",
+    C.NAME: "call called rename renamed named tag tagged labelled labeled",
     C.POINT: (
         "point points pt pts dot dots click clicks seed seeds marker markers landmark landmarks "
         "pin pins coordinate coordinates tap taps spot spots"
@@ -209,6 +212,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
     C.MEASURE: "测量 统计 量化 指标 直径",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
+    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为",
     C.HELP: (
         "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "
         "有哪些功能 能做什么 可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"

@@ -23,7 +23,7 @@ C = Concept
 # fmt: off
 _VERBS = frozenset({
     C.ADD, C.SELECT, C.OPEN, C.GENERATE, C.SEGMENT, C.CLEAR, C.RESET, C.UNDO, C.GOTO, C.SHOW,
-    C.NEXT, C.PREV, C.CHECK, C.SWITCH, C.EXPORT, C.MEASURE, C.PROPAGATE, C.HELP,
+    C.NEXT, C.PREV, C.CHECK, C.SWITCH, C.EXPORT, C.MEASURE, C.PROPAGATE, C.HELP, C.NAME,
 })
 # A second one of these inside a clause starts a new operation ("添加坐标框生成框掩码").
 _CLAUSE_STARTERS = frozenset({
@@ -33,6 +33,8 @@ _CLAUSE_STARTERS = frozenset({
 _OBJECTS = frozenset({
     C.POINT, C.BOX, C.MASK, C.IMAGE, C.VOLUME, C.SLICE, C.WINDOW, C.GPU, C.PARAMS, C.ALL,
 })
+# "this is L1", "label it T12", "set label to L3", 标记为腰1: a vertebra named and nothing else.
+_NAMING = frozenset({C.VERTEBRA, C.NAME, C.MASK, C.ADD, C.SELECT, C.SWITCH, C.SHOW, C.OFFTOPIC})
 # fmt: on
 # "use the points to generate a mask": these do not start an operation of their own.
 _WEAK_VERBS = frozenset({C.SWITCH, C.CHECK, C.SHOW})
@@ -176,6 +178,9 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return None  # never act on "don't …"; the clause is reported as not understood
     if C.UNDO in cs or (C.CLEAR in cs and C.LAST in cs):
         return {"op": "undo"}
+    if C.VERTEBRA in cs and cs <= _NAMING | _NEUTRAL:
+        name = next(t.text for t in clause.tokens if t.concept == C.VERTEBRA)
+        return {"op": "set_label", "name": name.upper()}
     if C.PARAMS in cs:
         return {"op": "check_parameters"}
     if C.GPU in cs:

@@ -37,6 +37,7 @@ _MEANING: dict[str, str] = {
     "measure": "area / volume and HU statistics of the current mask",
     "propagate": "propagate the current mask through neighbouring slices",
     "help": "list what the assistant can do",
+    "set_label": "name the vertebra that new masks belong to (L1, T12 …; 腰1 = L1, 胸12 = T12)",
 }
 
 _EXAMPLES: tuple[tuple[str, list[dict[str, Any]]], ...] = (
@@ -56,6 +57,7 @@ _EXAMPLES: tuple[tuple[str, list[dict[str, Any]]], ...] = (
         "go to slice 42 and use the bone window",
         [{"op": "goto_slice", "index": 42}, {"op": "set_window", "preset": "bone"}],
     ),
+    ("this is L1, propagate it", [{"op": "set_label", "name": "L1"}, {"op": "propagate"}]),
     ("what is the weather today?", []),
 )
 

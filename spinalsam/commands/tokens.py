@@ -28,6 +28,7 @@ from spinalsam.commands.numbers import (
     ENGLISH_TENS,
     parse_chinese_numeral,
 )
+from spinalsam.commands.vertebrae import parse_vertebra_name
 
 __all__ = ["Kind", "Token", "tokenize"]
 
@@ -73,6 +74,10 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _INT = re.compile(r"\d+")
+# 腰1, 腰椎3, 胸12, 第一腰椎: rewritten to "l1" … so that one token rule reads both languages.
+_CHINESE_VERTEBRA = re.compile(
+    r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*[颈胸腰骶]椎(?:体)?|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
+)
 # Longer "words" are not run-together commands or typos but pasted junk: leave them unknown.
 _MAX_REPAIRABLE = 40
 
@@ -81,6 +86,7 @@ def tokenize(text: str) -> list[Token]:
     """Concept tokens of a command, in order; unknown words are kept as UNKNOWN tokens."""
     normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
     normal = _SLICE_NO.sub("number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
+    normal = _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
     tokens: list[Token] = []
     words: list[str] = []  # pending run of ASCII words, resolved together for phrases
     for match in _TOKEN.finditer(normal):
@@ -92,8 +98,9 @@ def tokenize(text: str) -> list[Token]:
         words = []
         if kind in ("xy", "group"):
             tokens.append(Token(Kind.COORDS, match.group(), coords=_ints(match.group())))
-        elif kind == "anatomy":
-            tokens.append(Token(Kind.CONCEPT, match.group(), concept=Concept.FILLER))
+        elif kind == "anatomy":  # "l9" is no level: a word like any other, not a name
+            level = Concept.VERTEBRA if parse_vertebra_name(match.group()) else Concept.FILLER
+            tokens.append(Token(Kind.CONCEPT, match.group(), concept=level))
         elif kind in ("ordinal", "num"):
             tokens.append(Token(Kind.NUMBER, match.group(), number=int(match.group(kind))))
         elif kind == "cjk":
@@ -102,6 +109,11 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token(Kind.CONCEPT, match.group(), concept=Concept.SEPARATOR))
     tokens.extend(_resolve_words(words))
     return _merge_numbers(tokens)
+
+
+def _ascii_vertebra(match: re.Match[str]) -> str:
+    name = parse_vertebra_name(match.group())
+    return f" {name.lower()} " if name else match.group()
 
 
 def _ints(text: str) -> tuple[int, ...]:
