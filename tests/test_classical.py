@@ -208,6 +208,27 @@ def test_mask_input_over_no_bone_gives_an_empty_mask() -> None:
     assert not segment(grey_slice(img), Prompt(mask_input=prior)).any()
 
 
+def test_mask_input_keeps_a_thin_arch_on_coarse_pixels() -> None:
+    """On 3 mm pixels a lamina is one pixel of partial-volume cortex, darker than the body's
+    rim; the edge settling drops it, but with a neighbouring slice's mask it is the same
+    vertebra's arch and is kept. Bone not joined to the body stays out."""
+    hu = np.full((40, 40), 40.0, dtype=np.float32)  # soft tissue
+    body = _ellipse(hu.shape, 15, 20, 6, 7)
+    hu[body] = 200.0  # cancellous
+    hu[body & ~ndi.binary_erosion(body)] = 800.0  # cortical rim
+    arch = np.zeros(hu.shape, dtype=bool)
+    arch[22:28, 20] = True  # a thin lamina leaving the body backwards, partial-volume bright
+    hu[arch] = 380.0
+    loose = np.zeros(hu.shape, dtype=bool)
+    loose[30:33, 10] = True  # separate bone inside the box: not this vertebra's continuation
+    hu[loose] = 380.0
+    prior = body | arch | loose
+    image = SliceImage(pixels=hu, display=bone_window(hu), is_hu=True, spacing=(3.0, 3.0))
+    mask = segment(image, Prompt(box=box_of(prior, 1), mask_input=prior))
+    assert mask[arch].all() and not mask[loose].any()
+    assert dice(mask, body | arch) >= 0.95
+
+
 def test_prompt_errors_are_clear_segmenter_errors() -> None:
     seg = ClassicalSegmenter()
     with pytest.raises(SegmenterError, match="load an image"):

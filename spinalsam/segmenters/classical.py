@@ -19,7 +19,9 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   brighter than soft tissue (not a canal or disc) and what it leaves is as thick as a body.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result, which is empty when no
-  bone lies near it, so propagation can tell that the object has ended.
+  bone lies near it, so propagation can tell that the object has ended. Thin cortex near it
+  that is joined to the result is added back: on coarse pixels an arch is one pixel of
+  partial-volume cortex that the edge settling would otherwise drop (`_with_attached_arch`).
 
 HU input is mapped through a fixed bone window first, so 8-bit renders and HU slices go
 through the same steps. Lengths are physical (mm) where spacing is known and converted at
@@ -313,9 +315,40 @@ class ClassicalSegmenter:
             raise SegmenterError(
                 "add a positive point or a box: negative points alone select nothing"
             )
-        if prior is not None:  # nothing near the prior means the object ended (a disc slice)
-            mask &= _dilate_disk(prior, s.px(CLOSE_MM))
+        if prior is not None:
+            mask = self._with_attached_arch(mask, prior)
         return self._carve(mask, negatives, positives)
+
+    def _with_attached_arch(self, mask: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """The mask near the prior, plus the thin cortex near the prior that is joined to it.
+
+        On pixels coarser than the cortical wall (3 mm) a pedicle or lamina is one or two
+        pixels that each hold some cortex: their brightness says how much cortex they hold, not
+        how much of them is bone, so the edge settling (half the height of the rim's brightest
+        cortex) drops them and the mask shrinks slice after slice. Cortex within reach of the
+        neighbouring slice's mask, joined to the mask, and thin beside the prior (thinner than
+        APPENDAGE_RATIO of its thickest part: an arch, not an endplate, which is as wide as a
+        body) is the same vertebra's arch. Separate pieces are not added: at a disc they would
+        carry the mask into the next vertebra. Nothing near the prior still gives an empty mask
+        (the object ended).
+        """
+        s = self._slice
+        assert s is not None
+        near = _dilate_disk(prior, s.px(CLOSE_MM))
+        x0, y0, x1, y1 = _bbox(near)  # all the work happens around the prior
+        crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        body = mask[crop] & near[crop]
+        pieces, n = ndi.label(s.cortex[crop] & near[crop], structure=_EIGHT)
+        depth = ndi.distance_transform_edt(np.pad(pieces > 0, 1))[1:-1, 1:-1]
+        deepest = np.zeros(n + 1)
+        np.maximum.at(deepest, pieces.ravel(), depth.ravel())
+        thin = deepest < APPENDAGE_RATIO * _max_depth(prior)
+        thin[0] = False
+        joined, _ = ndi.label(body | thin[pieces], structure=_EIGHT)
+        kept = np.unique(joined[body])
+        out = np.zeros_like(mask)
+        out[crop] = np.isin(joined, kept[kept > 0])
+        return out
 
     @staticmethod
     def _prior(mask_input: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
