@@ -15,9 +15,11 @@ from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
 from spinalsam.segmenters.classical import (
     BONE_WINDOW_HU,
+    NO_WALLS,
     ClassicalSegmenter,
     _closing,
     _dilate_disk,
+    _entrants,
     _fill_holes,
     _h_maxima,
     bone_window,
@@ -173,6 +175,52 @@ def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
     cut_img, cut_target = img[top:], target[top:]
     mask = segment(grey_slice(cut_img), Prompt(box=box_of(cut_target).clip(min=0)))
     assert dice(mask, cut_target) >= 0.9
+
+
+def test_edge_crossers_are_judged_one_by_one() -> None:
+    """A neighbour's endplate entering at the top is dropped even though the object's own bone
+    crosses the bottom edge: that piece reaches across the box, the endplate only its margin."""
+    bone = np.zeros((100, 80), dtype=bool)
+    bone[20:100, 10:70] = True  # the object, clipped at the bottom by a tight box
+    bone[0:6, 5:75] = True  # a neighbour's endplate, entering through the top
+    kept = ClassicalSegmenter._drop_edge_crossers(bone, NO_WALLS)
+    assert not kept[:6].any()
+    assert kept[20:, 10:70].all()
+
+
+def test_entrants_ignore_sides_on_the_image_border() -> None:
+    pieces = np.zeros((100, 80), dtype=bool)
+    pieces[0:6, 5:75] = True
+    assert _entrants(pieces, NO_WALLS)[:6, 5:75].all()
+    assert not _entrants(pieces, (True, False, False, False)).any()  # the image ends there
+
+
+def _body_with_endplate_above() -> tuple[np.ndarray, np.ndarray]:
+    """A filled body whose filled disc joins a neighbour's endplate reaching the box top."""
+    crop = np.full((100, 80), SOFT, dtype=np.float64)
+    obj = np.zeros(crop.shape, dtype=bool)
+    obj[0:92, 8:72] = True
+    crop[0:8, 8:72] = CORTEX  # the neighbour's endplate
+    crop[8:14, 8:72] = SOFT + 3  # the disc, dark as soft tissue
+    crop[14:92, 8:72] = CORTEX  # the body's shell ...
+    crop[20:86, 14:66] = CANCELLOUS + 20  # ... around cancellous bone
+    return obj, ndi.gaussian_filter(crop, 1.0)
+
+
+def test_box_cuts_a_neighbour_off_at_the_dark_disc() -> None:
+    obj, crop = _body_with_endplate_above()
+    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
+    assert not kept[:7].any()
+    assert kept[16:90, 10:70].all()
+
+
+def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
+    """Bone on opposite box sides spans the box: the object itself, clipped by a tight box."""
+    obj, crop = _body_with_endplate_above()
+    crop[:, :8] = crop[:, 72:] = CORTEX
+    obj[:, :8] = obj[:, 72:] = True  # the shell now reaches the left and right sides too
+    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
+    assert (kept == obj).all()
 
 
 def test_negative_point_removes_the_region_around_it() -> None:

@@ -5,9 +5,11 @@ cancellous bone that is barely brighter than the surrounding soft tissue. So the
 from the *shell*: threshold the bright bone, close small gaps, fill the enclosed interior.
 
 * Box: threshold at the box's mean grey level (never below the soft-tissue level), drop bone
-  that enters through the box edge (a neighbour, since a box encloses its object), close, fill,
-  keep the object, then move the outline in to the cortex's half-height edge. Box sides on the
-  image border are walls instead: the image cuts the object off there, nothing enters.
+  that enters through the box edge without reaching far in (a neighbour, since a box encloses
+  its object), close, fill, keep the object, cut off at the darkest seam what still reaches the
+  box edge (a neighbour joined through a bridged disc or facet), then move the outline in to the
+  cortex's half-height edge. Box sides on the image border are walls instead: the image cuts
+  the object off there, nothing enters.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
   box. The estimates are the distance-map watershed basin under the click, grown by basins
   joined through wide necks (it cuts a vertebra from neighbours touching it through narrow
@@ -59,6 +61,9 @@ EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the c
 NEGATIVE_MM = 2.5  # radius carved around a negative point
 BOX_MARGIN_MM = 1.25  # margin added around an estimated extent, as a user draws a box
 SOFT_FLOOR = 0.05  # bone threshold floor: soft tissue + this fraction of the bone contrast
+PENETRATION = 0.5  # bone entering the box reaching less than this far across it is a neighbour
+CORE_MARGIN = 0.25  # the box's middle (without this fraction at each side) holds the object
+SEAM_MM = 1.0  # a joint space is 1–2 mm wide: on coarser pixels it is no seam one can follow
 EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
 WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
 NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the thinner one
@@ -144,6 +149,37 @@ def _bbox(mask: np.ndarray) -> Box:
     return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
 
 
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _reach(bounds: Box, shape: tuple[int, int], walls: Sides) -> float:
+    """How far something with these bounds reaches into the box from the open sides it touches,
+    as a fraction of the box (the least over those sides); 1.0 when it touches none."""
+    x0, y0, x1, y1 = bounds
+    h, w = shape
+    sides = ((y0 == 0, (y1 + 1) / h), (y1 == h - 1, (h - y0) / h))
+    sides += ((x0 == 0, (x1 + 1) / w), (x1 == w - 1, (w - x0) / w))
+    reach = [
+        depth for (touches, depth), wall in zip(sides, walls, strict=True) if touches and not wall
+    ]
+    return min(reach, default=1.0)
+
+
+def _entrants(pieces: np.ndarray, walls: Sides) -> np.ndarray:
+    """The connected pieces that enter the box through an open side without reaching far in.
+
+    A box is drawn around its object, so the object spans most of the box from every side it
+    touches, while a neighbour only enters near the side it comes through.
+    """
+    labels, _ = ndi.label(pieces, structure=_EIGHT)
+    out = np.zeros_like(pieces)
+    for index, (ys, xs) in enumerate(ndi.find_objects(labels), start=1):
+        bounds = (xs.start, ys.start, xs.stop - 1, ys.stop - 1)
+        if _reach(bounds, pieces.shape, walls) < PENETRATION:
+            out[ys, xs] |= labels[ys, xs] == index
+    return out
+
+
 def _component_at(labels: np.ndarray, y: int, x: int) -> int:
     """Label under (y, x), or of the nearest labelled pixel when the click misses every blob."""
     if labels[y, x]:
@@ -170,9 +206,6 @@ def _centredness(mask: np.ndarray, y: int, x: int) -> float:
         return 0.0
     depth, oy, ox = _crop_depth(mask)
     return float(depth[y - oy, x - ox] / depth.max())
-
-
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
@@ -308,7 +341,7 @@ class ClassicalSegmenter:
         if box is None and prior is not None:
             box = self._grow(_bbox(prior), s.px(BOX_MARGIN_MM), (h, w))
         if box is not None:
-            mask = self._segment_box(box, positives)
+            mask = self._segment_box(box, positives, around_object=prior is None)
         elif len(positives):
             mask = self._segment_point(positives)
         else:
@@ -385,8 +418,16 @@ class ClassicalSegmenter:
             min(y1 + margin, h - 1),
         )
 
-    def _segment_box(self, box: Box, positives: np.ndarray) -> np.ndarray:
-        """Shell threshold inside the box → drop edge-crossing bone → close → fill → pick."""
+    def _segment_box(
+        self, box: Box, positives: np.ndarray, around_object: bool = True
+    ) -> np.ndarray:
+        """Shell threshold inside the box → drop edge-crossing bone → close → fill → pick →
+        cut off neighbours joined through the box edge.
+
+        The cut assumes a box drawn around the object with a margin (`around_object`); a box
+        made from a neighbouring slice's mask is tight, and what touches its edge is the object
+        growing. It also needs pixels fine enough to show a joint space as a seam (SEAM_MM).
+        """
         s = self._slice
         assert s is not None
         x0, y0, x1, y1 = box
@@ -410,6 +451,8 @@ class ClassicalSegmenter:
             sizes[0] = 0
             picked = {int(sizes.argmax())}
         obj = np.isin(labels, list(picked))
+        if around_object and s.px_per_mm * SEAM_MM >= 1.0:
+            obj = self._cut_entrants(obj, crop, walls)
         out[y0 : y1 + 1, x0 : x1 + 1] = self._settle_edge(obj, crop, walls)
         return out
 
@@ -442,19 +485,63 @@ class ClassicalSegmenter:
         return labels == sizes.argmax()
 
     @staticmethod
-    def _drop_edge_crossers(bone: np.ndarray, walls: Sides) -> np.ndarray:
-        """Bone touching the box edge belongs to a neighbour, unless it is most of the bone.
+    def _cut_entrants(obj: np.ndarray, crop: np.ndarray, walls: Sides) -> np.ndarray:
+        """Cut off what a neighbour brought in through the box edge, along the darkest seam.
 
-        A box encloses its object, so whatever crosses the edge comes from outside; but when a
-        tight box clips the object itself, most bone touches the edge and is kept. Sides on the
-        image border (`walls`) do not count: nothing enters through them.
+        A box encloses its object with a margin, so object pixels on an open box side belong to
+        a neighbour, joined through a bridged disc or touching facets (its bone need not cross
+        the edge before closing, so `_drop_edge_crossers` cannot see it). The box's middle
+        holds the object; the brightest grey level at which the middle still connects to those
+        edge pixels is the seam (a disc or joint space is darker than the bone either side).
+        Above it the two fall apart, and a watershed on the grey levels shares out the darker
+        rest. The cut is kept only when what it removes stays near the sides it came through:
+        one reaching across the box is the object's own shell, touching the edge.
         """
-        labels, _ = ndi.label(bone, structure=np.ones((3, 3)))
-        crossing = [rim for rim, wall in zip(_sides(labels), walls, strict=True) if not wall]
-        if not crossing:
-            return bone
-        edge = np.unique(np.concatenate(crossing))
-        kept = bone & ~np.isin(labels, edge[edge > 0])
+        entry = np.zeros_like(obj)
+        for rim, obj_rim, wall in zip(_sides(entry), _sides(obj), walls, strict=True):
+            if not wall:
+                rim[...] = obj_rim
+        if not entry.any():
+            return obj
+        h, w = obj.shape
+        middle = np.zeros_like(obj)
+        qy, qx = round(h * CORE_MARGIN), round(w * CORE_MARGIN)
+        middle[qy : h - qy, qx : w - qx] = True
+        core = obj & middle
+        if not core.any():
+            return obj
+        value = np.where(core, np.inf, crop)
+        lo, hi = 0, 256  # the brightest grey level still joining core and entry, by bisection
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            labels, _ = ndi.label(obj & (value >= mid))
+            if np.isin(labels[entry], labels[core]).any():
+                lo = mid
+            else:
+                hi = mid
+        labels, _ = ndi.label(obj & (value >= hi))
+        inner = np.isin(labels, labels[core])
+        outer = (labels > 0) & ~inner
+        if not outer.any() or _reach(_bbox(outer), obj.shape, walls) >= PENETRATION:
+            return obj  # nothing, or the object's own shell, lies beyond the seam
+        markers = inner.astype(np.int32) + 2 * outer
+        kept = _fill_holes(watershed(-crop, markers, mask=obj) == 1, walls)
+        cut = obj & ~kept  # judged as a whole: pieces cut off at opposite sides span the box
+        if cut.any() and _reach(_bbox(cut), obj.shape, walls) >= PENETRATION:
+            return obj
+        return kept
+
+    @staticmethod
+    def _drop_edge_crossers(bone: np.ndarray, walls: Sides) -> np.ndarray:
+        """Bone entering through the box edge belongs to a neighbour, unless it is most of the bone.
+
+        A box encloses its object, so a piece that crosses the edge without reaching far in
+        comes from outside (`_entrants`); each piece is judged on its own, so one reaching
+        across the box (the object, clipped by a tight box) no longer keeps a neighbour's
+        endplate at the other side. When dropping would still lose most of the bone, it is all
+        kept. Sides on the image border (`walls`) do not count: nothing enters through them.
+        """
+        kept = bone & ~_entrants(bone, walls)
         return kept if kept.sum() >= EDGE_KEEP_FRACTION * bone.sum() else bone
 
     def _segment_point(self, positives: np.ndarray) -> np.ndarray:
