@@ -166,6 +166,50 @@ def test_point_keeps_one_body_when_bone_bridges_the_discs() -> None:
     assert dice(mask, target) >= 0.9
 
 
+def end_to_end_pieces_phantom(seed: int = 0, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Two thin, all-cortex bars end to end across a 4 px dark joint space, as articular
+    processes meet in a sagittal cut; the target is the upper bar."""
+    upper = np.zeros((size, size), dtype=bool)
+    upper[40:126, 120:132] = True
+    lower = np.zeros_like(upper)
+    lower[130:216, 120:132] = True
+    return _render(upper | lower, upper | lower, seed), upper
+
+
+def test_cortex_shell_estimate_stops_at_a_dark_joint_space() -> None:
+    """Unclosed, the cortex of pieces that meet across a joint space is two shells."""
+    img, target = end_to_end_pieces_phantom()
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(img))
+    whole = (slice(0, img.shape[0]), slice(0, img.shape[1]))
+    for necks in (False, True):
+        shell = seg._cortex_extent(whole, 80, 126, necks=necks)
+        assert shell is not None
+        assert not shell[130:].any()  # nothing of the lower piece
+        assert (shell & target).sum() > 0.95 * target.sum()
+    assert seg._cortex_extent(whole, 80, 60, necks=False) is None  # soft tissue: no shell
+
+
+def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
+    """A lobe of one bright piece meets its rest across cortex; a body meets its neighbours
+    across discs."""
+    img, target = end_to_end_pieces_phantom()
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(img))
+    bar = np.zeros_like(target)
+    bar[40:126, 120:132] = True
+    lobe = bar.copy()
+    lobe[83:] = False
+    assert seg._cut_through_bone(bar, lobe)
+
+    img, target = sagittal_phantom(seed=3)
+    seg.set_image(grey_slice(img))
+    ys, xs = np.nonzero(target)
+    stack = np.zeros_like(target)
+    stack[ys.min() - 100 : ys.max() + 101, xs.min() : xs.max() + 1] = True  # three bodies
+    assert not seg._cut_through_bone(stack, target)
+
+
 def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
     """A box clipped at the image border holds an object the image cuts off: bone touching
     that side did not enter from outside the box, so it is kept, not taken for a neighbour."""

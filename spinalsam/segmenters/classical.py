@@ -11,14 +11,18 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   cortex's half-height edge. Box sides on the image border are walls instead: the image cuts
   the object off there, nothing enters.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
-  box. The estimates are the distance-map watershed basin under the click, grown by basins
-  joined through wide necks (it cuts a vertebra from neighbours touching it through narrow
-  bridges such as facet joints), at two gentle closings of the bone map, and the whole filled
-  bone blob under the click. Each result is cut at narrow necks again, and the one centred on
-  the click wins, since a user clicks the middle of what they want. When even that one is
-  off-centre, it may hold several bodies joined through bridged discs (sagittal views): its
-  cortex-walled compartment around the click is taken instead when it is better centred, is
-  brighter than soft tissue (not a canal or disc) and what it leaves is as thick as a body.
+  box. The estimates are the filled, unclosed cortical shell under the click (pieces that
+  only meet across a dark joint space are separate shells), as is and cut at narrow necks;
+  the distance-map watershed basin under the click, grown by basins joined through wide
+  necks (it cuts a vertebra from neighbours touching it through narrow bridges such as facet
+  joints), at two gentle closings of the bone map; and the whole filled bone blob under the
+  click. Each result is cut at narrow necks again, and the one centred on the click wins,
+  since a user clicks the middle of what they want. When even that one is off-centre, it may
+  hold several bodies joined through bridged discs (sagittal views): its cortex-walled
+  compartment around the click is taken instead when it is better centred, is brighter than
+  soft tissue (not a canal or disc) and what it leaves is as thick as a body. A compartment
+  cut off across continuing cortex rather than a disc is a lobe of one elongated piece (an
+  articular or spinous process) and is not taken, unless what it leaves is a far thicker body.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result, which is empty when no
   bone lies near it, so propagation can tell that the object has ended. Thin cortex near it
@@ -70,6 +74,8 @@ NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the
 APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one counts as an appendage
 GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
+CUT_BAND_MM = 3.5  # band beyond a compartment's wall looked at to tell a disc from bone
+CUT_CORTEX_FRACTION = 0.5  # a cut band mostly of cortex runs through one piece, not a disc
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
 
 
@@ -547,10 +553,11 @@ class ClassicalSegmenter:
     def _segment_point(self, positives: np.ndarray) -> np.ndarray:
         """Estimate the extent around the first click; keep the best-centred resulting mask.
 
-        Estimates run from the most local (basins of a barely closed bone map) to the whole
-        blob; a later one replaces the current best only when its mask is clearly better
-        centred, which happens where a basin missed part of a lone, large vertebra. An
-        off-centre winner is then checked for a walled-off compartment (see `_compartment`).
+        Estimates run from the most local (the unclosed cortical shell, then basins of a barely
+        closed bone map) to the whole blob; a later one replaces the current best only when its
+        mask is clearly better centred, which happens where a basin missed part of a lone,
+        large vertebra. An off-centre winner is then checked for a walled-off compartment
+        (see `_compartment`).
         """
         s = self._slice
         assert s is not None
@@ -559,7 +566,8 @@ class ClassicalSegmenter:
         best: tuple[float, np.ndarray] | None = None
         tried: set[Box] = set()
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
-        for estimate in (*basins, self._blob_extent):
+        shells = [partial(self._cortex_extent, necks=necks) for necks in (False, True)]
+        for estimate in (*shells, *basins, self._blob_extent):
             if best is not None and best[0] + CENTRED_TIE >= 1.0:
                 break  # centredness is at most 1: no later estimate could replace this one
             extent = self._enclosed_extent(estimate, x, y)
@@ -579,8 +587,15 @@ class ClassicalSegmenter:
             compartment = self._compartment(best[1], y, x)
             if compartment is not None and _centredness(compartment, y, x) >= best[0]:
                 rest = _max_depth(best[1] & ~compartment)
-                if rest >= APPENDAGE_RATIO * _max_depth(compartment):
-                    return compartment  # the rest is another body, not this one's appendages
+                depth = _max_depth(compartment)
+                # The rest must be as thick as a body, not this one's appendages; and when the
+                # cut runs through continuing cortex, far thicker: the rest of one thin piece
+                # is as thin as the lobe around the click, a body the piece touches is not.
+                if rest >= APPENDAGE_RATIO * depth and (
+                    APPENDAGE_RATIO * rest > depth
+                    or not self._cut_through_bone(best[1], compartment)
+                ):
+                    return compartment
         return best[1]
 
     def _compartment(self, mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
@@ -606,6 +621,18 @@ class ClassicalSegmenter:
         out = np.zeros_like(mask)
         out[crop] = _dilate_disk(region, s.px(WALL_MM)) & mask[crop]
         return out
+
+    def _cut_through_bone(self, mask: np.ndarray, part: np.ndarray) -> bool:
+        """Whether `part` was cut from `mask` across continuing cortex rather than a disc.
+
+        Two bodies joined through a bridged disc meet across the disc, which is no cortex; a
+        lobe of one piece meets the rest of it where the bright bone runs on. So the band of
+        `mask` just beyond `part` is mostly cortex only in the second case.
+        """
+        s = self._slice
+        assert s is not None
+        beyond = mask & _dilate_disk(part, s.px(CUT_BAND_MM)) & ~part
+        return bool(beyond.any()) and float(s.cortex[beyond].mean()) > CUT_CORTEX_FRACTION
 
     def _cut_at_necks(self, mask: np.ndarray, y: int, x: int) -> np.ndarray:
         """Keep the clicked part of a mask that a too-large box joined to a neighbour."""
@@ -654,6 +681,26 @@ class ClassicalSegmenter:
         filled = _fill_holes(_closing(s.bone[window], s.px(CLOSE_MM)))
         labels, n = ndi.label(filled)
         return labels == _component_at(labels, y, x) if n else None
+
+    def _cortex_extent(
+        self, window: tuple[slice, slice], y: int, x: int, necks: bool
+    ) -> np.ndarray | None:
+        """The filled cortical shell under the click, unclosed, optionally cut at narrow necks.
+
+        Posterior pieces (articular and spinous processes in a sagittal cut) are thin and
+        elongated: the distance-map basin under the click covers only a disc of them, and any
+        closing joins them to their neighbours across the dark joint spaces. Without a closing
+        the pieces are separate shells, except where they touch through a narrow contact,
+        which the neck cut removes. No estimate when the click is not inside a closed shell:
+        the nearest bright speck would be noise.
+        """
+        s = self._slice
+        assert s is not None
+        labels, _ = ndi.label(_fill_holes(s.cortex[window]))
+        if not labels[y, x]:
+            return None
+        shell = labels == labels[y, x]
+        return _neck_region(shell, y, x, s.px(BASIN_CELL_MM)) if necks else shell
 
     def _basin_extent(
         self, window: tuple[slice, slice], y: int, x: int, close_mm: float
