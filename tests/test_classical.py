@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage as ndi
-from skimage.morphology import disk, h_maxima
+from skimage.morphology import convex_hull_image, disk, h_maxima
 
 from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
@@ -18,8 +18,10 @@ from spinalsam.segmenters.classical import (
     NO_WALLS,
     ClassicalSegmenter,
     _closing,
+    _convex_hull,
     _dilate_disk,
     _entrants,
+    _fill_bays,
     _fill_holes,
     _h_maxima,
     bone_window,
@@ -265,6 +267,55 @@ def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
     obj[:, :8] = obj[:, 72:] = True  # the shell now reaches the left and right sides too
     kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
     assert (kept == obj).all()
+
+
+def _c_shaped_rim(inside: float) -> tuple[np.ndarray, np.ndarray]:
+    """A body's rim left open at the right (a posterior wall thinner than the closing), with
+    the given grey level inside, and a shallow notch in its left (anterior) side."""
+    crop = np.full((100, 120), SOFT, dtype=np.float64)
+    rim = np.zeros(crop.shape, dtype=bool)
+    rim[10:90, 10:110] = True
+    rim[18:82, 18:112] = False  # the hollow, open to the right through a 64-px gap
+    rim[40:60, 10:14] = False  # the waist: a shallow notch opening wide to the hull's outline
+    crop[rim] = CORTEX
+    crop[18:82, 18:100] = inside
+    return rim, crop
+
+
+def test_convex_hull_equals_skimage() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        mask = np.zeros((60, 70), dtype=bool)
+        for y, x, h, w in rng.integers(1, 12, size=(3, 4)) * (5, 5, 1, 1):
+            mask[y : y + h, x : x + w] = True
+        assert (_convex_hull(mask) == convex_hull_image(mask, offset_coordinates=False)).all()
+    line = np.zeros((10, 10), dtype=bool)
+    line[3, 2:8] = True
+    assert (_convex_hull(line) == line).all()
+
+
+def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
+    rim, crop = _c_shaped_rim(CANCELLOUS)
+    filled = _fill_bays(rim, crop, SOFT + 3, NO_WALLS)
+    assert filled[18:82, 18:100].all()  # the cancellous inside
+    assert not filled[40:60, 10:14].any()  # the waist stays open
+
+
+def test_bay_fill_leaves_a_bay_as_dark_as_soft_tissue() -> None:
+    """A canal or foramen walled in by bone is soft tissue, not cancellous bone."""
+    rim, crop = _c_shaped_rim(SOFT)
+    assert (_fill_bays(rim, crop, SOFT + 3, NO_WALLS) == rim).all()
+
+
+def test_box_fills_a_body_whose_posterior_wall_is_missing() -> None:
+    """A thick cortex puts the box's mean grey level above the cancellous inside, so only the
+    rim passes the threshold, and the missing wall leaves it open: a C, not a slab."""
+    solid = _ellipse((256, 256), 128, 128, 45, 60)
+    shell = solid & ~ndi.binary_erosion(solid, iterations=6)
+    shell[98:158, 170:] = False  # no posterior wall over most of the body's height
+    img = grey_slice(_render(solid, shell, seed=3))
+    mask = segment(img, Prompt(box=box_of(solid)))
+    assert dice(mask, solid) > 0.9
 
 
 def test_negative_point_removes_the_region_around_it() -> None:
