@@ -17,6 +17,7 @@ from spinalsam.segmenters.classical import (
     BONE_WINDOW_HU,
     NO_WALLS,
     ClassicalSegmenter,
+    _box_overlap,
     _closing,
     _convex_hull,
     _dilate_disk,
@@ -24,6 +25,7 @@ from spinalsam.segmenters.classical import (
     _fill_bays,
     _fill_holes,
     _h_maxima,
+    _neck_region,
     bone_window,
 )
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
@@ -423,17 +425,41 @@ def test_fast_morphology_equals_the_library_operations() -> None:
 
 
 def test_h_maxima_equals_skimage() -> None:
-    """Same markers as skimage's h_maxima on distance maps, plateaus and random floats."""
+    """Same markers as skimage's h_maxima on distance maps, plateaus, random floats and smooth
+    ridges (where the cheap geodesic steps cannot rule every candidate out)."""
     rng = np.random.default_rng(1)
-    for i in range(300):
+    for i in range(400):
         shape = tuple(rng.integers(1, 30, 2))
         image = (
             rng.random(shape),
             rng.integers(0, 6, shape).astype(np.float64),
             ndi.distance_transform_edt(rng.random(shape) < 0.85),
-        )[i % 3]
+            ndi.gaussian_filter(rng.random(shape), 2.0) * 10.0,
+        )[i % 4]
         h = float(rng.choice([0.3, 0.5, 2 / 3, 1.0, 2.0]))
         assert np.array_equal(_h_maxima(image, h), h_maxima(image, h).astype(bool)), (i, h)
+
+
+def test_neck_region_ignores_bone_that_does_not_touch_the_piece() -> None:
+    """The clicked piece alone decides the region: a separate blob elsewhere changes nothing,
+    and the narrow neck is still cut."""
+    shape = (120, 160)
+    dumbbell = _ellipse(shape, 40, 40, 25, 25) | _ellipse(shape, 40, 100, 25, 25)
+    dumbbell[38:43, 40:100] = True  # a bridge far thinner than either disc
+    lone = dumbbell & (np.arange(shape[1]) < 70)
+    for step in (1, 3):
+        alone = _neck_region(dumbbell, 40, 40, step)
+        assert np.array_equal(
+            alone, _neck_region(dumbbell | _ellipse(shape, 100, 80, 15, 60), 40, 40, step)
+        )
+        assert (alone & lone).sum() > 0.9 * lone.sum()
+        assert not alone[:, 95:].any()
+
+
+def test_box_overlap() -> None:
+    assert _box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
+    assert _box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
+    assert _box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
 
 
 def test_prompt_latency_on_512_slice() -> None:

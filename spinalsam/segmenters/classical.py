@@ -73,12 +73,14 @@ CORE_MARGIN = 0.25  # the box's middle (without this fraction at each side) hold
 SEAM_MM = 1.0  # a joint space is 1–2 mm wide: on coarser pixels it is no seam one can follow
 EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
 WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
+MAXIMA_PROOF_STEPS = 3  # cheap geodesic dilations that rule out most h-maximum candidates
 NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the thinner one
 APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one counts as an appendage
 GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
 CUT_BAND_MM = 3.5  # band beyond a compartment's wall looked at to tell a disc from bone
 CUT_CORTEX_FRACTION = 0.5  # a cut band mostly of cortex runs through one piece, not a disc
+SAME_BOX_OVERLAP = 0.98  # an estimate's box overlapping a tried one this much gives its mask
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
 
 
@@ -159,6 +161,17 @@ def _bbox(mask: np.ndarray) -> Box:
 
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _box_overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    if x1 < x0 or y1 < y0:
+        return 0.0
+    inter = (x1 - x0 + 1) * (y1 - y0 + 1)
+    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return inter / (area - inter)
 
 
 def _reach(bounds: Box, shape: tuple[int, int], walls: Sides) -> float:
@@ -263,12 +276,19 @@ def _max_depth(mask: np.ndarray) -> float:
     return float(_crop_depth(mask)[0].max()) if mask.any() else 0.0
 
 
+def _click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
+    """How deep inside a non-empty mask the click sits (0 outside it), and its deepest point's
+    depth: one distance map for both a mask's centredness and its thickness."""
+    depth, oy, ox = _crop_depth(mask)
+    return float(depth[y - oy, x - ox]) if mask[y, x] else 0.0, float(depth.max())
+
+
 def _centredness(mask: np.ndarray, y: int, x: int) -> float:
     """How deep inside the mask the click sits, relative to the mask's deepest point (0..1)."""
     if not mask[y, x]:
         return 0.0
-    depth, oy, ox = _crop_depth(mask)
-    return float(depth[y - oy, x - ox] / depth.max())
+    at, deepest = _click_depth(mask, y, x)
+    return at / deepest
 
 
 def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
@@ -276,17 +296,21 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
 
     A pixel p is an h-maximum when the grey reconstruction of (image - h) under the image stays
     at least h below it, i.e. when no pixel q whose lowered value comes within h of p is
-    reachable through pixels that all come within h of p. Only pixels with no such q among
-    their neighbours can qualify, and they share few grey levels, so one labelling per level
-    decides them. Same float arithmetic (and the same `resolution` margin) as skimage, so the
-    result is identical.
+    reachable through pixels that all come within h of p. A few geodesic dilations of the
+    lowered image under the image are a lower bound of that reconstruction, so the pixels
+    they already lift to within h are out (most are, on a distance map's ridges); the rest
+    share few grey levels, and one labelling per level decides them. Same float arithmetic
+    (and the same `resolution` margin) as skimage, so the result is identical.
     """
     out = np.zeros(image.size, dtype=bool)
     if h > np.ptp(image):
         return out.reshape(image.shape)
     lowered = image - h - 2 * np.finfo(image.dtype).resolution * np.abs(image)
-    near_higher = ndi.maximum_filter(lowered, footprint=_EIGHT, mode="nearest")
-    candidates = np.flatnonzero(image - near_higher >= h)
+    reconstructed = lowered
+    for _ in range(MAXIMA_PROOF_STEPS):
+        grown = ndi.maximum_filter(reconstructed, footprint=_EIGHT, mode="nearest")
+        reconstructed = np.minimum(grown, image)
+    candidates = np.flatnonzero(image - reconstructed >= h)
     values = image.ravel()[candidates]
     for level in np.unique(values):
         labels, n = ndi.label(level - image < h, structure=_EIGHT)
@@ -624,15 +648,16 @@ class ClassicalSegmenter:
         Estimates run from the most local (the unclosed cortical shell, then basins of a barely
         closed bone map) to the whole blob; a later one replaces the current best only when its
         mask is clearly better centred, which happens where a basin missed part of a lone,
-        large vertebra. An off-centre winner is then checked for a walled-off compartment
-        (see `_compartment`).
+        large vertebra. An estimate whose box nearly equals one already tried is skipped: its
+        mask would be about the same, so it could not clearly beat it. An off-centre winner is
+        then checked for a walled-off compartment (see `_compartment`).
         """
         s = self._slice
         assert s is not None
         x, y = (int(v) for v in positives[0])
         margin = s.px(BOX_MARGIN_MM)
         best: tuple[float, np.ndarray] | None = None
-        tried: set[Box] = set()
+        tried: list[Box] = []
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
         shells = [partial(self._cortex_extent, necks=necks) for necks in (False, True)]
         for estimate in (*shells, *basins, self._blob_extent):
@@ -642,28 +667,29 @@ class ClassicalSegmenter:
             if extent is None:
                 continue
             box = self._grow(extent, margin, s.smooth.shape)
-            if box in tried:
-                continue  # same box, same mask: its score could not beat the best again
-            tried.add(box)
+            if any(_box_overlap(box, t) >= SAME_BOX_OVERLAP for t in tried):
+                continue  # (about) the same box, (about) the same mask: it would not beat the best
+            tried.append(box)
             mask = self._cut_at_necks(self._segment_box(box, positives), y, x)
             score = _centredness(mask, y, x)
             if best is None or score > best[0] + CENTRED_TIE:
                 best = (score, mask)
         if best is None:
             return np.zeros(s.smooth.shape, dtype=bool)
-        if best[0] + CENTRED_TIE < 1.0:
-            compartment = self._compartment(best[1], y, x)
-            if compartment is not None and _centredness(compartment, y, x) >= best[0]:
-                rest = _max_depth(best[1] & ~compartment)
-                depth = _max_depth(compartment)
-                # The rest must be as thick as a body, not this one's appendages; and when the
-                # cut runs through continuing cortex, far thicker: the rest of one thin piece
-                # is as thin as the lobe around the click, a body the piece touches is not.
-                if rest >= APPENDAGE_RATIO * depth and (
-                    APPENDAGE_RATIO * rest > depth
-                    or not self._cut_through_bone(best[1], compartment)
-                ):
-                    return compartment
+        compartment = self._compartment(best[1], y, x) if best[0] + CENTRED_TIE < 1.0 else None
+        if compartment is None:
+            return best[1]
+        at, depth = _click_depth(compartment, y, x)
+        if at / depth < best[0]:
+            return best[1]  # no better centred than the mask it was cut from
+        rest = _max_depth(best[1] & ~compartment)
+        # The rest must be as thick as a body, not this one's appendages; and when the cut runs
+        # through continuing cortex, far thicker: the rest of one thin piece is as thin as the
+        # lobe around the click, a body the piece touches is not.
+        if rest >= APPENDAGE_RATIO * depth and (
+            APPENDAGE_RATIO * rest > depth or not self._cut_through_bone(best[1], compartment)
+        ):
+            return compartment
         return best[1]
 
     def _compartment(self, mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
