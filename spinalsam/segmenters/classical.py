@@ -80,7 +80,7 @@ GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
 BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
 CUT_BAND_MM = 3.5  # band beyond a compartment's wall looked at to tell a disc from bone
 CUT_CORTEX_FRACTION = 0.5  # a cut band mostly of cortex runs through one piece, not a disc
-SAME_BOX_OVERLAP = 0.98  # an estimate's box overlapping a tried one this much gives its mask
+SAME_BOX_OVERLAP = 0.98  # a box overlapping a tried one this much (IoU) gives about the same mask
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
 
 
