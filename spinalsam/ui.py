@@ -209,6 +209,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     allow_custom_value=True,
                     label="Label new masks as",
                     scale=1,
+                    elem_id="label-name",
                 )
                 measure3d_btn = gr.Button("Measure all labels (3-D)", scale=1)
                 seg_btn_dicom = gr.Button("Export DICOM-SEG", scale=1)

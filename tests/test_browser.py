@@ -110,6 +110,11 @@ def test_volume_propagate_planes_and_export(page, tmp_path: Path) -> None:
     page.locator("#load-example").click()
     _wait_status(page, "Opened")
     chat = page.locator("#chat-input textarea")
+    chat.fill("这是腰2")  # naming the vertebra in chat also sets the label dropdown
+    chat.press("Enter")
+    _wait_status(page, "labelled L2")
+    page.get_by_text("Vertebra labels, 3-D measurements").click()
+    assert page.locator("#label-name input").input_value() == "L2"
     chat.fill("add a box from (40, 40) to (120, 112) and generate the box mask")
     chat.press("Enter")
     _wait_status(page, "Segmented")
