@@ -10,7 +10,9 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   box edge (a neighbour joined through a bridged disc or facet), fill the hollow left where the
   cortex has a gap wider than the closing (an enclosed bay brighter than soft tissue), then move
   the outline in to the cortex's half-height edge. Box sides on the image border are walls
-  instead: the image cuts the object off there, nothing enters.
+  instead: the image cuts the object off there, nothing enters. A constant margin at the image
+  edge (a render's black frame or padding) is first replaced by the content next to it, so
+  that an object the image cuts off reaches the border and those walls.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
   box. The estimates are the filled, unclosed cortical shell under the click (pieces that
   only meet across a dark joint space are separate shells), as is and cut at narrow necks;
@@ -147,6 +149,26 @@ def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
     outside[edge] = True
     outside[0] = True  # the mask itself
     return mask | ~outside[background]
+
+
+def _unframed(grey: np.ndarray) -> np.ndarray:
+    """The slice with constant rows and columns at its edges replaced by the nearest content.
+
+    Renders often carry a black frame of a pixel or two, or are padded to a wider canvas. An
+    object the image cuts off then ends at that margin instead of the image border: the box
+    sides on the border are no walls for it (its open inside is not filled) and the dark step
+    looks like an edge to settle on. The margin carries no image, so the content next to it
+    is the best guess of what lies under it. Returns `grey` itself when there is no margin.
+    """
+    flat_rows = np.ptp(grey, axis=1) == 0
+    flat_cols = np.ptp(grey, axis=0) == 0
+    if flat_rows.all() or not (flat_rows[[0, -1]].any() or flat_cols[[0, -1]].any()):
+        return grey
+    top, bottom = int(np.argmin(flat_rows)), int(np.argmin(flat_rows[::-1]))
+    left, right = int(np.argmin(flat_cols)), int(np.argmin(flat_cols[::-1]))
+    h, w = grey.shape
+    content = grey[top : h - bottom, left : w - right]
+    return np.pad(content, ((top, bottom), (left, right)), mode="edge")
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive pixel bounds
@@ -397,6 +419,11 @@ class ClassicalSegmenter:
         smooth = ndi.gaussian_filter(grey, SMOOTH_MM * px_per_mm)
         soft = self._soft_tissue_level(smooth)
         contrast = max(float(np.percentile(smooth, 99.5)) - soft, 1.0)
+        # Soft tissue and contrast are measured on the slice as given (a padded margin would
+        # count as tissue); the maps the prompts work on see the content run to the border.
+        unframed = _unframed(grey)
+        if unframed is not grey:
+            smooth = ndi.gaussian_filter(unframed, SMOOTH_MM * px_per_mm)
         window = max(3, round(LOCAL_WINDOW_MM * px_per_mm) | 1)
         local_mean = ndi.uniform_filter(smooth, window)
         floor = soft + SOFT_FLOOR * contrast
