@@ -15,6 +15,7 @@ from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
 from spinalsam.segmenters.classical import (
     BONE_WINDOW_HU,
+    CUT_SHARE,
     NO_WALLS,
     ClassicalSegmenter,
     _box_overlap,
@@ -302,6 +303,39 @@ def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
     obj[:, :8] = obj[:, 72:] = True  # the shell now reaches the left and right sides too
     kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
     assert (kept == obj).all()
+
+
+def test_box_cuts_neighbours_entering_at_the_top_and_the_bottom() -> None:
+    """In a drawn box each cut-off piece is judged on its own: together the endplates above and
+    below span the box, yet each only enters its margin."""
+    obj, crop = _body_with_endplate_above()
+    obj[92:100, 8:72] = True
+    crop[86:92, 8:72] = SOFT + 3  # the disc below, then the lower neighbour's endplate
+    crop[92:100, 8:72] = CORTEX
+    crop[14:20, 8:72] = crop[80:86, 8:72] = CORTEX  # the body's endplates
+    smooth = ndi.gaussian_filter(crop, 1.0)
+    kept = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS, each=True)
+    assert not kept[:7].any()
+    assert not kept[93:].any()
+    assert kept[16:84, 10:70].all()
+    whole = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS)
+    assert (whole == obj).all()  # judged as a whole (an estimated box), the cut spans the box
+
+
+def test_box_keeps_a_cut_that_would_take_much_of_the_object() -> None:
+    """What enters the box's margin is a small share of the object: a cut taking more than
+    CUT_SHARE of it runs through the object (lateral lobes reaching the box's sides)."""
+    crop = np.full((100, 80), SOFT, dtype=np.float64)
+    obj = np.zeros(crop.shape, dtype=bool)
+    obj[0:72, 8:72] = True
+    crop[0:24, 8:72] = CORTEX  # a thick piece at the top, behind a dark seam
+    crop[24:30, 8:72] = SOFT + 3
+    crop[30:72, 8:72] = CORTEX
+    crop[36:66, 14:66] = CANCELLOUS + 20
+    crop = ndi.gaussian_filter(crop, 1.0)
+    assert obj[:24].sum() > CUT_SHARE * obj.sum()
+    for each in (False, True):
+        assert (ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, each=each) == obj).all()
 
 
 def _c_shaped_rim(inside: float) -> tuple[np.ndarray, np.ndarray]:
