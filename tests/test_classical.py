@@ -21,6 +21,7 @@ from spinalsam.segmenters.classical import (
     _box_overlap,
     _closing,
     _convex_hull,
+    _cut_by_same_edge,
     _dilate_disk,
     _entrants,
     _fill_bays,
@@ -214,6 +215,26 @@ def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
     stack = np.zeros_like(target)
     stack[ys.min() - 100 : ys.max() + 101, xs.min() : xs.max() + 1] = True  # three bodies
     assert not seg._cut_through_bone(stack, target)
+
+
+def test_a_compartment_at_the_edge_that_cut_its_piece_is_recognised() -> None:
+    """A slab the image top (or bottom) cuts off, split into lobes at that edge, is one piece;
+    a body split from a piece at the top edge is not."""
+    slab = np.zeros((64, 64), dtype=bool)
+    slab[:10, 8:56] = True
+    lobe = slab.copy()
+    lobe[:, 24:] = False
+    assert _cut_by_same_edge(slab, lobe)
+    bottom = np.flipud(slab)
+    assert _cut_by_same_edge(bottom, np.flipud(lobe))
+    column = slab.copy()
+    column[10:40, 20:44] = True  # a body below the cut-off piece
+    body = np.zeros_like(column)
+    body[12:40, 20:44] = True
+    assert not _cut_by_same_edge(column, body)
+    inner = np.zeros_like(slab)
+    inner[20:40, 20:44] = True
+    assert not _cut_by_same_edge(slab | bottom | inner, inner)  # the part reaches neither edge
 
 
 def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:

@@ -357,6 +357,16 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     return out.reshape(image.shape)
 
 
+def _cut_by_same_edge(mask: np.ndarray, part: np.ndarray) -> bool:
+    """Whether `part` and the mask it was cut from both reach the image's top or bottom row.
+
+    A vertebra cut off by the image edge is a thin slab there, and the cortex of its cut-off
+    end plates or vascular channels walls off lobes as thick as the whole slab, so the
+    compartment test cannot tell a lobe from a neighbour unless the rest is far thicker.
+    """
+    return any(mask[row].any() and part[row].any() for row in (0, mask.shape[0] - 1))
+
+
 def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     """The distance-map basin under (y, x), grown by basins joined through wide-enough necks.
 
@@ -735,11 +745,16 @@ class ClassicalSegmenter:
         if at / depth < best[0]:
             return best[1]  # no better centred than the mask it was cut from
         rest = _max_depth(best[1] & ~compartment)
-        # The rest must be as thick as a body, not this one's appendages; and when the cut runs
-        # through continuing cortex, far thicker: the rest of one thin piece is as thin as the
-        # lobe around the click, a body the piece touches is not.
-        if rest >= APPENDAGE_RATIO * depth and (
-            APPENDAGE_RATIO * rest > depth or not self._cut_through_bone(best[1], compartment)
+        if APPENDAGE_RATIO * rest > depth:
+            return compartment  # far thicker than the lobe around the click: a body it touches
+        # Otherwise the rest must be as thick as a body, not this one's appendages, and the cut
+        # must not run through continuing cortex: the rest of one thin piece is as thin as the
+        # lobe around the click. A piece the image cuts off, with the compartment at the same
+        # cut edge, is thin because of that edge: its walls there tell no piece from its rest.
+        if (
+            rest >= APPENDAGE_RATIO * depth
+            and not _cut_by_same_edge(best[1], compartment)
+            and not self._cut_through_bone(best[1], compartment)
         ):
             return compartment
         return best[1]
