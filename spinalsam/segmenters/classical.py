@@ -25,7 +25,8 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   compartment around the click is taken instead when it is better centred, is brighter than
   soft tissue (not a canal or disc) and what it leaves is as thick as a body. A compartment
   cut off across continuing cortex rather than a disc is a lobe of one elongated piece (an
-  articular or spinous process) and is not taken, unless what it leaves is a far thicker body.
+  articular or spinous process) and is not taken, unless what it leaves is a far thicker body;
+  nor is one that reaches the same image edge as its piece (a slab the image cuts off).
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result, which is empty when no
   bone lies near it, so propagation can tell that the object has ended. Thin cortex near it
