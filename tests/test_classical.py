@@ -75,32 +75,28 @@ def axial_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.ndarra
     return _render(target | rib, shell, seed), target
 
 
-def sagittal_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Three stacked vertebral bodies with 10 px discs; the target is the middle one."""
-    shape = (size, size)
+def _stacked_bodies(size: int, pitch: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Three 90 px tall bodies `pitch` px apart (discs of pitch − 90 px): (bodies, solid, shell)."""
     bodies = []
     for k in (-1, 0, 1):
-        body = np.zeros(shape, dtype=bool)
-        cy = size / 2 + k * 100
+        body = np.zeros((size, size), dtype=bool)
+        cy = size / 2 + k * pitch
         body[int(cy - 45) : int(cy + 45), size // 2 - 60 : size // 2 + 60] = True
         bodies.append(ndi.binary_opening(body, iterations=6))  # rounded corners
     solid = np.logical_or.reduce(bodies)
-    shell = solid & ~ndi.binary_erosion(solid, iterations=4)
+    return bodies, solid, solid & ~ndi.binary_erosion(solid, iterations=4)
+
+
+def sagittal_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Three stacked vertebral bodies with 10 px discs; the target is the middle one."""
+    bodies, solid, shell = _stacked_bodies(size, 100)
     return _render(solid, shell, seed), bodies[1]
 
 
 def bridged_sagittal_phantom(seed: int = 0, size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Three stacked bodies whose 6 px discs are bridged by bony spurs at front and back, so
     the bright bone of all three is one blob; the target is the middle body."""
-    shape = (size, size)
-    bodies = []
-    for k in (-1, 0, 1):
-        body = np.zeros(shape, dtype=bool)
-        cy = size / 2 + k * 96
-        body[int(cy - 45) : int(cy + 45), size // 2 - 60 : size // 2 + 60] = True
-        bodies.append(ndi.binary_opening(body, iterations=6))
-    solid = np.logical_or.reduce(bodies)
-    shell = solid & ~ndi.binary_erosion(solid, iterations=4)
+    bodies, solid, shell = _stacked_bodies(size, 96)
     for k in (-1, 1):
         cy = int(size / 2 + k * 48)
         for x in (size // 2 - 58, size // 2 + 54):

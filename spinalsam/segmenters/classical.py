@@ -44,6 +44,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -174,6 +175,8 @@ def _unframed(grey: np.ndarray) -> np.ndarray:
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive pixel bounds
+# Who made a box: the user, the point path's extent estimate, or propagation's previous mask.
+BoxOrigin = Literal["drawn", "estimated", "prior"]
 _Estimate = Callable[[tuple[slice, slice], int, int], "np.ndarray | None"]
 
 
@@ -480,8 +483,8 @@ class ClassicalSegmenter:
         if box is None and prior is not None:
             box = self._grow(_bbox(prior), s.px(BOX_MARGIN_MM), (h, w))
         if box is not None:
-            drawn = prior is None
-            mask = self._segment_box(box, positives, around_object=drawn, drawn=drawn)
+            origin: BoxOrigin = "drawn" if prior is None else "prior"
+            mask = self._segment_box(box, positives, origin)
         elif len(positives):
             mask = self._segment_point(positives)
         else:
@@ -562,17 +565,16 @@ class ClassicalSegmenter:
         self,
         box: Box,
         positives: np.ndarray,
-        around_object: bool = True,
-        drawn: bool = False,
+        origin: BoxOrigin = "estimated",
     ) -> np.ndarray:
         """Shell threshold inside the box → drop edge-crossing bone → close → fill → pick →
-        cut off neighbours joined through the box edge → fill enclosed bays (`drawn`).
+        cut off neighbours joined through the box edge → fill enclosed bays (drawn boxes).
 
-        The cut assumes a box drawn around the object with a margin (`around_object`); a box
-        made from a neighbouring slice's mask is tight, and what touches its edge is the object
-        growing. It also needs pixels fine enough to show a joint space as a seam (SEAM_MM).
-        A box the user drew (`drawn`) has its cut-off pieces judged one by one
-        (`_cut_entrants`), and its bays filled: in propagation the prior already has the
+        The cut assumes a box around the object with a margin (drawn by the user, or estimated
+        from a click); a box made from a neighbouring slice's mask (`"prior"`) is tight, and
+        what touches its edge is the object growing. It also needs pixels fine enough to show a
+        joint space as a seam (SEAM_MM). A box the user drew has its cut-off pieces judged one
+        by one (`_cut_entrants`), and its bays filled: in propagation the prior already has the
         hollows it should (the fill took in the canal: evaluate3d T12 0.816 → 0.693), and the
         point path segments several estimated boxes per click within its latency budget, for
         no gain (sagittal point 0.7973 → 0.7968).
@@ -600,9 +602,9 @@ class ClassicalSegmenter:
             sizes[0] = 0
             picked = {int(sizes.argmax())}
         obj = np.isin(labels, list(picked))
-        if around_object and s.px_per_mm * SEAM_MM >= 1.0:
-            obj = self._cut_entrants(obj, crop, walls, each=drawn)
-        if drawn:
+        if origin != "prior" and s.px_per_mm * SEAM_MM >= 1.0:
+            obj = self._cut_entrants(obj, crop, walls, each=origin == "drawn")
+        if origin == "drawn":
             obj = _fill_bays(obj, crop, s.soft + SOFT_FLOOR * contrast, walls)
         out[y0 : y1 + 1, x0 : x1 + 1] = self._settle_edge(obj, crop, walls)
         return out
