@@ -7,6 +7,9 @@ the mask itself as `mask_input` for backends that use a prior. Only the Segmente
 used, so every backend propagates. The backend's answer is then held to what an anatomical
 object does between neighbouring slices: its outline moves little (`max_growth_mm`, though it
 may regrow within the start mask) and it continues from the previous mask (`keep_overlapping`).
+Where the backend's answer leaves out a sizeable part of the previous mask, that part is asked
+for on its own: a vertebra's label runs on past its body as the posterior elements, and a prompt
+around the whole previous mask returns only the body remnant there.
 A side stops when the object vanishes, changes abruptly, outgrows the start mask, or fades into
 its surroundings — at an intervertebral disc a backend may still return a blob, but it no longer
 stands out from the tissue around it.
@@ -63,6 +66,15 @@ class PropagationRules:
     recover without letting a leak creep beyond it.
     min_contrast_fraction: the object's contrast (mean inside minus mean of a 5 mm ring around
     it) relative to the start slice's; below it the mask no longer marks a distinct object.
+    min_part_fraction: a piece of the previous mask that the backend's answer left out, holding at
+    least this fraction of the start area, gets a prompt of its own (its box and deepest point),
+    and what the backend finds there is added. Where a vertebral body ends (at the disc) its label
+    continues for a few slices as the posterior elements (laminae, articular and spinous
+    processes); a prompt around the whole previous mask then returns only the body remnant, the
+    largest bright piece, and drops them. The part's answer is clipped to `max_growth_mm` around
+    the part itself, without regrowth into the start mask: the next vertebra's body takes the
+    ended body's place, and must not come in through a part. Because the parts add area, a disc
+    blob could then pass the area test, which is what the contrast rule is for; None: off.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
@@ -73,7 +85,8 @@ class PropagationRules:
     keep_overlapping: bool = True
     max_growth_mm: float | None = 2.0  # in-plane, per slice; < 1 pixel means "never grow"
     regrow_within_start: bool = True
-    min_contrast_fraction: float = 0.1  # of the start slice's object-vs-surroundings contrast
+    min_contrast_fraction: float = 0.3  # of the start slice's object-vs-surroundings contrast
+    min_part_fraction: float | None = 0.05  # of the start area: a left-out part asked for alone
 
 
 @dataclass
@@ -173,6 +186,38 @@ def _contrast(
     return float(pixels[mask].mean() - pixels[ring].mean()) if ring.any() else 0.0
 
 
+def _left_out_parts(
+    segmenter: Segmenter,
+    image: SliceImage,
+    previous: np.ndarray,
+    answer: np.ndarray,
+    min_pixels: float,
+    growth_mm: float | None,
+) -> np.ndarray:
+    """What the backend finds for each sizeable piece of `previous` that `answer` left out.
+
+    Each piece is prompted alone (box grown by `growth_mm`, its deepest point), and its answer is
+    held to that piece: within `growth_mm` of it and overlapping it. A piece the backend
+    refuses (too small a box) is skipped.
+    """
+    found = np.zeros_like(answer)
+    if np.count_nonzero(previous & ~answer) < min_pixels:  # the usual slice: nothing left out
+        return found
+    pieces, count = ndi.label(previous & ~ndi.binary_dilation(answer))
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
+    margin = _box_margin(growth_mm, image.spacing)
+    for piece in np.flatnonzero(sizes >= min_pixels) + 1:
+        part = pieces == piece
+        try:
+            mask = np.asarray(segmenter.predict(prompt_from_mask(part, margin)), dtype=bool)
+        except SegmenterError:  # a part is an extra; the answer for the whole mask stands
+            continue
+        if growth_mm is not None:
+            mask &= _reach(part, growth_mm, image.spacing)
+        found |= _overlapping_pieces(mask, part)
+    return found
+
+
 def _follow(
     segmenter: Segmenter,
     image: SliceImage,
@@ -187,6 +232,9 @@ def _follow(
     if rules.max_growth_mm is not None:
         allowed = _reach(previous, rules.max_growth_mm, image.spacing)
         mask = mask & (allowed | start_mask if rules.regrow_within_start else allowed)
+    if rules.min_part_fraction is not None:
+        min_pixels = max(rules.min_pixels, rules.min_part_fraction * start_mask.sum())
+        mask |= _left_out_parts(segmenter, image, previous, mask, min_pixels, rules.max_growth_mm)
     if rules.keep_overlapping:
         mask = _overlapping_pieces(mask, previous)
     return mask

@@ -161,6 +161,27 @@ def test_pieces_that_do_not_continue_from_the_previous_slice_are_dropped() -> No
     assert loose.masks[19][17:20, 20:23].all()
 
 
+def test_a_part_left_out_where_the_body_ends_is_followed_on_its_own() -> None:
+    """The body shrinks to its last endplate bone while a posterior bar runs on, now detached."""
+    volume, labels = _spine()
+    yy, xx = np.mgrid[:64, :64]
+    bar = (yy >= 39) & (yy <= 48) & (xx >= 28) & (xx <= 36)  # joined to the body on slice 22
+    labels[22][bar] = 2
+    volume[22][bar] = volume[23][bar] = 300.0
+    remnant = (yy - 30) ** 2 + (xx - 34) ** 2 <= 49  # ends at row 37: a gap above the bar
+    volume[23][remnant] = 300.0
+    runs = {
+        name: _run(volume, labels, start=22, direction="up", max_slices=1, rules=rules)
+        for name, rules in (
+            ("parts", PropagationRules()),
+            ("no parts", PropagationRules(min_part_fraction=None)),
+        )
+    }
+    np.testing.assert_array_equal(runs["parts"].masks[23], remnant | bar)
+    assert sorted(runs["no parts"].masks) == [22]  # the remnant alone is too abrupt a change
+    assert runs["no parts"].stopped_up.startswith("shape changed abruptly")
+
+
 def test_growth_per_slice_is_limited() -> None:
     volume, labels = _spine()
     volume[19:23] = np.where(labels[19:23] > 0, 300.0, 200.0)  # bone all around: a leak
