@@ -82,6 +82,12 @@ def axis_spacing(
     return (sz, sy, sx)
 
 
+def slice_distance(spacing_xyz: tuple[float, float, float] | None, plane: Plane) -> float | None:
+    """Millimetres between neighbouring slices in this plane."""
+    spacing = axis_spacing(spacing_xyz)
+    return None if spacing is None else spacing[_axis(plane)]
+
+
 def _plane(plane: str) -> str:
     if plane not in _AXIS:
         raise ValueError(f"unknown plane {plane!r}; choose one of {', '.join(PLANES)}")

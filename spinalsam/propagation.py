@@ -10,6 +10,8 @@ may regrow within the start mask) and it continues from the previous mask (`keep
 Where the backend's answer leaves out a sizeable part of the previous mask, that part is asked
 for on its own: a vertebra's label runs on past its body as the posterior elements, and a prompt
 around the whole previous mask returns only the body remnant there.
+Where the body has ended, its arch (the thin parts of the last mask) is followed alone, as bright
+bone joined to it, for as far as a vertebra's processes reach below its body.
 A side stops when the object vanishes, changes abruptly, outgrows the start mask, or fades into
 its surroundings — at an intervertebral disc a backend may still return a blob, but it no longer
 stands out from the tissue around it.
@@ -29,7 +31,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinalsam.metrics import iou
-from spinalsam.planes import Plane, n_slices, put_slice, slice_image, slice_spacing, take_slice
+from spinalsam.planes import (
+    Plane,
+    n_slices,
+    put_slice,
+    slice_distance,
+    slice_image,
+    slice_spacing,
+    take_slice,
+)
 from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
 from spinalsam.windowing import Window
 
@@ -44,6 +54,13 @@ __all__ = [
 Direction = Literal["both", "up", "down"]
 _STEPS = {"both": (1, -1), "up": (1,), "down": (-1,)}
 _RING_MM = 5.0  # width of the surroundings an object's contrast is measured against
+# Half the thickness above which a part of a mask is a vertebral body (≥ 25 mm across) rather
+# than a lamina or process (5–10 mm thick): pixels deeper than this are the body's core.
+_THIN_PART_MM = 6.0
+# How far a followed arch may move in-plane per mm between slices: the spinous and articular
+# processes slope caudally and backwards by up to about 1.5 mm per mm of height (4.5 mm, about
+# one pixel diagonally, between 3 mm slices).
+_ARCH_SLOPE = 1.5
 
 
 class PropagationError(ValueError):
@@ -75,6 +92,21 @@ class PropagationRules:
     the part itself, without regrowth into the start mask: the next vertebra's body takes the
     ended body's place, and must not come in through a part. Because the parts add area, a disc
     blob could then pass the area test, which is what the contrast rule is for; None: off.
+    arch_beyond_body_mm: when the object stops (at the disc: it vanished, jumped or faded), its
+    thin parts — what lies more than 6 mm outside the last mask's thick core, i.e. the laminae
+    and processes rather than the body — are followed on alone for up to this distance. The
+    inferior articular and spinous processes of a lumbar or lower thoracic vertebra reach about
+    2 cm below its lower endplate, sloping caudally and backwards by more than a 3 mm pixel per
+    slice, so neither the growth limit nor the backend (whose answer is the next body there)
+    follows them. On each slice the arch is the bone within 1.5 mm per mm between slices
+    (4.5 mm, one pixel diagonally, at 3 mm) of the previous arch and joined to it; it stops when
+    it fades (< `min_pixels`) or grows beyond `max_area_ratio` × its area where it left the body
+    (processes taper away from the body; a larger arch has met the next vertebra's bone). The
+    next vertebra's processes join it without such growth, which is why the distance limit is
+    what ends it on 3 mm slices; None: off.
+    arch_bone_fraction: bone of a followed arch is at least this fraction of the start mask's
+    mean value. Cortical arch bone is denser than the cancellous body that makes up most of the
+    start mask, and the soft tissue and ligaments between the processes are darker.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
@@ -87,6 +119,8 @@ class PropagationRules:
     regrow_within_start: bool = True
     min_contrast_fraction: float = 0.3  # of the start slice's object-vs-surroundings contrast
     min_part_fraction: float | None = 0.05  # of the start area: a left-out part asked for alone
+    arch_beyond_body_mm: float | None = 20.0  # the arch followed alone past the body's end
+    arch_bone_fraction: float = 1.0  # of the start mask's mean value: bone of a followed arch
 
 
 @dataclass
@@ -261,6 +295,38 @@ def _stop_reason(
     return None
 
 
+def _thin_parts(mask: np.ndarray, spacing_xy: tuple[float, float] | None) -> np.ndarray:
+    """The mask without its thick parts: the arch and processes, without the body (if any)."""
+    sx, sy = spacing_xy or (1.0, 1.0)
+    depth = ndi.distance_transform_edt(np.pad(mask, 1), sampling=(sy, sx))[1:-1, 1:-1]
+    core = depth > _THIN_PART_MM
+    return mask & ~_reach(core, _THIN_PART_MM, spacing_xy) if core.any() else mask
+
+
+def _follow_arch(
+    pixels: np.ndarray,
+    previous: np.ndarray,
+    bone_level: float,
+    step_mm: float,
+    spacing_xy: tuple[float, float] | None,
+) -> np.ndarray:
+    """Bone (at least `bone_level`) within `step_mm` of the previous arch and joined to it."""
+    bone = (pixels >= bone_level) & _reach(previous, step_mm, spacing_xy)
+    pieces, _ = ndi.label(bone)
+    seeds = np.unique(pieces[previous])
+    return np.isin(pieces, seeds[seeds > 0])
+
+
+def _arch_stop_reason(mask: np.ndarray, seed_area: int, rules: PropagationRules) -> str | None:
+    """Processes taper away from the body: an arch far larger than where it left has met bone."""
+    area = int(mask.sum())
+    if area < rules.min_pixels:
+        return "faded"
+    if area > rules.max_area_ratio * seed_area:
+        return f"met other bone (area ×{area / seed_area:.2f} of where it left the body)"
+    return None
+
+
 def propagate(
     volume: np.ndarray,
     is_hu: bool,
@@ -308,28 +374,57 @@ def propagate(
     start_contrast = _contrast(start_pixels, start_mask, pixel_spacing)
     result = PropagationResult(masks={start_index: start_mask})
     reasons = {1: "not propagated upwards", -1: "not propagated downwards"}
+    bone_level = rules.arch_bone_fraction * float(start_pixels[start_mask].mean())
+    between_slices_mm = slice_distance(spacing, plane) or 1.0
+    arch_slices = (
+        0
+        if rules.arch_beyond_body_mm is None
+        else int(rules.arch_beyond_body_mm / between_slices_mm)
+    )
     for step, indices in sides.items():
-        previous = start_mask
+        previous, body_stop, arch, arch_seed = start_mask, "", 0, 0
         reasons[step] = "edge of the volume" if len(indices) < limit else "slice limit reached"
         for offset, index in enumerate(indices, start=1):
             if cancel is not None and cancel.is_set():
                 reasons[step] = "cancelled"
                 break
             image = slice_image(volume, is_hu, spacing, plane, index, window)
-            try:
-                mask = _follow(segmenter, image, previous, start_mask, rules)
-            except SegmenterError as error:
-                reasons[step] = f"segmenter failed: {error}"
-                break
-            faded = (
-                _contrast(image.pixels, mask, pixel_spacing) / start_contrast
-                if mask.any() and start_contrast
-                else None
-            )
-            reason = _stop_reason(mask, previous, start_area, faded, rules)
-            if reason is not None:
-                reasons[step] = reason
-                break
+            if not body_stop:
+                try:
+                    mask = _follow(segmenter, image, previous, start_mask, rules)
+                except SegmenterError as error:
+                    reasons[step] = f"segmenter failed: {error}"
+                    break
+                faded = (
+                    _contrast(image.pixels, mask, pixel_spacing) / start_contrast
+                    if mask.any() and start_contrast
+                    else None
+                )
+                reason = _stop_reason(mask, previous, start_area, faded, rules)
+                if reason is not None:
+                    reasons[step] = body_stop = reason
+                    previous = _thin_parts(previous, pixel_spacing)
+                    arch_seed = int(previous.sum())
+                    if arch_slices == 0 or not previous.any():
+                        break
+            if body_stop:  # the body has ended: its arch runs on alone, without the backend
+                arch += 1
+                mask = _follow_arch(
+                    image.pixels,
+                    previous,
+                    bone_level,
+                    _ARCH_SLOPE * between_slices_mm,
+                    pixel_spacing,
+                )
+                reason = (
+                    f"reached {rules.arch_beyond_body_mm:.0f} mm beyond the body"
+                    if arch > arch_slices
+                    else _arch_stop_reason(mask, arch_seed, rules)
+                )
+                if reason is not None:
+                    if arch > 1:
+                        reasons[step] = f"{body_stop}; the arch, followed alone, {reason}"
+                    break
             result.masks[index] = previous = mask
             if on_progress is not None:
                 on_progress(finished + offset, total)

@@ -174,12 +174,35 @@ def test_a_part_left_out_where_the_body_ends_is_followed_on_its_own() -> None:
         name: _run(volume, labels, start=22, direction="up", max_slices=1, rules=rules)
         for name, rules in (
             ("parts", PropagationRules()),
-            ("no parts", PropagationRules(min_part_fraction=None)),
+            ("no parts", PropagationRules(min_part_fraction=None, arch_beyond_body_mm=None)),
         )
     }
     np.testing.assert_array_equal(runs["parts"].masks[23], remnant | bar)
     assert sorted(runs["no parts"].masks) == [22]  # the remnant alone is too abrupt a change
     assert runs["no parts"].stopped_up.startswith("shape changed abruptly")
+
+
+def test_the_arch_is_followed_alone_beyond_its_body_until_it_meets_other_bone() -> None:
+    """Past the body's end a posterior bar runs on, sloping 3 px (mm) per slice: more than the
+    growth limit lets a mask move, within one arch step; it then joins a large block of bone."""
+    volume, labels = _spine()
+    yy, xx = np.mgrid[:64, :64]
+
+    def bar(shift: int) -> np.ndarray:
+        return (yy >= 39 + shift) & (yy <= 48 + shift) & (xx >= 28) & (xx <= 36)
+
+    labels[22][bar(0)] = 2
+    for z, shift in ((22, 0), (23, 3), (24, 6), (25, 9)):
+        volume[z][bar(shift)] = 300.0
+    volume[25][(yy >= 40) & (xx >= 24) & (xx <= 40)] = 300.0  # the next vertebra's bone
+    arch = _run(volume, labels, start=22, direction="up")
+    assert sorted(arch.masks) == [22, 23, 24]
+    np.testing.assert_array_equal(arch.masks[23], bar(3))
+    assert "the arch, followed alone, met other bone" in arch.stopped_up
+    body_only = _run(
+        volume, labels, start=22, direction="up", rules=PropagationRules(arch_beyond_body_mm=None)
+    )
+    assert sorted(body_only.masks) == [22]
 
 
 def test_growth_per_slice_is_limited() -> None:
