@@ -10,8 +10,10 @@ may regrow within the start mask) and it continues from the previous mask (`keep
 Where the backend's answer leaves out a sizeable part of the previous mask, that part is asked
 for on its own: a vertebra's label runs on past its body as the posterior elements, and a prompt
 around the whole previous mask returns only the body remnant there.
-Where the body has ended, its arch (the thin parts of the last mask) is followed alone, as bright
-bone joined to it, for as far as a vertebra's processes reach below its body.
+Where the body has ended, the answer's remnant inside the last body is kept on that slice, and
+its arch (the thin parts of the last mask, or of the mask before the endplate when the last one
+lost it) is followed alone, as bright bone joined to it, for as far as a vertebra's processes
+reach below its body.
 A side stops when the object vanishes, changes abruptly, outgrows the start mask, or fades into
 its surroundings — at an intervertebral disc a backend may still return a blob, but it no longer
 stands out from the tissue around it.
@@ -61,6 +63,11 @@ _THIN_PART_MM = 6.0
 # processes slope caudally and backwards by up to about 1.5 mm per mm of height (4.5 mm, about
 # one pixel diagonally, between 3 mm slices).
 _ARCH_SLOPE = 1.5
+# Where a body ends, the backend's answer on the slices through its endplate (about 3 mm of
+# dense, partial-volumed bone) may keep only the body's rim and drop the arch; the arch to follow
+# past the body is then taken from a mask up to this far before the last one.
+_ENDPLATE_MM = 3.0
+_JUMPED = "shape changed abruptly"  # the stop reason of the IoU / area-jump test
 
 
 class PropagationError(ValueError):
@@ -103,10 +110,19 @@ class PropagationRules:
     it fades (< `min_pixels`) or grows beyond `max_area_ratio` × its area where it left the body
     (processes taper away from the body; a larger arch has met the next vertebra's bone). The
     next vertebra's processes join it without such growth, which is why the distance limit is
-    what ends it on 3 mm slices; None: off.
+    what ends it on 3 mm slices. The arch is taken from the last accepted mask, or, when that
+    one's thin parts lead nowhere (the backend kept only the endplate's rim there and dropped a
+    lamina or spinous process), from a mask up to 3 mm (the endplate) before it, followed on
+    through the slices in between, where it is added to the masks; None: off.
     arch_bone_fraction: bone of a followed arch is at least this fraction of the start mask's
     mean value. Cortical arch bone is denser than the cancellous body that makes up most of the
     start mask, and the soft tissue and ligaments between the processes are darker.
+    keep_body_remnant: where the shape test stops a side (IoU or area jump, not a vanished or
+    faded object), the part of the rejected answer inside the previous mask's body (its thick
+    part) is kept on that slice. Where a body ends, its last slice holds the remnant of the
+    endplate, which lies within the body above it; the label runs on as the arch, so the shape
+    jumps although the answer is right there. A neighbour's body or the disc, the other causes
+    of a jump, mostly lie outside that footprint, and a faded answer (disc) is not kept at all.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
@@ -121,6 +137,7 @@ class PropagationRules:
     min_part_fraction: float | None = 0.05  # of the start area: a left-out part asked for alone
     arch_beyond_body_mm: float | None = 20.0  # the arch followed alone past the body's end
     arch_bone_fraction: float = 1.0  # of the start mask's mean value: bone of a followed arch
+    keep_body_remnant: bool = True  # where the shape jumps, keep the answer inside the old body
 
 
 @dataclass
@@ -289,7 +306,7 @@ def _stop_reason(
     overlap, ratio = iou(mask, previous), area / previous_area
     jumped = max(ratio, 1 / ratio) > rules.max_area_ratio
     if overlap < rules.min_iou or jumped:
-        return f"shape changed abruptly (IoU {overlap:.2f}, area ×{ratio:.2f})"
+        return f"{_JUMPED} (IoU {overlap:.2f}, area ×{ratio:.2f})"
     if contrast_ratio is not None and contrast_ratio < rules.min_contrast_fraction:
         return f"object faded into its surroundings (contrast {contrast_ratio:.0%} of the start)"
     return None
@@ -324,6 +341,40 @@ def _arch_stop_reason(mask: np.ndarray, seed_area: int, rules: PropagationRules)
         return "faded"
     if area > rules.max_area_ratio * seed_area:
         return f"met other bone (area ×{area / seed_area:.2f} of where it left the body)"
+    return None
+
+
+def _traced_arch(
+    bodies: list[tuple[int, np.ndarray]],
+    pixels_at: Callable[[int], np.ndarray],
+    stop_index: int,
+    bone_level: float,
+    step_mm: float,
+    spacing_xy: tuple[float, float] | None,
+    rules: PropagationRules,
+) -> tuple[dict[int, np.ndarray], int] | None:
+    """The arch followed from the latest body slice whose arch reaches the slice the body ends on.
+
+    `bodies` are the accepted (index, mask) pairs, the last one first. Returns the arch on every
+    slice after its seed up to `stop_index` and the seed's area, or None when no arch reaches it.
+    On the last body slices (endplate, disc) the backend's answer may keep only the body's rim
+    and drop a lamina or spinous process joined to it by partial-volumed pixels alone; the thin
+    parts of that mask then lead nowhere, while the arch of an earlier mask still runs on.
+    """
+    for seed_index, mask in bodies:
+        arch = _thin_parts(mask, spacing_xy)
+        seed = int(arch.sum())
+        if seed < rules.min_pixels:
+            continue
+        step = 1 if stop_index > seed_index else -1
+        traced = {}
+        for index in range(seed_index + step, stop_index + step, step):
+            arch = _follow_arch(pixels_at(index), arch, bone_level, step_mm, spacing_xy)
+            if _arch_stop_reason(arch, seed, rules) is not None:
+                break
+            traced[index] = arch
+        else:
+            return traced, seed
     return None
 
 
@@ -376,6 +427,8 @@ def propagate(
     reasons = {1: "not propagated upwards", -1: "not propagated downwards"}
     bone_level = rules.arch_bone_fraction * float(start_pixels[start_mask].mean())
     between_slices_mm = slice_distance(spacing, plane) or 1.0
+    arch_step_mm = _ARCH_SLOPE * between_slices_mm
+    endplate_slices = 1 + int(_ENDPLATE_MM / between_slices_mm)
     arch_slices = (
         0
         if rules.arch_beyond_body_mm is None
@@ -389,7 +442,18 @@ def propagate(
                 reasons[step] = "cancelled"
                 break
             image = slice_image(volume, is_hu, spacing, plane, index, window)
-            if not body_stop:
+            if body_stop:  # the body has ended: its arch runs on alone, without the backend
+                arch += 1
+                mask = _follow_arch(image.pixels, previous, bone_level, arch_step_mm, pixel_spacing)
+                reason = (
+                    f"reached {rules.arch_beyond_body_mm:.0f} mm beyond the body"
+                    if arch > arch_slices
+                    else _arch_stop_reason(mask, arch_seed, rules)
+                )
+                if reason is not None:
+                    reasons[step] = f"{body_stop}; the arch, followed alone, {reason}"
+                    break
+            else:
                 try:
                     mask = _follow(segmenter, image, previous, start_mask, rules)
                 except SegmenterError as error:
@@ -403,29 +467,33 @@ def propagate(
                 reason = _stop_reason(mask, previous, start_area, faded, rules)
                 if reason is not None:
                     reasons[step] = body_stop = reason
-                    previous = _thin_parts(previous, pixel_spacing)
-                    arch_seed = int(previous.sum())
-                    if arch_slices == 0 or not previous.any():
+                    if rules.keep_body_remnant and reason.startswith(_JUMPED):
+                        remnant = mask & ~_thin_parts(previous, pixel_spacing)
+                        if np.count_nonzero(remnant) >= rules.min_pixels:
+                            result.masks[index] = remnant  # the arch, if any, is added below
+                    last_bodies = range(index - step, start_index - step, -step)[:endplate_slices]
+                    bodies = [(j, result.masks[j]) for j in last_bodies]
+                    traced = (
+                        _traced_arch(
+                            bodies,
+                            lambda j: take_slice(volume, plane, j).astype(np.float32),
+                            index,
+                            bone_level,
+                            arch_step_mm,
+                            pixel_spacing,
+                            rules,
+                        )
+                        if arch_slices
+                        else None
+                    )
+                    if traced is None:  # no arch reaches past the body: its stop reason stands
                         break
-            if body_stop:  # the body has ended: its arch runs on alone, without the backend
-                arch += 1
-                mask = _follow_arch(
-                    image.pixels,
-                    previous,
-                    bone_level,
-                    _ARCH_SLOPE * between_slices_mm,
-                    pixel_spacing,
-                )
-                reason = (
-                    f"reached {rules.arch_beyond_body_mm:.0f} mm beyond the body"
-                    if arch > arch_slices
-                    else _arch_stop_reason(mask, arch_seed, rules)
-                )
-                if reason is not None:
-                    if arch > 1:
-                        reasons[step] = f"{body_stop}; the arch, followed alone, {reason}"
-                    break
-            result.masks[index] = previous = mask
+                    arches, arch_seed = traced
+                    mask, arch = arches.pop(index), 1
+                    for j, arch_mask in arches.items():  # the arch the backend dropped
+                        result.masks[j] = result.masks[j] | arch_mask
+            previous = mask
+            result.masks[index] = result.masks[index] | mask if index in result.masks else mask
             if on_progress is not None:
                 on_progress(finished + offset, total)
         finished += len(indices)  # a side that stopped early counts as done

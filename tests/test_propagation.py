@@ -15,7 +15,13 @@ from scipy import ndimage as ndi
 
 from spinalsam.metrics import dice
 from spinalsam.phantom import make_spine_phantom
-from spinalsam.propagation import PropagationError, PropagationRules, prompt_from_mask, propagate
+from spinalsam.propagation import (
+    PropagationError,
+    PropagationRules,
+    _traced_arch,
+    prompt_from_mask,
+    propagate,
+)
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
 from spinalsam.segmenters.registry import create_segmenter
 from spinalsam.windowing import render
@@ -140,8 +146,13 @@ def test_stops_when_shape_jumps() -> None:
     yy, xx = np.mgrid[:64, :64]
     volume[20] = np.where((yy - 30) ** 2 + (xx - 34) ** 2 <= 36, 300.0, 30.0)  # shrinks to 1/4
     result = _run(volume, labels, start=18, direction="up")
-    assert sorted(result.masks) == [18, 19]
+    assert sorted(result.masks) == [18, 19, 20]  # the remnant inside the body ends it
+    np.testing.assert_array_equal(result.masks[20], volume[20] > 150)
     assert result.stopped_up.startswith("shape changed abruptly")
+    without_remnant = _run(
+        volume, labels, start=18, direction="up", rules=PropagationRules(keep_body_remnant=False)
+    )
+    assert sorted(without_remnant.masks) == [18, 19]
 
 
 def test_pieces_that_do_not_continue_from_the_previous_slice_are_dropped() -> None:
@@ -174,7 +185,12 @@ def test_a_part_left_out_where_the_body_ends_is_followed_on_its_own() -> None:
         name: _run(volume, labels, start=22, direction="up", max_slices=1, rules=rules)
         for name, rules in (
             ("parts", PropagationRules()),
-            ("no parts", PropagationRules(min_part_fraction=None, arch_beyond_body_mm=None)),
+            (
+                "no parts",
+                PropagationRules(
+                    min_part_fraction=None, arch_beyond_body_mm=None, keep_body_remnant=False
+                ),
+            ),
         )
     }
     np.testing.assert_array_equal(runs["parts"].masks[23], remnant | bar)
@@ -203,6 +219,28 @@ def test_the_arch_is_followed_alone_beyond_its_body_until_it_meets_other_bone() 
         volume, labels, start=22, direction="up", rules=PropagationRules(arch_beyond_body_mm=None)
     )
     assert sorted(body_only.masks) == [22]
+
+
+def test_the_arch_the_endplate_slice_dropped_is_traced_from_the_slice_before() -> None:
+    """The last body slice's mask kept only the body; the arch of the slice before runs on, past
+    it (sloping 3 px per slice, detached from the body), to the slice where the body ended."""
+    yy, xx = np.mgrid[:64, :64]
+    body = (yy - 28) ** 2 + (xx - 32) ** 2 <= 100
+
+    def bar(shift: int) -> np.ndarray:
+        return (yy >= 42 + shift) & (yy <= 52 + shift) & (xx >= 30) & (xx <= 34)
+
+    endplate = (yy - 28) ** 2 + (xx - 32) ** 2 <= 36
+    pixels = {21: np.where(endplate | bar(3), 300.0, 30.0), 22: np.where(bar(6), 300.0, 30.0)}
+    bodies = [(21, endplate), (20, body | bar(0))]  # the last one first
+    args = (pixels.__getitem__, 22, 150.0, 3.0, (1.0, 1.0), PropagationRules())
+    traced = _traced_arch(bodies, *args)
+    assert traced is not None
+    arches, seed = traced
+    assert seed >= bar(0).sum() and sorted(arches) == [21, 22]
+    np.testing.assert_array_equal(arches[21], bar(3))
+    np.testing.assert_array_equal(arches[22], bar(6))
+    assert _traced_arch(bodies[:1], *args) is None  # the endplate leads nowhere
 
 
 def test_growth_per_slice_is_limited() -> None:
