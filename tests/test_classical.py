@@ -169,6 +169,17 @@ def test_point_keeps_one_body_when_bone_bridges_the_discs() -> None:
     assert dice(mask, target) >= 0.9
 
 
+def test_ray_extent_stops_at_the_discs_that_spurs_bridge() -> None:
+    """Rays leave the clicked body through its endplates into the discs; the few that run
+    along a spur into a neighbour are outvoted by their neighbouring rays."""
+    img, target = bridged_sagittal_phantom(seed=6)
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(img))
+    x, y = centre_of(target)[0]
+    extent = seg._ray_extent(int(y), int(x))
+    assert np.abs(np.subtract(extent, box_of(target, margin=0))).max() <= 6
+
+
 def end_to_end_pieces_phantom(seed: int = 0, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Two thin, all-cortex bars end to end across a 4 px dark joint space, as articular
     processes meet in a sagittal cut; the target is the upper bar."""

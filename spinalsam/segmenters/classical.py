@@ -88,6 +88,9 @@ BASIN_CELL_MM = 0.75  # grid on which the distance-map watershed runs
 CUT_BAND_MM = 3.5  # band beyond a compartment's wall looked at to tell a disc from bone
 CUT_CORTEX_FRACTION = 0.5  # a cut band mostly of cortex runs through one piece, not a disc
 SAME_BOX_OVERLAP = 0.98  # a box overlapping a tried one this much (IoU) gives about the same mask
+RAY_COUNT = 64  # directions cast from a click to find where the clicked bone ends
+RAY_MEDIAN = 5  # running median over this many neighbouring rays: drops a few leaking rays
+RAY_REACH_MM = 150.0  # longest ray: beyond a whole sacrum, the largest piece in a slice
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
 
 
@@ -730,7 +733,8 @@ class ClassicalSegmenter:
         """Estimate the extent around the first click; keep the best-centred resulting mask.
 
         Estimates run from the most local (the unclosed cortical shell, then basins of a barely
-        closed bone map) to the whole blob; a later one replaces the current best only when its
+        closed bone map) to the whole blob, and last the rays' bounds (`_ray_extent`) for a
+        click with no closed shell around it; a later one replaces the current best only when its
         mask is clearly better centred, which happens where a basin missed part of a lone,
         large vertebra. An estimate whose box nearly equals one already tried is skipped: its
         mask would be about the same, so it could not clearly beat it. An off-centre winner is
@@ -744,10 +748,12 @@ class ClassicalSegmenter:
         tried: list[Box] = []
         basins = [partial(self._basin_extent, close_mm=mm) for mm in BASIN_CLOSE_MM]
         shells = [partial(self._cortex_extent, necks=necks) for necks in (False, True)]
-        for estimate in (*shells, *basins, self._blob_extent):
+        estimates = (*shells, *basins, self._blob_extent)
+        extents = [partial(self._enclosed_extent, estimate, x, y) for estimate in estimates]
+        for find in (*extents, partial(self._ray_extent, y, x)):
             if best is not None and best[0] + CENTRED_TIE >= 1.0:
                 break  # centredness is at most 1: no later estimate could replace this one
-            extent = self._enclosed_extent(estimate, x, y)
+            extent = find()
             if extent is None:
                 continue
             box = self._grow(extent, margin, s.smooth.shape)
@@ -856,6 +862,39 @@ class ClassicalSegmenter:
             if not clipped:
                 return x0, y0, x1, y1
             r *= 2
+
+    def _ray_extent(self, y: int, x: int) -> Box:
+        """Bounds of where rays from the click leave the bone through its cortex.
+
+        Where no closed cortical shell surrounds the click, the closed-bone estimates spill
+        along the spine into the neighbours. A ray, though, leaves the clicked piece where it
+        first passes cortex and then reaches dark tissue (a disc, a joint space, soft tissue);
+        a disc bridged at one spot lets only a few rays through, and a running median over
+        neighbouring directions drops them. A ray that meets the image edge stops there, so a
+        piece the image cuts off runs on to the border.
+        """
+        s = self._slice
+        assert s is not None
+        h, w = s.smooth.shape
+        reach = s.px(RAY_REACH_MM)
+        angles = np.arange(RAY_COUNT) * (2 * np.pi / RAY_COUNT)
+        steps = np.arange(reach)
+        ys = y + np.outer(np.sin(angles), steps)
+        xs = x + np.outer(np.cos(angles), steps)
+        inside = (ys > -0.5) & (ys < h - 0.5) & (xs > -0.5) & (xs < w - 0.5)
+        yi = np.clip(np.rint(ys).astype(np.int64), 0, h - 1)
+        xi = np.clip(np.rint(xs).astype(np.int64), 0, w - 1)
+        passed_cortex = np.maximum.accumulate(s.cortex[yi, xi], axis=1)
+        leaves = passed_cortex & ~s.bone[yi, xi] & inside
+        leaves[:, 0] = False
+        ends = leaves | ~inside
+        stop = np.where(ends.any(axis=1), ends.argmax(axis=1), reach) - 1
+        half = RAY_MEDIAN // 2
+        stop = np.median([np.roll(stop, i) for i in range(-half, half + 1)], axis=0)
+        stop = np.clip(stop.astype(np.int64), 0, reach - 1)
+        rays = np.arange(RAY_COUNT)
+        py, px = yi[rays, stop], xi[rays, stop]
+        return int(px.min()), int(py.min()), int(px.max()), int(py.max())
 
     def _blob_extent(self, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
         """The filled bone blob under the click (whole vertebra when nothing touches it)."""
