@@ -14,9 +14,10 @@ Where the body has ended, the answer's remnant inside the last body is kept on t
 its arch (the thin parts of the last mask, or of the mask before the endplate when the last one
 lost it) is followed alone, as bright bone joined to it, for as far as a vertebra's processes
 reach below its body.
-A side stops when the object vanishes, changes abruptly, outgrows the start mask, or fades into
-its surroundings — at an intervertebral disc a backend may still return a blob, but it no longer
-stands out from the tissue around it.
+A side stops when the object vanishes, changes abruptly, outgrows the start mask, fades into
+its surroundings, or turns darker than the bone it replaced — at an intervertebral disc a
+backend may still return a blob, but it no longer stands out from the tissue around it, and its
+inside is disc, not bone.
 
 The caller applies the result as one undo step; nothing here touches the session.
 """
@@ -68,6 +69,7 @@ _ARCH_SLOPE = 1.5
 # past the body is then taken from a mask up to this far before the last one.
 _ENDPLATE_MM = 3.0
 _JUMPED = "shape changed abruptly"  # the stop reason of the IoU / area-jump test
+_FADED = "object faded into its surroundings"  # the stop reason of the contrast test
 
 
 class PropagationError(ValueError):
@@ -113,7 +115,11 @@ class PropagationRules:
     what ends it on 3 mm slices. The arch is taken from the last accepted mask, or, when that
     one's thin parts lead nowhere (the backend kept only the endplate's rim there and dropped a
     lamina or spinous process), from a mask up to 3 mm (the endplate) before it, followed on
-    through the slices in between, where it is added to the masks; None: off.
+    through the slices in between, where it is added to the masks.
+    Where the side stopped because the object faded, the arch is not taken from the last
+    accepted mask: the slice before a disc blob is the endplate, partial-volumed with the disc,
+    whose mask is the body's footprint (and, from a looser start mask, the disc regrown into
+    it), so its thin parts are the blob's edge rather than an arch; None: off.
     arch_bone_fraction: bone of a followed arch is at least this fraction of the start mask's
     mean value. Cortical arch bone is denser than the cancellous body that makes up most of the
     start mask, and the soft tissue and ligaments between the processes are darker.
@@ -123,6 +129,12 @@ class PropagationRules:
     endplate, which lies within the body above it; the label runs on as the arch, so the shape
     jumps although the answer is right there. A neighbour's body or the disc, the other causes
     of a jump, mostly lie outside that footprint, and a faded answer (disc) is not kept at all.
+    min_mean_fraction: a side stops when the mean value inside the new mask falls below this
+    fraction of the mean inside the last slice's mask. Regrowth within the start mask lets a
+    blob at the disc keep the body's footprint, and its ring contrast can stay just above the
+    contrast stop (the disc is still brighter than the fat around it); but inside, the disc
+    (about 80–100 HU at 3 mm) is far darker than the endplate or cancellous bone it replaced,
+    while from one body slice to the next the mean changes by less than a fifth. None: off.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
@@ -138,6 +150,7 @@ class PropagationRules:
     arch_beyond_body_mm: float | None = 20.0  # the arch followed alone past the body's end
     arch_bone_fraction: float = 1.0  # of the start mask's mean value: bone of a followed arch
     keep_body_remnant: bool = True  # where the shape jumps, keep the answer inside the old body
+    min_mean_fraction: float | None = 0.75  # of the last slice's mean inside its mask
 
 
 @dataclass
@@ -296,6 +309,7 @@ def _stop_reason(
     previous: np.ndarray,
     start_area: int,
     contrast_ratio: float | None,
+    mean_ratio: float | None,
     rules: PropagationRules,
 ) -> str | None:
     area, previous_area = int(mask.sum()), int(previous.sum())
@@ -308,7 +322,15 @@ def _stop_reason(
     if overlap < rules.min_iou or jumped:
         return f"{_JUMPED} (IoU {overlap:.2f}, area ×{ratio:.2f})"
     if contrast_ratio is not None and contrast_ratio < rules.min_contrast_fraction:
-        return f"object faded into its surroundings (contrast {contrast_ratio:.0%} of the start)"
+        return f"{_FADED} (contrast {contrast_ratio:.0%} of the start)"
+    if (
+        mean_ratio is not None
+        and rules.min_mean_fraction is not None
+        and mean_ratio < rules.min_mean_fraction
+    ):
+        return (
+            f"object darker than the bone it replaced (mean {mean_ratio:.0%} of the last slice's)"
+        )
     return None
 
 
@@ -436,6 +458,7 @@ def propagate(
     )
     for step, indices in sides.items():
         previous, body_stop, arch, arch_seed = start_mask, "", 0, 0
+        previous_mean = float(start_pixels[start_mask].mean())
         reasons[step] = "edge of the volume" if len(indices) < limit else "slice limit reached"
         for offset, index in enumerate(indices, start=1):
             if cancel is not None and cancel.is_set():
@@ -464,7 +487,12 @@ def propagate(
                     if mask.any() and start_contrast
                     else None
                 )
-                reason = _stop_reason(mask, previous, start_area, faded, rules)
+                darker = (
+                    float(image.pixels[mask].mean()) / previous_mean
+                    if mask.any() and previous_mean > 0
+                    else None
+                )
+                reason = _stop_reason(mask, previous, start_area, faded, darker, rules)
                 if reason is not None:
                     reasons[step] = body_stop = reason
                     if rules.keep_body_remnant and reason.startswith(_JUMPED):
@@ -473,6 +501,8 @@ def propagate(
                             result.masks[index] = remnant  # the arch, if any, is added below
                     last_bodies = range(index - step, start_index - step, -step)[:endplate_slices]
                     bodies = [(j, result.masks[j]) for j in last_bodies]
+                    if reason.startswith(_FADED):  # the last mask was the endplate by the disc
+                        bodies = bodies[1:]
                     traced = (
                         _traced_arch(
                             bodies,
@@ -492,7 +522,7 @@ def propagate(
                     mask, arch = arches.pop(index), 1
                     for j, arch_mask in arches.items():  # the arch the backend dropped
                         result.masks[j] = result.masks[j] | arch_mask
-            previous = mask
+            previous, previous_mean = mask, float(image.pixels[mask].mean())
             result.masks[index] = result.masks[index] | mask if index in result.masks else mask
             if on_progress is not None:
                 on_progress(finished + offset, total)

@@ -141,6 +141,23 @@ def test_stops_when_the_object_fades_into_its_surroundings() -> None:
     assert result.stopped_up.startswith("object faded into its surroundings")
 
 
+def test_stops_when_the_object_is_darker_than_the_bone_it_replaced() -> None:
+    """A disc blob in the body's footprint that still stands out from the fat around it."""
+
+    class EchoPrior(ThresholdInBox):
+        def predict(self, prompt: Prompt) -> np.ndarray:
+            return prompt.mask_input
+
+    volume, labels = _spine()
+    volume[23][labels[22] == 2] = 180.0  # contrast 56 % of the body's, mean 60 % of the bone's
+    result = _run(volume, labels, start=22, segmenter=EchoPrior(), direction="up")
+    assert sorted(result.masks) == [22]
+    assert result.stopped_up.startswith("object darker than the bone it replaced")
+    rules = PropagationRules(min_mean_fraction=None)
+    without = _run(volume, labels, start=22, segmenter=EchoPrior(), direction="up", rules=rules)
+    assert sorted(without.masks) == [22, 23]  # then slice 24 (plain soft tissue) fades
+
+
 def test_stops_when_shape_jumps() -> None:
     volume, labels = _spine()
     yy, xx = np.mgrid[:64, :64]
@@ -241,6 +258,34 @@ def test_the_arch_the_endplate_slice_dropped_is_traced_from_the_slice_before() -
     np.testing.assert_array_equal(arches[21], bar(3))
     np.testing.assert_array_equal(arches[22], bar(6))
     assert _traced_arch(bodies[:1], *args) is None  # the endplate leads nowhere
+
+
+def test_where_the_body_faded_the_arch_is_not_taken_from_the_slice_by_the_disc() -> None:
+    """The mask on the slice before the disc is the start footprint echoed over a smaller
+    endplate; its thin parts touch a decoy of other bone on the disc slice. The arch comes from
+    the slice before it (the bar sloping 3 px per slice), not from the echo."""
+
+    class EchoPrior(ThresholdInBox):
+        def predict(self, prompt: Prompt) -> np.ndarray:
+            return prompt.mask_input
+
+    yy, xx = np.mgrid[:64, :64]
+    radius2 = (yy - 28) ** 2 + (xx - 32) ** 2
+
+    def bar(shift: int) -> np.ndarray:
+        return (yy >= 42 + shift) & (yy <= 52 + shift) & (xx >= 30) & (xx <= 34)
+
+    decoy = (yy >= 40) & (yy <= 43) & (xx >= 30) & (xx <= 34)  # bone beside the disc
+    volume = np.full((25, 64, 64), 30.0, dtype=np.float32)
+    volume[20][(radius2 <= 110) | bar(0)] = 300.0
+    volume[21][(radius2 <= 100) | bar(3)] = 300.0  # the endplate, a little smaller
+    volume[22][bar(6) | decoy] = 300.0  # the disc, with the arch and other bone
+    start_mask = (radius2 <= 110) | bar(0)
+    result = propagate(volume, True, SPACING, "axial", 20, start_mask, EchoPrior(), direction="up")
+    assert result.stopped_up.startswith("object faded into its surroundings")
+    assert "the arch, followed alone" in result.stopped_up
+    np.testing.assert_array_equal(result.masks[21], start_mask | bar(3))
+    np.testing.assert_array_equal(result.masks[22], bar(6))  # not the decoy
 
 
 def test_growth_per_slice_is_limited() -> None:
