@@ -1,7 +1,7 @@
 """Evaluate 3-D propagation: one box per vertebra on one slice, then propagation, vs. a label map.
 
     python -m spinalsam.evaluate3d --image VOL --labels LABELS --label-ids 30,31,32 \
-        [--backend NAME] [--plane axial] [--json]
+        [--backend NAME] [--plane axial] [--start-margin-mm 3.5] [--json]
 
 Per label the start slice is the one where the ground truth has its largest area (the vertebra's
 "middle": with thick slices or a partial first/last vertebra, the geometric middle can be a
@@ -59,10 +59,13 @@ def evaluate_label(
     segmenter: Segmenter,
     plane: Plane = "axial",
     rules: PropagationRules | None = None,
+    margin_mm: float = START_MARGIN_MM,
 ) -> dict[str, Any]:
     """Box on the largest ground-truth slice, segment it, propagate, and score in 3-D.
 
-    `rules` defaults to propagation's own defaults, i.e. what the app does.
+    `rules` defaults to propagation's own defaults, i.e. what the app does. `margin_mm` is how
+    loose the start box is; a user's box is never exactly the protocol's, so the CLI can vary it
+    to show how much the result depends on the start.
     """
     started = time.perf_counter()
     areas = [int(take_slice(gt, plane, i).sum()) for i in range(n_slices(gt.shape, plane))]
@@ -71,9 +74,9 @@ def evaluate_label(
     spacing_2d = image.spacing
     gt_slice = take_slice(gt, plane, start)
     segmenter.set_image(image)
-    margin = (
-        BOX_MARGIN_PX if spacing_2d is None else max(1, round(START_MARGIN_MM / min(spacing_2d)))
-    )
+    margin = BOX_MARGIN_PX if spacing_2d is None else round(margin_mm / min(spacing_2d))
+    if margin_mm > 0:
+        margin = max(1, margin)
     box = start_box(gt_slice, margin)
     start_mask = np.asarray(segmenter.predict(Prompt(box=box)), dtype=bool)
     row: dict[str, Any] = {
@@ -120,6 +123,12 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, ar
     parser.add_argument("--label-ids", required=True, help="comma-separated, e.g. 30,31,32")
     parser.add_argument("--backend", default="default", help=f"one of {', '.join(BACKENDS)}")
     parser.add_argument("--plane", default="axial", choices=get_args(Plane))
+    parser.add_argument(
+        "--start-margin-mm",
+        type=float,
+        default=START_MARGIN_MM,
+        help=f"how far the start box reaches beyond the label (default {START_MARGIN_MM} mm)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser, parser.parse_args(argv)
 
@@ -148,11 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegmenterError as exc:
         parser.error(str(exc))
     started = time.perf_counter()
-    rows = [{"label": i, **evaluate_label(ct, gt == i, segmenter, args.plane)} for i in label_ids]
+    if args.start_margin_mm < 0:
+        parser.error("--start-margin-mm must not be negative")
+    rows = [
+        {
+            "label": i,
+            **evaluate_label(ct, gt == i, segmenter, args.plane, None, args.start_margin_mm),
+        }
+        for i in label_ids
+    ]
     report = {
         "image": str(args.image),
         "backend": args.backend,
         "plane": args.plane,
+        "start_margin_mm": args.start_margin_mm,
         "labels": rows,
         "mean_dice": float(np.mean([r["dice"] for r in rows])),
         "total_seconds": time.perf_counter() - started,
