@@ -301,6 +301,12 @@ def _fill_bays(obj: np.ndarray, crop: np.ndarray, floor: float, walls: Sides) ->
     return _fill_holes(obj | filled[bays], walls)
 
 
+def _border_walls(window: tuple[slice, slice], shape: tuple[int, int]) -> Sides:
+    """The sides of a search window that lie on the image border (see `_fill_holes`)."""
+    rows, cols = window
+    return rows.start == 0, rows.stop == shape[0], cols.start == 0, cols.stop == shape[1]
+
+
 def _component_at(labels: np.ndarray, y: int, x: int) -> int:
     """Label under (y, x), or of the nearest labelled pixel when the click misses every blob."""
     if labels[y, x]:
@@ -914,11 +920,12 @@ class ClassicalSegmenter:
         closing joins them to their neighbours across the dark joint spaces. Without a closing
         the pieces are separate shells, except where they touch through a narrow contact,
         which the neck cut removes. No estimate when the click is not inside a closed shell:
-        the nearest bright speck would be noise.
+        the nearest bright speck would be noise. A piece the image cuts off has its shell open
+        at the border, so window sides on the image border count as walls, as for a drawn box.
         """
         s = self._slice
         assert s is not None
-        labels, _ = ndi.label(_fill_holes(s.cortex[window]))
+        labels, _ = ndi.label(_fill_holes(s.cortex[window], _border_walls(window, s.cortex.shape)))
         if not labels[y, x]:
             return None
         shell = labels == labels[y, x]
