@@ -324,6 +324,16 @@ def test_box_cuts_a_neighbour_off_at_the_dark_disc() -> None:
     assert kept[16:90, 10:70].all()
 
 
+def test_the_seam_rest_left_with_the_object_is_trimmed_to_its_own_endplate() -> None:
+    """The watershed shares the disc out; with a trim the object ends at its endplate cortex."""
+    obj, crop = _body_with_endplate_above()
+    shared = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
+    trimmed = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, trim=3)
+    disc = np.s_[8:12, 8:72]  # the dark middle of the disc; its blurred edge is the cortex skirt
+    assert shared[disc].any() and not trimmed[disc].any()
+    assert trimmed[14:92, 8:72].sum() >= 0.99 * obj[14:92, 8:72].sum()  # the body stays whole
+
+
 def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
     """Bone on opposite box sides spans the box: the object itself, clipped by a tight box."""
     obj, crop = _body_with_endplate_above()
