@@ -19,6 +19,7 @@ from spinalsam.segmenters.classical import (
     NO_WALLS,
     ClassicalSegmenter,
     _box_overlap,
+    _centredness,
     _closing,
     _convex_hull,
     _cut_by_same_edge,
@@ -565,6 +566,17 @@ def test_box_overlap() -> None:
     assert _box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
     assert _box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
     assert _box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
+
+
+def test_centredness_discounts_a_chain_of_pieces() -> None:
+    """A bar much longer than thick rates a click at its middle below a single piece's."""
+    piece = np.zeros((200, 200), dtype=bool)
+    piece[80:121, 90:111] = True  # 40 x 20: a single piece
+    chain = np.zeros((200, 200), dtype=bool)
+    chain[10:191, 90:111] = True  # 180 x 20: several pieces end to end
+    assert _centredness(piece, 100, 100) == pytest.approx(1.0)
+    assert _centredness(chain, 100, 100) < 0.7
+    assert _centredness(chain, 5, 100) == 0.0
 
 
 def test_prompt_latency_on_512_slice() -> None:

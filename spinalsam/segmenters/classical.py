@@ -93,6 +93,7 @@ RAY_COUNT = 64  # directions cast from a click to find where the clicked bone en
 RAY_MEDIAN = 5  # running median over this many neighbouring rays: drops a few leaking rays
 RAY_REACH_MM = 150.0  # longest ray: beyond a whole sacrum, the largest piece in a slice
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
+SLENDER = 5.0  # a piece's length is at most this × its thickness; longer masks chain pieces
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -366,11 +367,24 @@ def _click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
 
 
 def _centredness(mask: np.ndarray, y: int, x: int) -> float:
-    """How deep inside the mask the click sits, relative to the mask's deepest point (0..1)."""
+    """How deep inside the mask the click sits, relative to the mask's deepest point (0..1),
+    discounted for a mask longer than one piece can be.
+
+    Along a chain of thin pieces joined end to end (articular pillars through their facet
+    joints) the mask is evenly thick, so the click sits about as deep as its deepest point
+    wherever it is, and depth alone rates the chain as well centred as the single piece. A
+    single piece, though, is at most `SLENDER` times as long as it is thick, so a longer mask
+    loses score in proportion to its excess length.
+    """
     if not mask[y, x]:
         return 0.0
     at, deepest = _click_depth(mask, y, x)
-    return at / deepest
+    x0, y0, x1, y1 = _bbox(mask)
+    ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
+    spread = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))[-1]
+    length = 2.0 * np.sqrt(3.0 * spread)  # a uniform bar of this length has this variance
+    longest = SLENDER * 2.0 * deepest
+    return at / deepest * (1.0 if length <= longest else longest / length)
 
 
 def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
