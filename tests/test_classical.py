@@ -404,7 +404,7 @@ def test_convex_hull_equals_skimage() -> None:
 
 def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
     rim, crop = _c_shaped_rim(CANCELLOUS)
-    filled = _fill_bays(rim, crop, SOFT + 3, NO_WALLS)
+    filled = _fill_bays(rim, crop, SOFT, 3, NO_WALLS)
     assert filled[18:82, 18:100].all()  # the cancellous inside
     assert not filled[40:60, 10:14].any()  # the waist stays open
 
@@ -412,7 +412,19 @@ def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
 def test_bay_fill_leaves_a_bay_as_dark_as_soft_tissue() -> None:
     """A canal or foramen walled in by bone is soft tissue, not cancellous bone."""
     rim, crop = _c_shaped_rim(SOFT)
-    assert (_fill_bays(rim, crop, SOFT + 3, NO_WALLS) == rim).all()
+    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+
+
+def test_bay_fill_takes_fatty_marrow_in_a_piece_the_image_border_cuts() -> None:
+    """The sacrum at the foot of a sagittal slice: its marrow reads just under soft tissue,
+    which in a whole vertebra would be a canal; a canal of fat and fluid is darker still."""
+    bottom = (False, True, False, False)
+    rim, crop = _c_shaped_rim(SOFT - 1)
+    rim, crop = rim[:90], crop[:90]  # the image ends at the body's lower wall
+    assert _fill_bays(rim, crop, SOFT, 3, bottom)[18:82, 18:100].all()
+    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+    crop[18:82, 18:100] = SOFT - 8
+    assert (_fill_bays(rim, crop, SOFT, 3, bottom) == rim).all()
 
 
 def test_box_fills_a_body_whose_posterior_wall_is_missing() -> None:
