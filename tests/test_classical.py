@@ -18,8 +18,10 @@ from spinalsam.segmenters.classical import (
     CUT_SHARE,
     NO_WALLS,
     ClassicalSegmenter,
+    _axis,
     _box_overlap,
     _centredness,
+    _click_depth,
     _closing,
     _convex_hull,
     _cut_by_same_edge,
@@ -586,9 +588,34 @@ def test_centredness_discounts_a_chain_of_pieces() -> None:
     piece[80:121, 90:111] = True  # 40 x 20: a single piece
     chain = np.zeros((200, 200), dtype=bool)
     chain[10:191, 90:111] = True  # 180 x 20: several pieces end to end
-    assert _centredness(piece, 100, 100) == pytest.approx(1.0)
-    assert _centredness(chain, 100, 100) < 0.7
-    assert _centredness(chain, 5, 100) == 0.0
+
+    def score(mask: np.ndarray) -> float:
+        return _centredness(*_click_depth(mask, 100, 100), _axis(mask)[0])
+
+    assert score(piece) == pytest.approx(1.0)
+    assert score(chain) < 0.7
+
+
+def test_chain_is_cut_at_its_joints_but_one_long_piece_is_not() -> None:
+    """Three pieces end to end, joined across thin darker joints, keep the clicked one; the same
+    bar without joints (one long piece with an even core) stays whole."""
+    bar = np.zeros((240, 120), dtype=bool)
+    bar[20:221, 50:71] = True  # 200 x 20: longer than SLENDER pieces
+    joints = np.zeros_like(bar)
+    joints[86:89, 50:71] = joints[153:156, 50:71] = True  # 3 px lines between 67-px pieces
+    for cut, expect_cut in ((True, True), (False, False)):
+        img = np.full(bar.shape, SOFT)
+        img[bar] = CORTEX
+        if cut:
+            img[joints] = (SOFT + CORTEX) / 2  # bridged by partial volume, yet darker
+        seg = ClassicalSegmenter()
+        seg.set_image(grey_slice(ndi.gaussian_filter(img, 0.7)))
+        kept, _ = seg._cut_chain(bar, 120, 60)
+        assert kept[120, 60]
+        if expect_cut:
+            assert not kept[40, 60] and not kept[200, 60] and kept[100:140, 60].all()
+        else:
+            assert (kept == bar).all()
 
 
 def test_prompt_latency_on_512_slice() -> None:

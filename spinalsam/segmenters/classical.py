@@ -378,7 +378,17 @@ def _click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
     return float(depth[y - oy, x - ox]) if mask[y, x] else 0.0, float(depth.max())
 
 
-def _centredness(mask: np.ndarray, y: int, x: int) -> float:
+def _axis(mask: np.ndarray) -> tuple[float, np.ndarray]:
+    """Length of a non-empty mask along its long axis, and that axis (unit vector, (y, x)).
+
+    The length is that of a uniform bar with the same variance along the axis."""
+    x0, y0, x1, y1 = _bbox(mask)
+    ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
+    values, vectors = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
+    return 2.0 * float(np.sqrt(3.0 * max(values[-1], 0.0))), vectors[:, -1]
+
+
+def _centredness(at: float, deepest: float, length: float) -> float:
     """How deep inside the mask the click sits, relative to the mask's deepest point (0..1),
     discounted for a mask longer than one piece can be.
 
@@ -386,15 +396,10 @@ def _centredness(mask: np.ndarray, y: int, x: int) -> float:
     joints) the mask is evenly thick, so the click sits about as deep as its deepest point
     wherever it is, and depth alone rates the chain as well centred as the single piece. A
     single piece, though, is at most `SLENDER` times as long as it is thick, so a longer mask
-    loses score in proportion to its excess length.
+    loses score in proportion to its excess length. Takes the click's depth, the deepest
+    point's and the length along the axis (`_click_depth`, `_axis`), which the chain cut
+    measures anyway.
     """
-    if not mask[y, x]:
-        return 0.0
-    at, deepest = _click_depth(mask, y, x)
-    x0, y0, x1, y1 = _bbox(mask)
-    ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
-    spread = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))[-1]
-    length = 2.0 * np.sqrt(3.0 * spread)  # a uniform bar of this length has this variance
     longest = SLENDER * 2.0 * deepest
     return at / deepest * (1.0 if length <= longest else longest / length)
 
@@ -826,8 +831,9 @@ class ClassicalSegmenter:
             if any(_box_overlap(box, t) >= SAME_BOX_OVERLAP for t in tried):
                 continue  # (about) the same box, (about) the same mask: it would not beat the best
             tried.append(box)
-            mask = self._cut_at_necks(self._segment_box(box, positives), y, x)
-            score = _centredness(mask, y, x)
+            mask, score = self._cut_chain(
+                self._cut_at_necks(self._segment_box(box, positives), y, x), y, x
+            )
             if best is None or score > best[0] + CENTRED_TIE:
                 best = (score, mask)
         if best is None:
@@ -902,6 +908,68 @@ class ClassicalSegmenter:
             crop, y - y0, x - x0, s.px(BASIN_CELL_MM)
         )
         return cut
+
+    def _cut_chain(self, mask: np.ndarray, y: int, x: int) -> tuple[np.ndarray, float]:
+        """The clicked piece of a chain (`_chain_piece`) or the mask itself, and its
+        `_centredness`: the chain test and the score share their measurements."""
+        if not mask[y, x]:
+            return mask, 0.0
+        at, deepest = _click_depth(mask, y, x)
+        length, axis = _axis(mask)
+        if length > SLENDER * 2.0 * deepest:
+            piece = self._chain_piece(mask, y, x, deepest, axis)
+            if piece is not None:
+                return piece, _centredness(*_click_depth(piece, y, x), _axis(piece)[0])
+        return mask, _centredness(at, deepest, length)
+
+    def _chain_piece(
+        self, mask: np.ndarray, y: int, x: int, deepest: float, axis: np.ndarray
+    ) -> np.ndarray | None:
+        """The clicked piece of a chain of pieces joined end to end through their joints, or
+        None where the mask (longer than one piece, `deepest` thick along `axis`) is no chain.
+
+        Articular pillars meet at facet joints: thin lines darker than the cortex on both
+        sides even where partial volume bridges them, so the bone map joins them into one
+        mask longer than one piece can be (`SLENDER`). The mask's ends farther from the click
+        than half the longest piece are other pieces; a watershed on the grey levels from the
+        click and from those ends splits the chain at the darkest lines between them. The cut
+        stands only where that line is a joint: darker than the bone right beside it on both
+        sides (within `CORTEX_REACH_MM`), yet brighter than soft tissue. A single long piece
+        (a spinous process) has only its darker cancellous core to cut through, which is about
+        as dark as the bone beside the cut.
+        """
+        s = self._slice
+        assert s is not None
+        x0, y0, x1, y1 = _bbox(mask)
+        crop = mask[y0 : y1 + 1, x0 : x1 + 1]
+        ys, xs = np.indices(crop.shape)
+        along = (ys + y0 - y) * axis[0] + (xs + x0 - x) * axis[1]
+        markers = (crop & (np.hypot(ys + y0 - y, xs + x0 - x) <= deepest)).astype(np.int32)
+        reach = SLENDER * deepest
+        lo, hi = float(along[crop].min()), float(along[crop].max())
+        if lo < -reach:
+            markers[crop & (along <= lo + deepest)] = 2
+        if hi > reach:
+            markers[crop & (along >= hi - deepest)] = 2
+        if markers.max() < 2:
+            return None
+        grey = s.smooth[y0 : y1 + 1, x0 : x1 + 1]
+        kept = watershed(-grey, markers, mask=crop) == 1
+        lost = crop & ~kept
+        if not lost.any():
+            return None
+        seam = (kept & ndi.binary_dilation(lost, _EIGHT)) | (
+            lost & ndi.binary_dilation(kept, _EIGHT)
+        )
+        near = _dilate_disk(seam, s.px(CORTEX_REACH_MM)) & ~seam
+        if not (kept & near).any() or not (lost & near).any():
+            return None
+        line = float(grey[seam].mean())
+        if not s.floor < line < min(grey[kept & near].mean(), grey[lost & near].mean()):
+            return None  # no joint: no darker line, or one as dark as soft tissue (no bone)
+        out = np.zeros_like(mask)
+        out[y0 : y1 + 1, x0 : x1 + 1] = _fill_holes(kept)
+        return out
 
     def _enclosed_extent(self, estimate: _Estimate, x: int, y: int) -> Box | None:
         """Bounds of what `estimate` finds in a window around the click, doubling the window
