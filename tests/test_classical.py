@@ -26,6 +26,7 @@ from spinalsam.segmenters.classical import (
     _convex_hull,
     _cut_by_same_edge,
     _dilate_disk,
+    _drop_far_entrants,
     _entrants,
     _fill_bays,
     _fill_holes,
@@ -335,6 +336,35 @@ def test_the_seam_rest_left_with_the_object_is_trimmed_to_its_own_endplate() -> 
     disc = np.s_[8:12, 8:72]  # the dark middle of the disc; its blurred edge is the cortex skirt
     assert shared[disc].any() and not trimmed[disc].any()
     assert trimmed[14:92, 8:72].sum() >= 0.99 * obj[14:92, 8:72].sum()  # the body stays whole
+
+
+def _far_entrant_case(arm: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
+    """A bright object in a 60² box, the box's middle object, and a dim arm beside it."""
+    inner = np.zeros((60, 60), dtype=bool)
+    inner[8:52, 20:52] = True  # the bright part joined to the box's middle
+    middle = np.zeros_like(inner)
+    middle[15:45, 15:45] = True
+    obj = inner.copy()
+    obj[arm] = True
+    entry = np.zeros_like(obj)
+    entry[[0, -1], :] = obj[[0, -1], :]
+    entry[:, [0, -1]] = obj[:, [0, -1]]
+    return obj, inner, entry, obj & middle
+
+
+def test_a_dim_lobe_entering_the_box_margin_is_dropped() -> None:
+    """A neighbour's dim base, in through the top and beyond the bright part, is not the object."""
+    obj, inner, entry, core = _far_entrant_case(np.s_[0:10, 24:34])
+    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
+    assert not kept[:6].any()
+    assert kept[inner].all()
+
+
+def test_a_dim_part_running_into_the_box_middle_is_kept() -> None:
+    """The object's own dim part (an ala, a transverse process) runs on into the box's middle."""
+    obj, inner, entry, core = _far_entrant_case(np.s_[25:35, 0:20])
+    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
+    assert (kept == obj).all()
 
 
 def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:

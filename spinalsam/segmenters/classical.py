@@ -78,6 +78,7 @@ BAY_MOUTH = 0.4  # a bay of the hull is enclosed when its mouth is shorter than 
 CUT_BAY_MOUTH = 0.6  # the same, in a piece the image border cuts (a sacrum): its thin walls gape
 CORE_MARGIN = 0.25  # the box's middle (without this fraction at each side) holds the object
 CUT_SHARE = 0.3  # a cut taking more than this share of the object runs through the object
+FAR_RING_PX = 1  # a lobe lies beyond this pixel ring around the bright part (a grid step)
 SEAM_MM = 1.0  # a joint space is 1–2 mm wide: on coarser pixels it is no seam one can follow
 SEAM_TRIM_MM = 2.0  # how far from a cut-off neighbour the seam's dark rest is looked for
 EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
@@ -343,13 +344,54 @@ def _trim_seam(
     labels, _ = ndi.label(dark)
     seeds = np.unique(labels[_dilate_disk(lost, 1) & dark])
     drop = np.isin(labels, seeds[seeds > 0])
-    out = _fill_holes(kept & ~drop, walls)
-    labels, n = ndi.label(out)
+    return _largest(_fill_holes(kept & ~drop, walls))
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest connected piece of a mask: dropping a part can split off slivers."""
+    labels, n = ndi.label(mask)
     if n <= 1:
-        return out
+        return mask
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return labels == sizes.argmax()
+
+
+def _drop_far_entrants(
+    obj: np.ndarray, inner: np.ndarray, entry: np.ndarray, core: np.ndarray, walls: Sides
+) -> np.ndarray:
+    """Drop the dim lobes of `obj` that came in through an open box side beyond its bright part.
+
+    Where a neighbour touches the object across an unresolved joint (L5's inferior articular
+    process on S1's superior one), closing and hole filling turn the neighbour's hollow into a
+    solid blob; the seam cut (`_cut_entrants`) then finds a level brighter than the
+    neighbour's dim base, so it cuts at most the bright top and leaves the base (about soft
+    tissue grey) on the object as a lobe. The lobe lies outside the core-connected bright
+    part `inner`, more than FAR_RING_PX from it, touches an open side and reaches less than
+    PENETRATION across the box, as a neighbour does (sagittal box, tuning half 0.9015 →
+    0.9034 unguarded, nearly all of it sacra). The object's own dim parts (the alae and
+    transverse processes of an axial sacral slice in a box 450 px wide) look the same from
+    the side, and dropping them cost axial box 0.94 → 0.938 (one slice 0.795 → 0.665); but
+    they run on into the box's middle, which holds the object, so a lobe lying just across
+    the ring from the middle's object (`core`) is kept (axial box 0.9412 → 0.9413; tuning
+    half 0.9030, held-out half 0.8941 → 0.8944). As for a seam cut, dropping more than
+    CUT_SHARE of the object would cut the object itself.
+    """
+    labels, _ = ndi.label(obj & (ndi.distance_transform_edt(~inner) > FAR_RING_PX))
+    touching = np.unique(labels[entry])
+    groups, _ = ndi.label(np.isin(labels, touching[touching > 0]), structure=_EIGHT)
+    beside_core = _dilate_disk(core, FAR_RING_PX + 1)
+    drop = np.zeros_like(obj)
+    for k, window in enumerate(ndi.find_objects(groups), start=1):
+        ys, xs = window
+        part = groups[window] == k
+        if part[beside_core[window]].any():
+            continue  # it runs on into the box's middle: the object's own
+        if _reach((xs.start, ys.start, xs.stop - 1, ys.stop - 1), obj.shape, walls) < PENETRATION:
+            drop[window] |= part
+    if not drop.any() or drop.sum() > CUT_SHARE * obj.sum():
+        return obj
+    return _largest(_fill_holes(obj & ~drop, walls))
 
 
 def _border_walls(window: tuple[slice, slice], shape: tuple[int, int]) -> Sides:
@@ -757,7 +799,8 @@ class ClassicalSegmenter:
         the object itself (the sacral alae of an axial slice, each reaching a quarter of the box
         in from its side): a neighbour only enters the box's margin and what overlaps it.
         A `trim` above zero then drops the seam's rest the watershed left with the object
-        (`_trim_seam`).
+        (`_trim_seam`). In a drawn box a neighbour's dim lobe beyond the bright part, which
+        the seam level cannot reach, is dropped first (`_drop_far_entrants`).
         """
         entry = np.zeros_like(obj)
         for rim, obj_rim, wall in zip(_sides(entry), _sides(obj), walls, strict=True):
@@ -785,6 +828,10 @@ class ClassicalSegmenter:
         inner = np.isin(labels, labels[core])
         outer = (labels > 0) & ~inner
         outer = _neighbours(outer, walls, each)
+        if each:
+            obj = _drop_far_entrants(obj, inner, entry, core, walls)
+            inner &= obj
+            outer &= obj
         if not outer.any():
             return obj  # nothing, or only the object's own shell, lies beyond the seam
         markers = inner.astype(np.int32) + 2 * outer
