@@ -15,8 +15,10 @@ from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
 from spinalsam.segmenters.classical import (
     BONE_WINDOW_HU,
+    BOX_JITTER_MM,
     CUT_SHARE,
     NO_WALLS,
+    VOTE_MAX_PIXELS,
     ClassicalSegmenter,
     _axis,
     _box_overlap,
@@ -31,6 +33,7 @@ from spinalsam.segmenters.classical import (
     _fill_bays,
     _fill_holes,
     _h_maxima,
+    _moved,
     _neck_region,
     _unframed,
     bone_window,
@@ -691,3 +694,31 @@ def test_real_slices_mean_vertebra_dice(shared_data: Path, view: str) -> None:
             for d in evaluate_case(seg, image, gt, kind, view).vertebra_dice
         ]
         assert np.mean(scores) >= minimum, (kind, np.round(scores, 3))
+
+
+def test_a_moved_box_keeps_its_sides_on_the_image_border() -> None:
+    shape = (100, 200)  # h, w
+    assert _moved((10, 20, 50, 60), 3, shape) == (7, 17, 53, 63)
+    assert _moved((10, 20, 50, 60), -3, shape) == (13, 23, 47, 57)
+    assert _moved((0, 20, 199, 99), 3, shape) == (0, 17, 199, 99)  # border sides stay
+    assert _moved((0, 20, 199, 99), -3, shape) == (0, 23, 199, 99)
+    assert _moved((10, 20, 18, 60), -3, shape) == (10, 20, 18, 60)  # too thin to shrink
+
+
+def test_a_small_drawn_box_keeps_what_two_of_three_readings_agree_on() -> None:
+    """The wiring of the vote: the majority of the box as drawn, moved out and moved in."""
+    image, target = sagittal_phantom()
+    segmenter = ClassicalSegmenter()
+    segmenter.set_image(grey_slice(image))
+    ys, xs = np.nonzero(target)
+    box = (xs.min() - 5, ys.min() - 5, xs.max() + 5, ys.max() + 5)
+    assert (box[2] - box[0] + 1) * (box[3] - box[1] + 1) <= VOTE_MAX_PIXELS
+    step = segmenter._slice.px(BOX_JITTER_MM)
+    readings = [
+        segmenter._segment_box(moved, np.empty((0, 2)), "drawn")
+        for moved in (box, _moved(box, step, image.shape), _moved(box, -step, image.shape))
+    ]
+    majority = np.sum(readings, axis=0) >= 2
+    voted = segmenter.predict(Prompt(box=np.array(box)))
+    np.testing.assert_array_equal(voted, ndi.binary_fill_holes(majority))
+    assert dice(voted, target) > 0.9

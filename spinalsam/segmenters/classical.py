@@ -80,6 +80,11 @@ CORE_MARGIN = 0.25  # the box's middle (without this fraction at each side) hold
 CUT_SHARE = 0.3  # a cut taking more than this share of the object runs through the object
 FAR_RING_PX = 1  # a lobe lies beyond this pixel ring around the bright part (a grid step)
 SEAM_MM = 1.0  # a joint space is 1–2 mm wide: on coarser pixels it is no seam one can follow
+BOX_JITTER_MM = 1.0  # a drawn box is read again with its sides this much further out and in
+# Boxes up to this many pixels are read three times: together no dearer than one reading of the
+# largest box a whole vertebra takes on a 512² slice (≈ 120 000 px), so the vote stays within
+# the latency budget; larger boxes are read once.
+VOTE_MAX_PIXELS = 40_000
 SEAM_TRIM_MM = 2.0  # how far from a cut-off neighbour the seam's dark rest is looked for
 EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
 WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
@@ -347,6 +352,24 @@ def _trim_seam(
     return _largest(_fill_holes(kept & ~drop, walls))
 
 
+def _moved(box: Box, step: int, shape: tuple[int, int]) -> Box:
+    """The box with its sides moved `step` pixels outwards (inwards when negative), clipped.
+
+    Sides on the image border stay there (the image cuts the object off); a box that would
+    shrink below twice the smallest box `_box` accepts is left as it is.
+    """
+    h, w = shape
+    x0, y0, x1, y1 = box
+    moved = (
+        x0 if x0 == 0 else max(0, x0 - step),
+        y0 if y0 == 0 else max(0, y0 - step),
+        x1 if x1 == w - 1 else min(w - 1, x1 + step),
+        y1 if y1 == h - 1 else min(h - 1, y1 + step),
+    )
+    too_small = moved[2] - moved[0] < 8 or moved[3] - moved[1] < 8
+    return box if too_small else moved
+
+
 def _largest(mask: np.ndarray) -> np.ndarray:
     """The largest connected piece of a mask: dropping a part can split off slivers."""
     labels, n = ndi.label(mask)
@@ -605,9 +628,10 @@ class ClassicalSegmenter:
         box = self._box(prompt.box, (h, w))
         if box is None and prior is not None:
             box = self._grow(_bbox(prior), s.px(BOX_MARGIN_MM), (h, w))
-        if box is not None:
-            origin: BoxOrigin = "drawn" if prior is None else "prior"
-            mask = self._segment_box(box, positives, origin)
+        if box is not None and prior is None:
+            mask = self._segment_drawn(box, positives)
+        elif box is not None:
+            mask = self._segment_box(box, positives, "prior")
         elif len(positives):
             mask = self._segment_point(positives)
         else:
@@ -683,6 +707,33 @@ class ClassicalSegmenter:
             min(x1 + margin, w - 1),
             min(y1 + margin, h - 1),
         )
+
+    def _segment_drawn(self, box: Box, positives: np.ndarray) -> np.ndarray:
+        """The pixels that at least two of three readings of a drawn box agree on.
+
+        A user's box is never exact: the same object could as well have been boxed a
+        millimetre tighter or looser. The box sets the bone threshold (the crop's mean), which
+        pieces count as entering through a side, and where a neighbour is cut off, so a leak
+        may open for one exact box only; the object itself is found in every reading. So the
+        box is also read with all its sides moved out and in by BOX_JITTER_MM (sides on the
+        image border stay there) and the majority kept: sagittal box 0.8987 → 0.9024 (tuning
+        half 0.9030 → 0.9063, held-out half 0.8944 → 0.8985). Boxes over VOTE_MAX_PIXELS are
+        read once, for latency (all three readings of the axial sample's whole-vertebra boxes:
+        0.9413 → 0.9419, box p95 33 → 100 ms on 512²). Boxes from a prior or from the point
+        path's estimates are read once: the former is already tight, the latter are several
+        guesses per click anyway.
+        """
+        s = self._slice
+        assert s is not None
+        h, w = s.smooth.shape
+        x0, y0, x1, y1 = box
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > VOTE_MAX_PIXELS:
+            return self._segment_box(box, positives, "drawn")
+        step = s.px(BOX_JITTER_MM)
+        votes = np.zeros((h, w), dtype=np.uint8)
+        for moved in (box, _moved(box, step, (h, w)), _moved(box, -step, (h, w))):
+            votes += self._segment_box(moved, positives, "drawn")
+        return _largest(_fill_holes(votes >= 2, (y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1)))
 
     def _segment_box(
         self,
