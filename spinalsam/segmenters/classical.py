@@ -7,21 +7,27 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
 * Box: threshold at the box's mean grey level (never below the soft-tissue level), drop bone
   that enters through the box edge without reaching far in (a neighbour, since a box encloses
   its object), close, fill, keep the object, cut off at the darkest seam what still reaches the
-  box edge (a neighbour joined through a bridged disc or facet), fill the hollow left where the
-  cortex has a gap wider than the closing (an enclosed bay brighter than soft tissue), then move
-  the outline in to the cortex's half-height edge (on the unsmoothed slice; for a drawn box,
-  against the cortex nearby). Box sides on the image border are walls instead: the image cuts
-  the object off there, nothing enters. A constant margin at the image edge (a render's black
-  frame or padding) is first replaced by the content next to it, so that an object the image
-  cuts off reaches the border and those walls.
+  box edge (a neighbour joined through a bridged disc or facet) and trim the seam's dark rest
+  back to the object's own cortex, drop dim pieces a neighbour brought in through a side, fill
+  the hollow left where the cortex has a gap wider than the closing (an enclosed bay brighter
+  than soft tissue; fatty marrow in a sacrum the image cuts off), then move the outline in to
+  the cortex's half-height edge (on the unsmoothed slice; for a drawn box, against the cortex
+  nearby). Box sides on the image border are walls instead: the image cuts the object off
+  there, nothing enters. A constant margin at the image edge (a render's black frame or
+  padding) is first replaced by the content next to it, so that an object the image cuts off
+  reaches the border and those walls. A drawn box that is not too large is read three times
+  (as drawn, a millimetre looser and tighter) and the majority kept: a user's box is never
+  exact, and a leak that opens for one exact box only is voted out.
 * Point: a point gives no extent, so the extent is estimated first and then segmented like a
   box. The estimates are the filled, unclosed cortical shell under the click (pieces that
   only meet across a dark joint space are separate shells), as is and cut at narrow necks;
   the distance-map watershed basin under the click, grown by basins joined through wide
   necks (it cuts a vertebra from neighbours touching it through narrow bridges such as facet
   joints), at two gentle closings of the bone map; and the whole filled bone blob under the
-  click. Each result is cut at narrow necks again, and the one centred on the click wins,
-  since a user clicks the middle of what they want. When even that one is off-centre, it may
+  click; and the bounds where rays from the click leave the bone through its cortex. Each
+  result is cut at narrow necks again, and a result longer than one piece can be (a chain of
+  articular pieces) at its joint lines; the one centred on the click wins, since a user clicks
+  the middle of what they want. When even that one is off-centre, it may
   hold several bodies joined through bridged discs (sagittal views): its cortex-walled
   compartment around the click is taken instead when it is better centred, is brighter than
   soft tissue (not a canal or disc) and what it leaves is as thick as a body. A compartment
