@@ -342,18 +342,20 @@ def _thin_parts(mask: np.ndarray, spacing_xy: tuple[float, float] | None) -> np.
     return mask & ~_reach(core, _THIN_PART_MM, spacing_xy) if core.any() else mask
 
 
-def _follow_arch(
-    pixels: np.ndarray,
-    previous: np.ndarray,
-    bone_level: float,
-    step_mm: float,
-    spacing_xy: tuple[float, float] | None,
-) -> np.ndarray:
-    """Bone (at least `bone_level`) within `step_mm` of the previous arch and joined to it."""
-    bone = (pixels >= bone_level) & _reach(previous, step_mm, spacing_xy)
-    pieces, _ = ndi.label(bone)
-    seeds = np.unique(pieces[previous])
-    return np.isin(pieces, seeds[seeds > 0])
+@dataclass(frozen=True)
+class _ArchWalk:
+    """How an arch is followed past its body in one propagation (`arch_beyond_body_mm`)."""
+
+    bone_level: float  # the arch's bone is at least this bright
+    step_mm: float  # how far it may move in-plane from one slice to the next
+    spacing_xy: tuple[float, float] | None
+    max_slices: int  # how many slices it may run on past the body (0: not followed)
+    endplate_slices: int  # how many of the last body masks are looked at for an arch
+
+    def follow(self, pixels: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """Bone within a step of the previous arch and joined to it."""
+        near = _reach(previous, self.step_mm, self.spacing_xy)
+        return _overlapping_pieces((pixels >= self.bone_level) & near, previous)
 
 
 def _arch_stop_reason(mask: np.ndarray, seed_area: int, rules: PropagationRules) -> str | None:
@@ -370,9 +372,7 @@ def _traced_arch(
     bodies: list[tuple[int, np.ndarray]],
     pixels_at: Callable[[int], np.ndarray],
     stop_index: int,
-    bone_level: float,
-    step_mm: float,
-    spacing_xy: tuple[float, float] | None,
+    walk: _ArchWalk,
     rules: PropagationRules,
 ) -> tuple[dict[int, np.ndarray], int] | None:
     """The arch followed from the latest body slice whose arch reaches the slice the body ends on.
@@ -384,20 +384,47 @@ def _traced_arch(
     parts of that mask then lead nowhere, while the arch of an earlier mask still runs on.
     """
     for seed_index, mask in bodies:
-        arch = _thin_parts(mask, spacing_xy)
+        arch = _thin_parts(mask, walk.spacing_xy)
         seed = int(arch.sum())
         if seed < rules.min_pixels:
             continue
         step = 1 if stop_index > seed_index else -1
         traced = {}
         for index in range(seed_index + step, stop_index + step, step):
-            arch = _follow_arch(pixels_at(index), arch, bone_level, step_mm, spacing_xy)
+            arch = walk.follow(pixels_at(index), arch)
             if _arch_stop_reason(arch, seed, rules) is not None:
                 break
             traced[index] = arch
         else:
             return traced, seed
     return None
+
+
+def _arch_past_body(
+    result: PropagationResult,
+    index: int,
+    step: int,
+    start_index: int,
+    reason: str,
+    pixels_at: Callable[[int], np.ndarray],
+    walk: _ArchWalk,
+    rules: PropagationRules,
+) -> tuple[np.ndarray, int] | None:
+    """The arch on slice `index`, where the body stopped for `reason`, and the area it left the
+    body with; None when no arch runs on. An arch the backend dropped on the slices before
+    (`_traced_arch`) is added to their masks in `result`."""
+    last_bodies = range(index - step, start_index - step, -step)[: walk.endplate_slices]
+    bodies = [(j, result.masks[j]) for j in last_bodies]
+    if reason.startswith(_FADED):  # the last mask was the endplate by the disc
+        bodies = bodies[1:]
+    traced = _traced_arch(bodies, pixels_at, index, walk, rules)
+    if traced is None:
+        return None
+    arches, seed = traced
+    arch = arches.pop(index)
+    for j, arch_mask in arches.items():  # the arch the backend dropped
+        result.masks[j] = result.masks[j] | arch_mask
+    return arch, seed
 
 
 def propagate(
@@ -443,18 +470,25 @@ def propagate(
     }
     total, finished = sum(len(r) for r in sides.values()), 0
     pixel_spacing = slice_spacing(spacing, plane)
-    start_pixels = take_slice(volume, plane, start_index).astype(np.float32)
+
+    def pixels_at(index: int) -> np.ndarray:
+        return take_slice(volume, plane, index).astype(np.float32)
+
+    start_pixels = pixels_at(start_index)
     start_contrast = _contrast(start_pixels, start_mask, pixel_spacing)
     result = PropagationResult(masks={start_index: start_mask})
     reasons = {1: "not propagated upwards", -1: "not propagated downwards"}
-    bone_level = rules.arch_bone_fraction * float(start_pixels[start_mask].mean())
     between_slices_mm = slice_distance(spacing, plane) or 1.0
-    arch_step_mm = _ARCH_SLOPE * between_slices_mm
-    endplate_slices = 1 + int(_ENDPLATE_MM / between_slices_mm)
-    arch_slices = (
-        0
-        if rules.arch_beyond_body_mm is None
-        else int(rules.arch_beyond_body_mm / between_slices_mm)
+    walk = _ArchWalk(
+        bone_level=rules.arch_bone_fraction * float(start_pixels[start_mask].mean()),
+        step_mm=_ARCH_SLOPE * between_slices_mm,
+        spacing_xy=pixel_spacing,
+        max_slices=(
+            0
+            if rules.arch_beyond_body_mm is None
+            else int(rules.arch_beyond_body_mm / between_slices_mm)
+        ),
+        endplate_slices=1 + int(_ENDPLATE_MM / between_slices_mm),
     )
     for step, indices in sides.items():
         previous, body_stop, arch, arch_seed = start_mask, "", 0, 0
@@ -464,31 +498,33 @@ def propagate(
             if cancel is not None and cancel.is_set():
                 reasons[step] = "cancelled"
                 break
-            image = slice_image(volume, is_hu, spacing, plane, index, window)
             if body_stop:  # the body has ended: its arch runs on alone, without the backend
                 arch += 1
-                mask = _follow_arch(image.pixels, previous, bone_level, arch_step_mm, pixel_spacing)
+                pixels = pixels_at(index)
+                mask = walk.follow(pixels, previous)
                 reason = (
                     f"reached {rules.arch_beyond_body_mm:.0f} mm beyond the body"
-                    if arch > arch_slices
+                    if arch > walk.max_slices
                     else _arch_stop_reason(mask, arch_seed, rules)
                 )
                 if reason is not None:
                     reasons[step] = f"{body_stop}; the arch, followed alone, {reason}"
                     break
             else:
+                image = slice_image(volume, is_hu, spacing, plane, index, window)
+                pixels = image.pixels
                 try:
                     mask = _follow(segmenter, image, previous, start_mask, rules)
                 except SegmenterError as error:
                     reasons[step] = f"segmenter failed: {error}"
                     break
                 faded = (
-                    _contrast(image.pixels, mask, pixel_spacing) / start_contrast
+                    _contrast(pixels, mask, pixel_spacing) / start_contrast
                     if mask.any() and start_contrast
                     else None
                 )
                 darker = (
-                    float(image.pixels[mask].mean()) / previous_mean
+                    float(pixels[mask].mean()) / previous_mean
                     if mask.any() and previous_mean > 0
                     else None
                 )
@@ -499,30 +535,17 @@ def propagate(
                         remnant = mask & ~_thin_parts(previous, pixel_spacing)
                         if np.count_nonzero(remnant) >= rules.min_pixels:
                             result.masks[index] = remnant  # the arch, if any, is added below
-                    last_bodies = range(index - step, start_index - step, -step)[:endplate_slices]
-                    bodies = [(j, result.masks[j]) for j in last_bodies]
-                    if reason.startswith(_FADED):  # the last mask was the endplate by the disc
-                        bodies = bodies[1:]
-                    traced = (
-                        _traced_arch(
-                            bodies,
-                            lambda j: take_slice(volume, plane, j).astype(np.float32),
-                            index,
-                            bone_level,
-                            arch_step_mm,
-                            pixel_spacing,
-                            rules,
+                    past = (
+                        _arch_past_body(
+                            result, index, step, start_index, reason, pixels_at, walk, rules
                         )
-                        if arch_slices
+                        if walk.max_slices
                         else None
                     )
-                    if traced is None:  # no arch reaches past the body: its stop reason stands
+                    if past is None:  # no arch reaches past the body: its stop reason stands
                         break
-                    arches, arch_seed = traced
-                    mask, arch = arches.pop(index), 1
-                    for j, arch_mask in arches.items():  # the arch the backend dropped
-                        result.masks[j] = result.masks[j] | arch_mask
-            previous, previous_mean = mask, float(image.pixels[mask].mean())
+                    (mask, arch_seed), arch = past, 1
+            previous, previous_mean = mask, float(pixels[mask].mean())
             result.masks[index] = result.masks[index] | mask if index in result.masks else mask
             if on_progress is not None:
                 on_progress(finished + offset, total)

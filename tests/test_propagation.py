@@ -18,6 +18,7 @@ from spinalsam.phantom import make_spine_phantom
 from spinalsam.propagation import (
     PropagationError,
     PropagationRules,
+    _ArchWalk,
     _traced_arch,
     prompt_from_mask,
     propagate,
@@ -250,7 +251,8 @@ def test_the_arch_the_endplate_slice_dropped_is_traced_from_the_slice_before() -
     endplate = (yy - 28) ** 2 + (xx - 32) ** 2 <= 36
     pixels = {21: np.where(endplate | bar(3), 300.0, 30.0), 22: np.where(bar(6), 300.0, 30.0)}
     bodies = [(21, endplate), (20, body | bar(0))]  # the last one first
-    args = (pixels.__getitem__, 22, 150.0, 3.0, (1.0, 1.0), PropagationRules())
+    walk = _ArchWalk(150.0, 3.0, (1.0, 1.0), max_slices=20, endplate_slices=2)
+    args = (pixels.__getitem__, 22, walk, PropagationRules())
     traced = _traced_arch(bodies, *args)
     assert traced is not None
     arches, seed = traced

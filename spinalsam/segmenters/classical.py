@@ -77,6 +77,7 @@ SEARCH_MM = 37.0  # initial half-size of the window searched around a click
 EDGE_BAND_MM = 0.75  # outer band in which the outline may move inwards to the cortex edge
 CORTEX_REACH_MM = 1.5  # an edge pixel's height is measured against the cortex this near it
 NEGATIVE_MM = 2.5  # radius carved around a negative point
+MIN_BOX_PX = 4  # a box narrower than this (in either direction) cannot hold a vertebra
 BOX_MARGIN_MM = 1.25  # margin added around an estimated extent, as a user draws a box
 SOFT_FLOOR = 0.05  # bone threshold floor: soft tissue + this fraction of the bone contrast
 PENETRATION = 0.5  # bone entering the box reaching less than this far across it is a neighbour
@@ -350,8 +351,7 @@ def _trim_seam(
     """
     if trim <= 0 or not lost.any():
         return kept
-    near = ndi.distance_transform_edt(~lost) <= trim
-    dark = kept & near & (crop < level)
+    dark = kept & _dilate_disk(lost, trim) & (crop < level)
     labels, _ = ndi.label(dark)
     seeds = np.unique(labels[_dilate_disk(lost, 1) & dark])
     drop = np.isin(labels, seeds[seeds > 0])
@@ -372,7 +372,7 @@ def _moved(box: Box, step: int, shape: tuple[int, int]) -> Box:
         x1 if x1 == w - 1 else min(w - 1, x1 + step),
         y1 if y1 == h - 1 else min(h - 1, y1 + step),
     )
-    too_small = moved[2] - moved[0] < 8 or moved[3] - moved[1] < 8
+    too_small = min(moved[2] - moved[0], moved[3] - moved[1]) < 2 * MIN_BOX_PX
     return box if too_small else moved
 
 
@@ -406,7 +406,7 @@ def _drop_far_entrants(
     half 0.9030, held-out half 0.8941 → 0.8944). As for a seam cut, dropping more than
     CUT_SHARE of the object would cut the object itself.
     """
-    labels, _ = ndi.label(obj & (ndi.distance_transform_edt(~inner) > FAR_RING_PX))
+    labels, _ = ndi.label(obj & ~_dilate_disk(inner, FAR_RING_PX))
     touching = np.unique(labels[entry])
     groups, _ = ndi.label(np.isin(labels, touching[touching > 0]), structure=_EIGHT)
     beside_core = _dilate_disk(core, FAR_RING_PX + 1)
@@ -423,10 +423,18 @@ def _drop_far_entrants(
     return _largest(_fill_holes(obj & ~drop, walls))
 
 
+def _box_walls(box: Box, shape: tuple[int, int]) -> Sides:
+    """The sides of a box that lie on the image border, where the image cuts the object off
+    (see `_fill_holes`)."""
+    x0, y0, x1, y1 = box
+    h, w = shape
+    return y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1
+
+
 def _border_walls(window: tuple[slice, slice], shape: tuple[int, int]) -> Sides:
-    """The sides of a search window that lie on the image border (see `_fill_holes`)."""
+    """The sides of a search window that lie on the image border."""
     rows, cols = window
-    return rows.start == 0, rows.stop == shape[0], cols.start == 0, cols.stop == shape[1]
+    return _box_walls((cols.start, rows.start, cols.stop - 1, rows.stop - 1), shape)
 
 
 def _component_at(labels: np.ndarray, y: int, x: int) -> int:
@@ -697,7 +705,7 @@ class ClassicalSegmenter:
         x0, y0, x1, y1 = (round(float(v)) for v in np.asarray(box).reshape(4))
         x0, x1 = sorted((max(0, min(x0, w - 1)), max(0, min(x1, w - 1))))
         y0, y1 = sorted((max(0, min(y0, h - 1)), max(0, min(y1, h - 1))))
-        if x1 - x0 < 4 or y1 - y0 < 4:
+        if x1 - x0 < MIN_BOX_PX or y1 - y0 < MIN_BOX_PX:
             raise SegmenterError(
                 "the box is too small (or outside the image): draw it around the vertebra"
             )
@@ -739,7 +747,7 @@ class ClassicalSegmenter:
         votes = np.zeros((h, w), dtype=np.uint8)
         for moved in (box, _moved(box, step, (h, w)), _moved(box, -step, (h, w))):
             votes += self._segment_box(moved, positives, "drawn")
-        return _largest(_fill_holes(votes >= 2, (y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1)))
+        return _largest(_fill_holes(votes >= 2, _box_walls(box, (h, w))))
 
     def _segment_box(
         self,
@@ -769,7 +777,7 @@ class ClassicalSegmenter:
         contrast = max(float(np.percentile(crop, 99)) - s.soft, 1.0)
         bone = crop > max(float(crop.mean()), s.soft + SOFT_FLOOR * contrast)
         h, w = s.smooth.shape
-        walls = (y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1)  # the image border cuts there
+        walls = _box_walls(box, (h, w))
         bone = self._drop_edge_crossers(bone, walls)
         filled = _fill_holes(_closing(bone, s.px(CLOSE_MM)), walls)
         labels, n = ndi.label(filled)
@@ -827,12 +835,7 @@ class ClassicalSegmenter:
         else:
             cortex = float(np.percentile(crop[band], 90))
         settled = _fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)), walls)
-        labels, n = ndi.label(settled)
-        if n == 0:
-            return obj
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        return labels == sizes.argmax()
+        return _largest(settled) if settled.any() else obj
 
     @staticmethod
     def _cut_entrants(
