@@ -154,6 +154,18 @@ def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+def _dilate_square(mask: np.ndarray) -> np.ndarray:
+    """`ndi.binary_dilation(mask, _EIGHT)` (the 8 neighbours, zero outside the array) as two
+    shifted ORs per axis: the 3×3 square is separable, and this is a tenth of the cost."""
+    wide = mask.copy()
+    wide[:, 1:] |= mask[:, :-1]
+    wide[:, :-1] |= mask[:, 1:]
+    out = wide.copy()
+    out[1:] |= wide[:-1]
+    out[:-1] |= wide[1:]
+    return out
+
+
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary closing by a disk that does not erode objects touching the array edge."""
     if radius < 1:
@@ -176,15 +188,24 @@ def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
     """`ndi.binary_fill_holes`, by labelling the background once instead of flooding it.
 
     `walls` are sides where the image border cuts the object off: an object cut open there
-    is still closed, so background reaching only those sides is inside it.
+    is still closed, so background reaching only those sides is inside it. Without walls only
+    the mask's bounds and a pixel around them are labelled: holes lie within the bounds, and
+    every background pixel beyond them lies on a background row or column that runs to the
+    border, so the same background reaches out (a bone map in a search window is sparse).
     """
-    background, _ = ndi.label(~mask)
+    window = (slice(None), slice(None))
+    if not any(walls) and mask.any():
+        x0, y0, x1, y1 = _bbox(mask)
+        window = (slice(max(y0 - 1, 0), y1 + 2), slice(max(x0 - 1, 0), x1 + 2))
+    background, _ = ndi.label(~mask[window])
     rims = [rim for rim, wall in zip(_sides(background), walls, strict=True) if not wall]
     edge = np.concatenate(rims or _sides(background))
     outside = np.zeros(int(background.max()) + 1, dtype=bool)
     outside[edge] = True
     outside[0] = True  # the mask itself
-    return mask | ~outside[background]
+    filled = mask.copy()
+    filled[window] |= ~np.take(outside, background)  # `take` skips fancy indexing's index copy
+    return filled
 
 
 def _unframed(grey: np.ndarray) -> np.ndarray:
@@ -523,12 +544,28 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
         reconstructed = np.minimum(grown, image)
     candidates = np.flatnonzero(image - reconstructed >= h)
     values = image.ravel()[candidates]
+    rows, cols = np.divmod(candidates, image.shape[1])
+    top, left, bottom, right = 0, 0, image.shape[0], image.shape[1]
+    labels, n, size = np.zeros(0), 0, -1
     for level in np.unique(values):
-        labels, n = ndi.label(level - image < h, structure=_EIGHT)
+        # Levels ascend, so each level's set lies within the last one's bounds, and its
+        # components within its own: the labelling shrinks to the deeper levels' few pixels.
+        near = level - image[top:bottom, left:right] < h
+        x0, y0, x1, y1 = _bbox(near)
+        top, left, bottom, right = top + y0, left + x0, top + y1 + 1, left + x1 + 1
+        near = near[y0 : y1 + 1, x0 : x1 + 1]
+        at = values == level  # each lies in its own set
+        higher = level - lowered[top:bottom, left:right] < h
+        if near.all():  # one component (the lowest level of a distance map: all of it)
+            out[candidates[at]] = not higher.any()
+            continue
+        if int(near.sum()) != size:  # else the same set as the last level's: same labels
+            labels, n = ndi.label(near, structure=_EIGHT)
+            size = int(near.sum())
         reaches_higher = np.zeros(n + 1, dtype=bool)
-        reaches_higher[labels[level - lowered < h]] = True
-        at = candidates[values == level]  # each lies in its own set, so its label is not 0
-        out[at[~reaches_higher[labels.ravel()[at]]]] = True
+        reaches_higher[labels[higher]] = True
+        free = ~reaches_higher[labels[rows[at] - top, cols[at] - left]]
+        out[candidates[at][free]] = True
     return out.reshape(image.shape)
 
 
@@ -577,7 +614,7 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     np.maximum.at(peaks, basins.ravel(), depth.ravel())
     region = seed
     for _ in range(GROWTH_ROUNDS):
-        rim = ndi.binary_dilation(region, _EIGHT) & ~region & (basins > 0)
+        rim = _dilate_square(region) & ~region & (basins > 0)
         grown = region.copy()
         for b in np.unique(basins[rim]):
             neck = float(depth[rim & (basins == b)].max())
@@ -1233,9 +1270,7 @@ class ClassicalSegmenter:
         lost = crop & ~kept
         if not lost.any():
             return None
-        seam = (kept & ndi.binary_dilation(lost, _EIGHT)) | (
-            lost & ndi.binary_dilation(kept, _EIGHT)
-        )
+        seam = (kept & _dilate_square(lost)) | (lost & _dilate_square(kept))
         near = _dilate_disk(seam, s.px(CORTEX_REACH_MM)) & ~seam
         if not (kept & near).any() or not (lost & near).any():
             return None
