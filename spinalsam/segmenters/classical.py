@@ -33,7 +33,8 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   straight line across the mask, darker than the end plates either side by a step the bone
   threshold resolves; the compartment then ends at the disc's middle line), or when it is
   better centred, is brighter than soft tissue (not a canal or disc) and what it leaves is as
-  thick as a body. A compartment
+  thick as a body, or when what it leaves is a thin spill meeting it along straight end
+  plates with no cortex running on across them (`_spilled`). A compartment
   cut off across continuing cortex rather than a disc is a lobe of one elongated piece (an
   articular or spinous process) and is not taken, unless what it leaves is a far thicker body;
   nor is one that reaches the same image edge as its piece (a slab the image cuts off).
@@ -569,12 +570,13 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
     return out.reshape(image.shape)
 
 
-def _straight(line: np.ndarray) -> bool:
-    """Whether each 8-connected piece of `line` lies about along a straight line (`DISC_BOW`)."""
+def _straight(line: np.ndarray, shortest: int = 3) -> bool:
+    """Whether each 8-connected piece of `line` with at least `shortest` pixels lies about
+    along a straight line (`DISC_BOW`)."""
     labels, _ = ndi.label(line, structure=_EIGHT)
     for window in ndi.find_objects(labels):
         ys, xs = np.nonzero(line[window])
-        if len(ys) < 3:
+        if len(ys) < shortest:
             continue
         across, along = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
         if across > DISC_BOW**2 * along:
@@ -1043,9 +1045,11 @@ class ClassicalSegmenter:
         if side is not None:  # a column of bodies: this body, up to the discs' middle lines
             return _largest(compartment & side)
         at, depth = _click_depth(compartment, y, x)
+        rest = _max_depth(mask & ~compartment)
+        if rest < APPENDAGE_RATIO * depth and self._spilled(mask, compartment):
+            return compartment  # the body, without what leaked past its end plates
         if at / depth < score:
             return mask  # no better centred than the mask it was cut from
-        rest = _max_depth(mask & ~compartment)
         if APPENDAGE_RATIO * rest > depth:
             return compartment  # far thicker than the lobe around the click: a body it touches
         # Otherwise the rest must be as thick as a body, not this one's appendages, and the cut
@@ -1172,6 +1176,33 @@ class ClassicalSegmenter:
         out = np.zeros_like(mask)
         out[window] = kept
         return out
+
+    def _spilled(self, mask: np.ndarray, part: np.ndarray) -> bool:
+        """Whether the thin rest of `mask` beyond the compartment `part` spilled past a body's
+        end plates (into its discs and the neighbours' end plates) rather than being part of it.
+
+        Where an end plate has gaps the box's closing bridges, the mask runs on into the disc
+        beyond it and along the next end plate, while the compartment, walled by the cortex,
+        stops at its own end plate or the next one. Centredness does not tell them apart (the
+        spill is about symmetric above and below) nor does `_disc_side` (the spill is thinner
+        than its band, so nothing lies beyond it to split from). The contact does: a spill meets
+        the body along its end plates, lines that are about straight (`DISC_BOW`; corners
+        shorter than a wall's thickness, where the wall band meets the rest, tell nothing), with
+        no cortex running on across them (`_cut_through_bone`) and not at an image edge the
+        piece is cut off by (`_cut_by_same_edge`). The thin rests of axial bodies meet their
+        compartment along bowed lines (bow 0.20–0.33; sagittal spills ≤ 0.18) and stay: without
+        the straightness test axial point drops 0.9192 → 0.9144. Sagittal point, tuning half
+        0.8596 → 0.8608 (bodies 0.8911 → 0.8930), held-out half 0.8549 → 0.8554, no prompt of
+        either half worse; axial 0.9192 unchanged.
+        """
+        s = self._slice
+        assert s is not None
+        contact = part & ndi.binary_dilation(mask & ~part, _EIGHT)
+        return (
+            not _cut_by_same_edge(mask, part)
+            and not self._cut_through_bone(mask, part)
+            and _straight(contact, s.px(WALL_MM))
+        )
 
     def _cut_through_bone(self, mask: np.ndarray, part: np.ndarray) -> bool:
         """Whether `part` was cut from `mask` across continuing cortex rather than a disc.
