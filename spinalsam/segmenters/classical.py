@@ -113,6 +113,7 @@ RAY_COUNT = 64  # directions cast from a click to find where the clicked bone en
 RAY_MEDIAN = 5  # running median over this many neighbouring rays: drops a few leaking rays
 RAY_REACH_MM = 150.0  # longest ray: beyond a whole sacrum, the largest piece in a slice
 CENTRED_TIE = 0.05  # the first estimate wins unless a later one is clearly better centred
+RAY_HOLE_MM = 3.0  # a hole in the cortex up to this square's area is marrow inside a thin piece
 SLENDER = 5.0  # a piece's length is at most this × its thickness; longer masks chain pieces
 # A disc's seam is about straight (end plates are flat, a wedged disc's too): its spread across
 # its own line is at most this fraction of its spread along it. A seam curving around a lobe
@@ -207,6 +208,16 @@ def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
     filled = mask.copy()
     filled[window] |= ~np.take(outside, background)  # `take` skips fancy indexing's index copy
     return filled
+
+
+def _small_holes(mask: np.ndarray, area: int) -> np.ndarray:
+    """The holes of `mask` (not touching the border) of at most `area` pixels."""
+    labels, _ = ndi.label(~mask)
+    sizes = np.bincount(labels.ravel())
+    small = sizes <= area
+    small[0] = False
+    small[np.unique(np.concatenate(_sides(labels)))] = False
+    return small[labels]
 
 
 def _unframed(grey: np.ndarray) -> np.ndarray:
@@ -641,6 +652,7 @@ class _Slice:
     floor: float  # the lowest grey level taken for bone
     bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
     cortex: np.ndarray  # (H, W) bool, the bright cortical shell only
+    solid: np.ndarray  # (H, W) bool, bone map plus the marrow the cortex encloses in thin pieces
     px_per_mm: float
 
     def px(self, mm: float) -> int:
@@ -681,7 +693,8 @@ class ClassicalSegmenter:
         floor = soft + SOFT_FLOOR * contrast
         bone = smooth > np.maximum(local_mean, floor)
         cortex = smooth > soft + CORTEX_FRACTION * contrast
-        self._slice = _Slice(smooth, unframed, soft, floor, bone, cortex, px_per_mm)
+        solid = bone | _small_holes(cortex, round((RAY_HOLE_MM * px_per_mm) ** 2))
+        self._slice = _Slice(smooth, unframed, soft, floor, bone, cortex, solid, px_per_mm)
 
     @staticmethod
     def _soft_tissue_level(smooth: np.ndarray) -> float:
@@ -1375,6 +1388,15 @@ class ClassicalSegmenter:
         a disc bridged at one spot lets only a few rays through, and a running median over
         neighbouring directions drops them. A ray that meets the image edge stops there, so a
         piece the image cuts off runs on to the border.
+
+        Marrow is dark tissue too: an articular pillar or lamina is a cortical tube whose
+        cancellous core shows as small dark pockets that the cortex closes all round, and rays
+        from a click next to one stopped inside the piece, giving a box of half of it. Dark
+        pockets the cortex encloses, up to `RAY_HOLE_MM` squared, count as bone (`_Slice.solid`);
+        a body's marrow is one large region walled by the less bright cancellous bone, so its
+        rays are unchanged, and a joint space or disc opens to the soft tissue. Sagittal point,
+        tuning half 0.8596 → 0.8625 (posterior pieces 0.835 → 0.844), held-out half
+        0.8549 → 0.8550; axial unchanged (RAY_HOLE_MM 2.0: +0.0003, 4.5: +0.0029 / +0.0004).
         """
         s = self._slice
         assert s is not None
@@ -1388,7 +1410,7 @@ class ClassicalSegmenter:
         yi = np.clip(np.rint(ys).astype(np.int64), 0, h - 1)
         xi = np.clip(np.rint(xs).astype(np.int64), 0, w - 1)
         passed_cortex = np.maximum.accumulate(s.cortex[yi, xi], axis=1)
-        leaves = passed_cortex & ~s.bone[yi, xi] & inside
+        leaves = passed_cortex & ~s.solid[yi, xi] & inside
         leaves[:, 0] = False
         ends = leaves | ~inside
         stop = np.where(ends.any(axis=1), ends.argmax(axis=1), reach) - 1
