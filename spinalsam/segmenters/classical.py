@@ -38,6 +38,8 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   cut off across continuing cortex rather than a disc is a lobe of one elongated piece (an
   articular or spinous process) and is not taken, unless what it leaves is a far thicker body;
   nor is one that reaches the same image edge as its piece (a slab the image cuts off).
+  The result's bounds plus a user's margin are then read once as a drawn box, which replaces
+  it where that reading stays off the box's sides, agrees with it and is as well centred.
   Last, a rest of the uncut estimates that runs on to the bottom image row across a fused
   junction (bone, not a disc, just beyond the cut) is added: the sacrum's segments below S1.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
@@ -122,6 +124,7 @@ DISC_BOW = 0.2
 FUSED_SHELL_MM = (1.0, 2.0)  # shell beyond a cut lying inside a disc, past a fused junction's line
 FUSED_BONE = 0.5  # past a fused junction that shell is mostly bone; inside a disc it is not
 FUSED_REST = 2.0  # a fused rest is at most this × the clicked piece: more is the column beyond
+REDRAWN_AGREE = 0.8  # a redrawn point mask (Dice with the winner) this similar is the same object
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -1046,7 +1049,50 @@ class ClassicalSegmenter:
                     best = (score, cut)
         if best is None:
             return np.zeros(s.smooth.shape, dtype=bool)
-        return self._with_fused_rest(self._walled_off(*best, y, x), raws, y, x)
+        score, winner = best
+        mask = self._walled_off(score, winner, y, x)
+        if mask[y, x]:  # a mask that missed the click gives no box to redraw
+            if mask is not winner:  # a compartment: its centredness is not the winner's score
+                score = _centredness(*_click_depth(mask, y, x), _axis(mask)[0])
+            mask = self._redrawn(mask, score, positives, y, x)
+        return self._with_fused_rest(mask, raws, y, x)
+
+    def _redrawn(
+        self, mask: np.ndarray, score: float, positives: np.ndarray, y: int, x: int
+    ) -> np.ndarray:
+        """The point path's `mask` (centred on the click by `score`) read again as if the user
+        had drawn a box around it.
+
+        The estimated boxes fit a guess at the object, so they are read as a guess must be:
+        what enters through a side is judged as a whole, no bays are filled, and the edge
+        settles at one level for the whole outline. A box a user draws encloses the object
+        with a margin, and its reading is the better one (drawn box 0.9024 against point 0.857
+        sagittal): neighbours are cut off piece by piece, bays filled, the edge settled
+        against the cortex nearby. The mask's bounds plus the margin a user leaves
+        (BOX_MARGIN_MM, the evaluation's 5 px) make such a box. It is read once, not with the
+        three-reading vote of `_segment_drawn` (the vote added no Dice and a third of the
+        latency), and replaces the mask only where it stays off the box's open sides (a
+        reading that runs to the edge of a box with a margin has followed a neighbour through
+        a bridged disc), is the same object (REDRAWN_AGREE: a box around a wrong mask may take
+        in a neighbour) and is about as well centred on the click (CENTRED_TIE; without this,
+        axial point 0.9215 → 0.9178). Sagittal point, tuning half 0.8596 → 0.8660, held-out
+        half 0.8549 → 0.8638; axial 0.9192 → 0.9207; about 10–20 ms per click on 512².
+        """
+        s = self._slice
+        assert s is not None
+        box = self._grow(_bbox(mask), s.px(BOX_MARGIN_MM), mask.shape)
+        drawn = self._segment_box(box, positives, "drawn")
+        x0, y0, x1, y1 = box
+        sides = _sides(drawn[y0 : y1 + 1, x0 : x1 + 1])
+        walls = _box_walls(box, mask.shape)
+        leaks = any(rim.any() for rim, wall in zip(sides, walls, strict=True) if not wall)
+        if leaks or not drawn[y, x]:
+            return mask
+        overlap = 2.0 * float((drawn & mask).sum()) / float(drawn.sum() + mask.sum())
+        if overlap < REDRAWN_AGREE:
+            return mask
+        redrawn = _centredness(*_click_depth(drawn, y, x), _axis(drawn)[0])
+        return drawn if redrawn + CENTRED_TIE >= score else mask
 
     def _walled_off(self, score: float, mask: np.ndarray, y: int, x: int) -> np.ndarray:
         """The winning `mask` of `_segment_point` (centred by `score`), or its cortex-walled
