@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -28,13 +29,17 @@ from spinalsam.segmenters.classical import (
     _convex_hull,
     _cut_by_same_edge,
     _dilate_disk,
+    _dilate_square,
     _drop_far_entrants,
     _entrants,
     _fill_bays,
     _fill_holes,
     _h_maxima,
+    _holds_cut_edge,
     _moved,
     _neck_region,
+    _small_holes,
+    _straight,
     _unframed,
     bone_window,
 )
@@ -563,8 +568,8 @@ def test_registry_names_and_unknown_backend() -> None:
 
 
 def test_fast_morphology_equals_the_library_operations() -> None:
-    """The hand-built disk dilation/closing and hole filling must equal scipy/skimage exactly,
-    since they replace them for speed without changing any mask."""
+    """The hand-built disk and square dilations, closing and hole filling must equal
+    scipy/skimage exactly, since they replace them for speed without changing any mask."""
     rng = np.random.default_rng(0)
     for _ in range(150):
         h, w = rng.integers(1, 50, 2)
@@ -575,6 +580,9 @@ def test_fast_morphology_equals_the_library_operations() -> None:
         assert np.array_equal(_closing(mask, radius), closed[pad:-pad, pad:-pad])
         assert np.array_equal(_dilate_disk(mask, radius), ndi.binary_dilation(mask, disk(radius)))
         assert np.array_equal(_fill_holes(mask), ndi.binary_fill_holes(mask))
+        assert np.array_equal(_dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
+        holes = ndi.binary_fill_holes(mask) & ~mask
+        assert np.array_equal(_small_holes(mask, mask.size), holes)  # no limit: every hole
 
 
 def test_h_maxima_equals_skimage() -> None:
@@ -722,3 +730,236 @@ def test_a_small_drawn_box_keeps_what_two_of_three_readings_agree_on() -> None:
     voted = segmenter.predict(Prompt(box=np.array(box)))
     np.testing.assert_array_equal(voted, ndi.binary_fill_holes(majority))
     assert dice(voted, target) > 0.9
+
+
+def test_small_holes_are_the_enclosed_holes_up_to_an_area() -> None:
+    """Marrow pockets the cortex closes all round count as bone; a larger hollow (a body's
+    marrow) and background open to the border do not."""
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[5:35, 5:35] = True
+    mask[10:12, 10:12] = False  # a 4 px pocket
+    mask[20:30, 20:30] = False  # a 100 px hollow
+    mask[0:20, 0] = True  # a wall along the border ...
+    mask[0:20, 2] = True
+    mask[19, 0:3] = True  # ... around a 'hole' open to the top border (2 rows × 1 column)
+    small = _small_holes(mask, 10)
+    pocket = np.zeros_like(mask)
+    pocket[10:12, 10:12] = True
+    assert np.array_equal(small, pocket)
+    hollow = np.zeros_like(mask)
+    hollow[20:30, 20:30] = True
+    assert np.array_equal(_small_holes(mask, 100), pocket | hollow)
+    assert not _small_holes(mask, mask.size)[0:19, 1].any()  # open to the border: no hole
+
+
+def test_rays_pass_marrow_pockets_the_cortex_encloses() -> None:
+    """An articular pillar is a cortical tube whose spongy core shows as small dark pockets:
+    rays from a click next to one pass them and end where the tube does, not at the pocket."""
+    tube = np.zeros((256, 256), dtype=bool)
+    tube[40:216, 116:140] = True
+    pockets = np.zeros_like(tube)
+    for y in range(60, 200, 16):
+        pockets[y : y + 8, 124:132] = True  # 8 × 8 px: smaller than RAY_HOLE_MM squared
+    img = np.full(tube.shape, SOFT)
+    img[tube] = CORTEX
+    img[pockets] = SOFT - 30  # fatty marrow: darker than the bone threshold
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
+    s = seg._slice
+    assert not s.bone[pockets].all()  # the pockets read as no bone ...
+    assert s.solid[pockets].all()  # ... but as enclosed marrow
+    extent = seg._ray_extent(128, 120)
+    assert np.abs(np.subtract(extent, box_of(tube, margin=0))).max() <= 3
+    seg._slice = dataclasses.replace(s, solid=s.bone)  # rays that stop at the pockets ...
+    _, y0, _, y1 = seg._ray_extent(128, 120)
+    assert y1 - y0 < 0.6 * (216 - 40)  # ... give a box of half the pillar
+
+
+def test_straight_tells_a_flat_seam_from_a_bowed_one() -> None:
+    """A disc's seam is about straight; one curving around a lobe is not. Pieces shorter than
+    `shortest` (a corner where the wall band meets the rest) tell nothing and are ignored."""
+    flat = np.zeros((60, 80), dtype=bool)
+    flat[30, 5:75] = True
+    diagonal = np.eye(40, dtype=bool)
+    assert _straight(flat) and _straight(diagonal)
+    xs = np.arange(5, 75)
+    bowed = np.zeros_like(flat)
+    bowed[(10 + 30 * ((xs - 40) / 35.0) ** 2).astype(int), xs] = True  # a 30 px sag
+    assert not _straight(bowed)
+    assert not _straight(flat | bowed)  # every piece must be straight
+    corner = np.zeros_like(flat)
+    corner[50, 5:7] = corner[51, 6] = True  # 3 px, an L: no line at all
+    assert not _straight(flat | corner)
+    assert _straight(flat | corner, shortest=4)
+    assert _straight(bowed, shortest=bowed.sum() + 1)
+
+
+def test_a_lobe_holding_the_cut_edge_is_told_from_a_slab_lobe() -> None:
+    """A piece the top edge cuts off holds that edge alone; the piece behind it meets the edge
+    with a corner at most. A lobe of a cut-off slab shares the edge with the slab's rest."""
+    wall = 7
+    piece = np.zeros((64, 64), dtype=bool)
+    piece[:20, 10:30] = True  # an articular process the image top cuts off
+    behind = np.zeros_like(piece)
+    behind[4:60, 30:50] = True  # the pillar below it, joined through the facet joint
+    behind[:4, 30:34] = True  # touching the top edge with a 4 px corner
+    assert _holds_cut_edge(piece | behind, piece, wall)
+    assert _holds_cut_edge(np.flipud(piece | behind), np.flipud(piece), wall)  # bottom edge
+    slab = np.zeros_like(piece)
+    slab[:10, 8:56] = True
+    lobe = slab & (np.arange(64) < 24)
+    assert not _holds_cut_edge(slab, lobe, wall)  # the rest meets the edge along 32 px
+    assert not _holds_cut_edge(piece | behind, behind, wall)  # the part meets it with a corner
+    body = np.zeros_like(piece)
+    body[25:55, 10:40] = True
+    assert not _holds_cut_edge(piece | body, body, wall)  # the part reaches no edge
+
+
+def _two_bodies(disc_centre: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A 100 px wide column of two bodies (4 px cortex round cancellous bone) across an 8 px
+    disc brighter than soft tissue (annulus), whose middle runs along `disc_centre` (a row per
+    column); returns (image, the column's mask, upper body, lower body)."""
+    shape = (200, 160)
+    yy, xx = np.indices(shape)
+    column = (yy >= 20) & (yy < 180) & (xx >= 30) & (xx < 130)
+    centre = np.zeros(shape[1])
+    centre[30:130] = disc_centre
+    upper, lower = column & (yy < centre - 4), column & (yy >= centre + 4)
+    img = np.full(shape, SOFT)
+    img[column] = SOFT + 10
+    for body in (upper, lower):
+        img[body] = CORTEX
+        img[ndi.binary_erosion(body, iterations=4)] = CANCELLOUS
+    return ndi.gaussian_filter(img, 1.0).astype(np.float32), column, upper, lower
+
+
+def test_a_straight_disc_splits_a_column_of_bodies() -> None:
+    """Two bodies joined through a bridged disc: the clicked body's side of the disc, up to
+    its middle line. A dark line curving around a lobe of one piece is no disc."""
+    img, column, upper, lower = _two_bodies(np.full(100, 100.0))
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(img))
+    side = seg._disc_side(column, upper)
+    assert side is not None
+    assert np.array_equal(side, column & (np.arange(200)[:, None] < 100))  # to the disc's middle
+    assert not side[lower].any()
+    xs = np.arange(100)
+    img, column, upper, lower = _two_bodies(85.0 + 30.0 * ((xs - 50) / 50.0) ** 2)
+    seg.set_image(grey_slice(img))
+    assert seg._disc_side(column, upper) is None
+
+
+def test_a_line_bright_on_one_side_only_is_no_disc() -> None:
+    """A vascular channel beside a bright trabecular plate inside one body is a straight
+    darker line too, but only the plate's side is brighter than it by the bone threshold's
+    step; a disc lies between two end plates."""
+    shape = (200, 160)
+    yy, xx = np.indices(shape)
+    body = (yy >= 20) & (yy < 180) & (xx >= 30) & (xx < 130)
+    img = np.full(shape, SOFT)
+    img[body] = CORTEX
+    img[24:176, 34:126] = CANCELLOUS + 1
+    img[92:96, 34:126] = CORTEX  # the plate, walling off a compartment above it
+    img[96:100, 34:126] = CANCELLOUS - 2  # the channel below it
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
+    assert seg._disc_side(body, body & (yy < 96)) is None
+
+
+def _body_with_rest(rest_of: str) -> tuple[np.ndarray, ...]:
+    """A body (4 px cortex round cancellous bone) and a thin rest of disc grey beyond it:
+    along its flat top end plate ('flat') or around the top of a round body ('bowed');
+    returns (image, body, rest)."""
+    shape = (200, 200)
+    yy, xx = np.indices(shape)
+    if rest_of == "flat":
+        body = (yy >= 60) & (yy < 160) & (xx >= 50) & (xx < 150)
+        rest = (yy >= 52) & (yy < 60) & (xx >= 50) & (xx < 150)
+    else:
+        body = (yy - 110) ** 2 + (xx - 100) ** 2 <= 50**2
+        rest = ((yy - 110) ** 2 + (xx - 100) ** 2 <= 58**2) & ~body & (yy < 110)
+    img = np.full(shape, SOFT)
+    img[body] = CORTEX
+    img[ndi.binary_erosion(body, iterations=4)] = CANCELLOUS
+    img[rest] = SOFT + 10
+    return ndi.gaussian_filter(img, 1.0).astype(np.float32), body, rest
+
+
+def test_a_spill_past_a_flat_end_plate_is_told_from_a_bowed_rest() -> None:
+    """What leaked through an end plate's gaps meets the body along the flat end plate; the
+    thin rest of an axial body (its own rim) meets it along a bowed line and stays."""
+    seg = ClassicalSegmenter()
+    img, body, rest = _body_with_rest("flat")
+    seg.set_image(grey_slice(img))
+    assert seg._spilled(body | rest, body)
+    img, body, rest = _body_with_rest("bowed")
+    seg.set_image(grey_slice(img))
+    assert not seg._cut_through_bone(body | rest, body)  # only the contact's shape tells
+    assert not seg._spilled(body | rest, body)
+
+
+def _sacrum(fused: bool, pressed: bool = False) -> tuple[np.ndarray, ...]:
+    """S1 above bone that runs out of the image at the bottom row, its marrow as dark as a
+    disc: the next sacral segment past a 2 px remnant line, its outer cortex running on
+    ('fused'), or a body of its own below a 16 px disc; `pressed` adds cortex joining both
+    across the middle of the disc, away from the outline (facets pressed together inside the
+    joined mask). Returns (image, S1, the rest)."""
+    shape = (200, 160)
+    yy, xx = np.indices(shape)
+    column = (yy >= 40) & (xx >= 30) & (xx < 130)
+    s1 = column & (yy < 110)
+    img = np.full(shape, SOFT)
+    img[column] = CORTEX
+    img[44:110, 34:126] = CANCELLOUS
+    if fused:
+        img[112:, 34:126] = SOFT
+    else:
+        img[106:110, 30:130] = CORTEX  # S1's end plate
+        img[110:126, 30:130] = SOFT + 5  # the disc
+        img[130:, 34:126] = SOFT
+    if pressed:
+        img[60:150, 76:84] = CORTEX
+    return ndi.gaussian_filter(img, 1.0).astype(np.float32), s1, column & ~s1
+
+
+def test_the_sacrums_fused_rest_is_regained_where_its_cortex_runs_on() -> None:
+    """Past a fused junction the outer wall runs on into the next segment; a disc's rim is no
+    cortex. The next segment's marrow reads as no bone here, so only the wall tells them."""
+    seg = ClassicalSegmenter()
+    whole = (slice(None), slice(None))
+    click = np.array([[80, 75]])
+    for fused in (True, False):
+        img, s1, rest = _sacrum(fused)
+        seg.set_image(grey_slice(img))
+        assert seg._cortex_runs_on(s1, rest, whole) is fused
+        out = seg._with_fused_rest(s1, [s1 | rest], click)
+        assert out[s1].all()
+        assert out[rest].all() if fused else not out[rest].any()
+    img, s1, rest = _sacrum(fused=False, pressed=True)
+    seg.set_image(grey_slice(img))
+    assert not seg._cortex_runs_on(s1, rest, whole)  # only the outline's cortex counts
+
+
+def test_a_redrawn_reading_is_taken_only_where_it_passes_the_gates() -> None:
+    """The point result read again as a drawn box replaces it where it stays off the box's
+    sides, agrees with it and is as well centred; otherwise the result stays as it was."""
+    img, target = sagittal_phantom(seed=3)
+    seg = ClassicalSegmenter()
+    seg.set_image(grey_slice(img))
+    click = centre_of(target)
+    x, y = (int(v) for v in click[0])
+    shrunk = ndi.binary_erosion(target, iterations=4)
+    redrawn = seg._redrawn(shrunk, 0.0, click, y, x)
+    assert redrawn is not shrunk and dice(redrawn, target) > dice(shrunk, target) + 0.05
+    assert seg._redrawn(shrunk, 2.0, click, y, x) is shrunk  # better centred than any reading
+    ys, xs = np.nonzero(target)
+    beside = target.copy()  # a box around the body and as much soft tissue beside it
+    beside[ys.min() : ys.max() + 1, xs.max() + 10 : 2 * xs.max() + 10 - xs.min()] = True
+    assert seg._redrawn(beside, 0.0, click, y, x) is beside  # the body alone: no agreement
+    img, target = bridged_sagittal_phantom(seed=6)
+    seg.set_image(grey_slice(img))
+    click = centre_of(target)
+    x, y = (int(v) for v in click[0])
+    # The box with a margin ends inside the bridged discs: the reading follows the spurs to
+    # its top and bottom sides, though it otherwise agrees with the body (Dice 0.99).
+    assert seg._redrawn(target, 0.0, click, y, x) is target
