@@ -24,24 +24,31 @@ from the *shell*: threshold the bright bone, close small gaps, fill the enclosed
   the distance-map watershed basin under the click, grown by basins joined through wide
   necks (it cuts a vertebra from neighbours touching it through narrow bridges such as facet
   joints), at two gentle closings of the bone map; and the whole filled bone blob under the
-  click; and the bounds where rays from the click leave the bone through its cortex. Each
-  result is cut at narrow necks again, and a result longer than one piece can be (a chain of
-  articular pieces) at its joint lines; the one centred on the click wins, since a user clicks
-  the middle of what they want. When even that one is off-centre, it may
-  hold several bodies joined through bridged discs (sagittal views): its cortex-walled
-  compartment around the click is taken instead when a disc separates it from the rest (a
-  straight line across the mask, darker than the end plates either side by a step the bone
-  threshold resolves; the compartment then ends at the disc's middle line), or when it is
-  better centred, is brighter than soft tissue (not a canal or disc) and what it leaves is as
-  thick as a body, or when what it leaves is a thin spill meeting it along straight end
-  plates with no cortex running on across them (`_spilled`). A compartment
-  cut off across continuing cortex rather than a disc is a lobe of one elongated piece (an
-  articular or spinous process) and is not taken, unless what it leaves is a far thicker body;
-  nor is one that reaches the same image edge as its piece (a slab the image cuts off).
+  click; and the bounds where rays from the click leave the bone through its cortex (small
+  marrow pockets the cortex encloses count as bone, so rays cross a thin piece's spongy
+  core). Each result is cut at narrow necks again (the plain shell's is also tried uncut:
+  two lobes of one posterior piece meet through a lamina thinner than either), and a result
+  longer than one piece can be (a chain of articular pieces) at its joint lines; the one
+  centred on the click wins, since a user clicks the middle of what they want. When even
+  that one is off-centre, it may hold several bodies joined through bridged discs (sagittal
+  views): its cortex-walled compartment around the click is taken instead when a disc
+  separates it from the rest (a straight line across the mask, darker than the end plates
+  either side by a step the bone threshold resolves; the compartment then ends at the disc's
+  middle line), or when it is better centred, is brighter than soft tissue (not a canal or
+  disc) and what it leaves is as thick as a body, or when what it leaves is a thin spill
+  meeting it along straight end plates with no cortex running on across them (`_spilled`).
+  A compartment cut off across continuing cortex rather than a disc is a lobe of one
+  elongated piece (an articular or spinous process) and is not taken, unless what it leaves
+  is a far thicker body; nor is one that reaches the same image edge as its piece (a slab the
+  image cuts off), unless it alone holds that edge (`_holds_cut_edge`: a process the edge
+  cuts off, joined through a facet joint to the pillar behind it).
   The result's bounds plus a user's margin are then read once as a drawn box, which replaces
-  it where that reading stays off the box's sides, agrees with it and is as well centred.
-  Last, a rest of the uncut estimates that runs on to the bottom image row across a fused
-  junction (bone, not a disc, just beyond the cut) is added: the sacrum's segments below S1.
+  it where that reading agrees with it and is as well centred, or, where the reading ran out
+  of the box (a missed lobe, or a neighbour followed in), clearly better centred (`_redrawn`).
+  Last, the sacrum's segments below S1 are added: a rest of the uncut estimates, or of a box
+  read around the piece and the bone below it (`_to_bottom`), that runs on to (nearly) the
+  bottom image row across a fused junction (bone just beyond the cut, or an outer cortex that
+  runs on across it; a disc is neither) and touches the piece along a wide contact.
 * Negative points carve out the region around them; `mask_input` (a neighbouring slice's
   mask, from propagation) supplies the box and bounds the result, which is empty when no
   bone lies near it, so propagation can tell that the object has ended. Thin cortex near it
