@@ -32,6 +32,7 @@ from spinalsam.segmenters.classical import (
     _dilate_square,
     _drop_far_entrants,
     _entrants,
+    _erode_cross,
     _fill_bays,
     _fill_holes,
     _h_maxima,
@@ -568,8 +569,8 @@ def test_registry_names_and_unknown_backend() -> None:
 
 
 def test_fast_morphology_equals_the_library_operations() -> None:
-    """The hand-built disk and square dilations, closing and hole filling must equal
-    scipy/skimage exactly, since they replace them for speed without changing any mask."""
+    """The hand-built disk and square dilations, cross erosion, closing and hole filling must
+    equal scipy/skimage exactly, since they replace them for speed without changing any mask."""
     rng = np.random.default_rng(0)
     for _ in range(150):
         h, w = rng.integers(1, 50, 2)
@@ -583,6 +584,8 @@ def test_fast_morphology_equals_the_library_operations() -> None:
         assert np.array_equal(_dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
         holes = ndi.binary_fill_holes(mask) & ~mask
         assert np.array_equal(_small_holes(mask, mask.size), holes)  # no limit: every hole
+        eroded = ndi.binary_erosion(mask, iterations=1 + radius % 3, border_value=1)
+        assert np.array_equal(_erode_cross(mask, 1 + radius % 3), eroded)
 
 
 def test_h_maxima_equals_skimage() -> None:

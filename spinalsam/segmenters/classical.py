@@ -181,6 +181,20 @@ def _dilate_square(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """`ndi.binary_erosion(mask, iterations=iterations, border_value=1)` (the 4-neighbour
+    cross, one pixel per pass, the array's outside counted as set) as four shifted ANDs per
+    pass: the same result at a fraction of the cost for the few passes of an edge band."""
+    out = mask.copy()
+    for _ in range(iterations):
+        last = out.copy()
+        out[1:] &= last[:-1]
+        out[:-1] &= last[1:]
+        out[:, 1:] &= last[:, :-1]
+        out[:, :-1] &= last[:, 1:]
+    return out
+
+
 def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary closing by a disk that does not erode objects touching the array edge."""
     if radius < 1:
@@ -219,6 +233,8 @@ def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
     outside[edge] = True
     outside[0] = True  # the mask itself
     filled = mask.copy()
+    if outside.all():  # no holes (the usual case): skip the look-up over every pixel
+        return filled
     filled[window] |= ~np.take(outside, background)  # `take` skips fancy indexing's index copy
     return filled
 
@@ -953,8 +969,7 @@ class ClassicalSegmenter:
         walled = np.pad(obj, 1)
         for rim, wall in zip(_sides(walled), walls, strict=True):
             rim[...] = wall
-        inner = ndi.binary_erosion(walled, iterations=s.px(EDGE_BAND_MM), border_value=1)
-        inner = inner[1:-1, 1:-1]
+        inner = _erode_cross(walled, s.px(EDGE_BAND_MM))[1:-1, 1:-1]
         band = obj & ~inner
         if not band.any():
             return obj
@@ -1006,18 +1021,30 @@ class ClassicalSegmenter:
             return obj
         value = np.where(core, np.inf, crop)
         # The brightest grey level still joining core and entry, by bisection; no path to the
-        # entry is brighter than the brightest entry pixel, which bounds the search.
+        # entry is brighter than the brightest entry pixel, which bounds the search. Only the
+        # object's bounds are labelled (its pixels all lie there, and the box's margin around
+        # it is often most of the crop), and the labelling of the level last found too bright
+        # is kept: it is the one the seam is cut at, so that level is not labelled twice.
+        x0, y0, x1, y1 = _bbox(obj)
+        window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        part, value_part = obj[window], value[window]
+        entry_part, core_part = entry[window], core[window]
         lo, hi = 0, int(min(np.floor(value[entry].max()), 255.0)) + 1
+        labels = None
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            labels, _ = ndi.label(obj & (value >= mid))
-            if np.isin(labels[entry], labels[core]).any():
+            mid_labels, _ = ndi.label(part & (value_part >= mid))
+            if np.isin(mid_labels[entry_part], mid_labels[core_part]).any():
                 lo = mid
             else:
-                hi = mid
-        labels, _ = ndi.label(obj & (value >= hi))
-        inner = np.isin(labels, labels[core])
-        outer = (labels > 0) & ~inner
+                hi, labels = mid, mid_labels
+        if labels is None:  # the search's upper bound was never labelled
+            labels, _ = ndi.label(part & (value_part >= hi))
+        joined = np.zeros(int(labels.max()) + 1, dtype=bool)  # a look-up, cheaper than isin
+        joined[labels[core_part]] = True
+        inner, outer = np.zeros_like(obj), np.zeros_like(obj)
+        inner[window] = joined[labels]
+        outer[window] = (labels > 0) & ~inner[window]
         outer = _neighbours(outer, walls, each)
         if each:
             obj = _drop_far_entrants(obj, inner, entry, core, walls)
@@ -1026,7 +1053,10 @@ class ClassicalSegmenter:
         if not outer.any():
             return obj  # nothing, or only the object's own shell, lies beyond the seam
         markers = inner.astype(np.int32) + 2 * outer
-        kept = _fill_holes(watershed(-crop, markers, mask=obj) == 1, walls)
+        # The flood stays in the object, so its bounds give the same basins for less work.
+        kept = np.zeros_like(obj)
+        kept[window] = watershed(-crop[window], markers[window], mask=obj[window]) == 1
+        kept = _fill_holes(kept, walls)
         lost = _neighbours(obj & ~kept, walls, each)
         if lost.sum() > CUT_SHARE * obj.sum():
             return obj
