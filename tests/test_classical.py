@@ -18,31 +18,33 @@ from spinalsam.segmenters.classical import (
     BONE_WINDOW_HU,
     BOX_JITTER_MM,
     CUT_SHARE,
-    NO_WALLS,
     VOTE_MAX_PIXELS,
     ClassicalSegmenter,
     _axis,
-    _box_overlap,
     _centredness,
     _click_depth,
-    _closing,
-    _convex_hull,
     _cut_by_same_edge,
-    _dilate_disk,
-    _dilate_square,
     _drop_far_entrants,
     _entrants,
-    _erode_cross,
     _fill_bays,
-    _fill_holes,
-    _h_maxima,
     _holds_cut_edge,
     _moved,
     _neck_region,
-    _small_holes,
     _straight,
     _unframed,
     bone_window,
+)
+from spinalsam.segmenters.morphology import (
+    NO_WALLS,
+    box_overlap,
+    close_disk,
+    convex_hull,
+    dilate_disk,
+    dilate_square,
+    erode_cross,
+    fill_holes,
+    regional_h_maxima,
+    small_holes,
 )
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
@@ -437,10 +439,10 @@ def test_convex_hull_equals_skimage() -> None:
         mask = np.zeros((60, 70), dtype=bool)
         for y, x, h, w in rng.integers(1, 12, size=(3, 4)) * (5, 5, 1, 1):
             mask[y : y + h, x : x + w] = True
-        assert (_convex_hull(mask) == convex_hull_image(mask, offset_coordinates=False)).all()
+        assert (convex_hull(mask) == convex_hull_image(mask, offset_coordinates=False)).all()
     line = np.zeros((10, 10), dtype=bool)
     line[3, 2:8] = True
-    assert (_convex_hull(line) == line).all()
+    assert (convex_hull(line) == line).all()
 
 
 def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
@@ -578,14 +580,14 @@ def test_fast_morphology_equals_the_library_operations() -> None:
         radius = int(rng.integers(1, 10))
         pad = radius + 1
         closed = ndi.binary_closing(np.pad(mask, pad), structure=disk(radius))
-        assert np.array_equal(_closing(mask, radius), closed[pad:-pad, pad:-pad])
-        assert np.array_equal(_dilate_disk(mask, radius), ndi.binary_dilation(mask, disk(radius)))
-        assert np.array_equal(_fill_holes(mask), ndi.binary_fill_holes(mask))
-        assert np.array_equal(_dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
+        assert np.array_equal(close_disk(mask, radius), closed[pad:-pad, pad:-pad])
+        assert np.array_equal(dilate_disk(mask, radius), ndi.binary_dilation(mask, disk(radius)))
+        assert np.array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
+        assert np.array_equal(dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
         holes = ndi.binary_fill_holes(mask) & ~mask
-        assert np.array_equal(_small_holes(mask, mask.size), holes)  # no limit: every hole
+        assert np.array_equal(small_holes(mask, mask.size), holes)  # no limit: every hole
         eroded = ndi.binary_erosion(mask, iterations=1 + radius % 3, border_value=1)
-        assert np.array_equal(_erode_cross(mask, 1 + radius % 3), eroded)
+        assert np.array_equal(erode_cross(mask, 1 + radius % 3), eroded)
 
 
 def test_h_maxima_equals_skimage() -> None:
@@ -601,7 +603,7 @@ def test_h_maxima_equals_skimage() -> None:
             ndi.gaussian_filter(rng.random(shape), 2.0) * 10.0,
         )[i % 4]
         h = float(rng.choice([0.3, 0.5, 2 / 3, 1.0, 2.0]))
-        assert np.array_equal(_h_maxima(image, h), h_maxima(image, h).astype(bool)), (i, h)
+        assert np.array_equal(regional_h_maxima(image, h), h_maxima(image, h).astype(bool)), (i, h)
 
 
 def test_neck_region_ignores_bone_that_does_not_touch_the_piece() -> None:
@@ -621,9 +623,9 @@ def test_neck_region_ignores_bone_that_does_not_touch_the_piece() -> None:
 
 
 def test_box_overlap() -> None:
-    assert _box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
-    assert _box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
-    assert _box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
+    assert box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
+    assert box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
+    assert box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
 
 
 def test_centredness_discounts_a_chain_of_pieces() -> None:
@@ -745,14 +747,14 @@ def test_small_holes_are_the_enclosed_holes_up_to_an_area() -> None:
     mask[0:20, 0] = True  # a wall along the border ...
     mask[0:20, 2] = True
     mask[19, 0:3] = True  # ... around a 'hole' open to the top border (2 rows × 1 column)
-    small = _small_holes(mask, 10)
+    small = small_holes(mask, 10)
     pocket = np.zeros_like(mask)
     pocket[10:12, 10:12] = True
     assert np.array_equal(small, pocket)
     hollow = np.zeros_like(mask)
     hollow[20:30, 20:30] = True
-    assert np.array_equal(_small_holes(mask, 100), pocket | hollow)
-    assert not _small_holes(mask, mask.size)[0:19, 1].any()  # open to the border: no hole
+    assert np.array_equal(small_holes(mask, 100), pocket | hollow)
+    assert not small_holes(mask, mask.size)[0:19, 1].any()  # open to the border: no hole
 
 
 def test_rays_pass_marrow_pockets_the_cortex_encloses() -> None:

@@ -62,7 +62,6 @@ NOMINAL_MM_PER_PX otherwise.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -70,10 +69,26 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import ConvexHull, QhullError
 from skimage.segmentation import watershed
 
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+from spinalsam.segmenters.morphology import (
+    EIGHT,
+    Box,
+    Sides,
+    array_sides,
+    box_overlap,
+    close_disk,
+    convex_hull,
+    dilate_disk,
+    dilate_square,
+    erode_cross,
+    fill_holes,
+    largest_component,
+    mask_bounds,
+    regional_h_maxima,
+    small_holes,
+)
 
 __all__ = ["BONE_WINDOW_HU", "ClassicalSegmenter", "bone_window"]
 
@@ -110,7 +125,6 @@ VOTE_MAX_PIXELS = 40_000
 SEAM_TRIM_MM = 2.0  # how far from a cut-off neighbour the seam's dark rest is looked for
 EDGE_KEEP_FRACTION = 0.3  # keep edge-crossing bone when dropping it would lose more than this
 WATERSHED_H_PX = 2.0  # distance-map maxima shallower than this are noise, not separate blobs
-MAXIMA_PROOF_STEPS = 3  # cheap geodesic dilations that rule out most h-maximum candidates
 NECK_RATIO = 0.5  # basins join when their neck is at least this fraction of the thinner one
 APPENDAGE_RATIO = 0.5  # a basin this much thinner than the clicked one counts as an appendage
 GROWTH_ROUNDS = 2  # how many basins away from the clicked one may be attached
@@ -144,111 +158,6 @@ def bone_window(pixels: np.ndarray) -> np.ndarray:
     return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by `disk(radius)` (zero outside the array), built from shifted rows.
-
-    A disk is a stack of centred rows, so the dilation is the union of each row offset's
-    horizontal dilation by that row's half-width; those grow one pixel per step by OR-ing
-    shifted copies. A few dozen cheap passes instead of a distance transform or a 2-D
-    structuring element, with exactly the same result.
-    """
-    grown = mask.astype(bool)  # grown[w]: dilated horizontally by w pixels each way
-    rows = [grown]
-    for _ in range(radius):
-        wider = grown.copy()
-        wider[:, 1:] |= grown[:, :-1]
-        wider[:, :-1] |= grown[:, 1:]
-        rows.append(wider)
-        grown = wider
-    h = mask.shape[0]
-    out = rows[radius].copy()
-    for dy in range(1, min(radius, h - 1) + 1):
-        row = rows[math.isqrt(radius * radius - dy * dy)]
-        out[: h - dy] |= row[dy:]
-        out[dy:] |= row[: h - dy]
-    return out
-
-
-def _dilate_square(mask: np.ndarray) -> np.ndarray:
-    """`ndi.binary_dilation(mask, _EIGHT)` (the 8 neighbours, zero outside the array) as two
-    shifted ORs per axis: the 3×3 square is separable, and this is a tenth of the cost."""
-    wide = mask.copy()
-    wide[:, 1:] |= mask[:, :-1]
-    wide[:, :-1] |= mask[:, 1:]
-    out = wide.copy()
-    out[1:] |= wide[:-1]
-    out[:-1] |= wide[1:]
-    return out
-
-
-def _erode_cross(mask: np.ndarray, iterations: int) -> np.ndarray:
-    """`ndi.binary_erosion(mask, iterations=iterations, border_value=1)` (the 4-neighbour
-    cross, one pixel per pass, the array's outside counted as set) as four shifted ANDs per
-    pass: the same result at a fraction of the cost for the few passes of an edge band."""
-    out = mask.copy()
-    for _ in range(iterations):
-        last = out.copy()
-        out[1:] &= last[:-1]
-        out[:-1] &= last[1:]
-        out[:, 1:] &= last[:, :-1]
-        out[:, :-1] &= last[:, 1:]
-    return out
-
-
-def _closing(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary closing by a disk that does not erode objects touching the array edge."""
-    if radius < 1:
-        return mask
-    pad = radius + 1
-    dilated = _dilate_disk(np.pad(mask, pad), radius)
-    closed = ~_dilate_disk(~dilated, radius)
-    return closed[pad:-pad, pad:-pad]
-
-
-Sides = tuple[bool, bool, bool, bool]  # top, bottom, left, right
-NO_WALLS: Sides = (False, False, False, False)
-
-
-def _sides(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return array[0], array[-1], array[:, 0], array[:, -1]
-
-
-def _fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
-    """`ndi.binary_fill_holes`, by labelling the background once instead of flooding it.
-
-    `walls` are sides where the image border cuts the object off: an object cut open there
-    is still closed, so background reaching only those sides is inside it. Without walls only
-    the mask's bounds and a pixel around them are labelled: holes lie within the bounds, and
-    every background pixel beyond them lies on a background row or column that runs to the
-    border, so the same background reaches out (a bone map in a search window is sparse).
-    """
-    window = (slice(None), slice(None))
-    if not any(walls) and mask.any():
-        x0, y0, x1, y1 = _bbox(mask)
-        window = (slice(max(y0 - 1, 0), y1 + 2), slice(max(x0 - 1, 0), x1 + 2))
-    background, _ = ndi.label(~mask[window])
-    rims = [rim for rim, wall in zip(_sides(background), walls, strict=True) if not wall]
-    edge = np.concatenate(rims or _sides(background))
-    outside = np.zeros(int(background.max()) + 1, dtype=bool)
-    outside[edge] = True
-    outside[0] = True  # the mask itself
-    filled = mask.copy()
-    if outside.all():  # no holes (the usual case): skip the look-up over every pixel
-        return filled
-    filled[window] |= ~np.take(outside, background)  # `take` skips fancy indexing's index copy
-    return filled
-
-
-def _small_holes(mask: np.ndarray, area: int) -> np.ndarray:
-    """The holes of `mask` (not touching the border) of at most `area` pixels."""
-    labels, _ = ndi.label(~mask)
-    sizes = np.bincount(labels.ravel())
-    small = sizes <= area
-    small[0] = False
-    small[np.unique(np.concatenate(_sides(labels)))] = False
-    return small[labels]
-
-
 def _unframed(grey: np.ndarray) -> np.ndarray:
     """The slice with constant rows and columns at its edges replaced by the nearest content.
 
@@ -269,31 +178,9 @@ def _unframed(grey: np.ndarray) -> np.ndarray:
     return np.pad(content, ((top, bottom), (left, right)), mode="edge")
 
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive pixel bounds
 # Who made a box: the user, the point path's extent estimate, or propagation's previous mask.
 BoxOrigin = Literal["drawn", "estimated", "prior"]
 _Estimate = Callable[[tuple[slice, slice], int, int], "np.ndarray | None"]
-
-
-def _bbox(mask: np.ndarray) -> Box:
-    """Bounds from the row and column projections, cheaper than listing every pixel."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
-
-
-_EIGHT = np.ones((3, 3), dtype=bool)
-
-
-def _box_overlap(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    if x1 < x0 or y1 < y0:
-        return 0.0
-    inter = (x1 - x0 + 1) * (y1 - y0 + 1)
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return inter / (area - inter)
 
 
 def _reach(bounds: Box, shape: tuple[int, int], walls: Sides) -> float:
@@ -315,7 +202,7 @@ def _entrants(pieces: np.ndarray, walls: Sides) -> np.ndarray:
     A box is drawn around its object, so the object spans most of the box from every side it
     touches, while a neighbour only enters near the side it comes through.
     """
-    labels, _ = ndi.label(pieces, structure=_EIGHT)
+    labels, _ = ndi.label(pieces, structure=EIGHT)
     out = np.zeros_like(pieces)
     for index, (ys, xs) in enumerate(ndi.find_objects(labels), start=1):
         bounds = (xs.start, ys.start, xs.stop - 1, ys.stop - 1)
@@ -329,39 +216,9 @@ def _neighbours(cut: np.ndarray, walls: Sides, each: bool) -> np.ndarray:
     side without reaching far in (`each`), or all of it when, judged as a whole, it does so."""
     if each:
         return _entrants(cut, walls)
-    if cut.any() and _reach(_bbox(cut), cut.shape, walls) < PENETRATION:
+    if cut.any() and _reach(mask_bounds(cut), cut.shape, walls) < PENETRATION:
         return cut
     return np.zeros_like(cut)
-
-
-def _convex_hull(mask: np.ndarray) -> np.ndarray:
-    """The mask filled out to the convex hull of its pixel centres.
-
-    `skimage.morphology.convex_hull_image` does the same (around pixel corners) at ten times
-    the cost, nearly all of it in rasterising the polygon: the hull of a mask is that of each
-    row's end pixels, and a convex polygon meets each row in one run, bounded by where its
-    edges cross the row.
-    """
-    rows = np.flatnonzero(mask.any(axis=1))
-    ends = mask[rows]
-    left = ends.argmax(axis=1)
-    right = ends.shape[1] - 1 - ends[:, ::-1].argmax(axis=1)
-    points = np.concatenate([np.column_stack([rows, left]), np.column_stack([rows, right])])
-    try:
-        corners = points[ConvexHull(points).vertices].astype(np.float64)
-    except QhullError:  # the pixels lie on one line: the mask is its own hull
-        return mask
-    y0, x0 = corners.T
-    y1, x1 = np.roll(corners, -1, axis=0).T
-    y = np.arange(mask.shape[0], dtype=np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (y - y0) / (y1 - y0)  # where along each edge it crosses row y (NaN: along the row)
-        x = x0 + t * (x1 - x0)
-    crosses = (t >= 0) & (t <= 1)
-    lo = np.ceil(np.where(crosses, x, np.inf).min(axis=1) - 1e-9)
-    hi = np.floor(np.where(crosses, x, -np.inf).max(axis=1) + 1e-9)
-    cols = np.arange(mask.shape[1])
-    return mask | ((cols >= lo[:, None]) & (cols <= hi[:, None]))
 
 
 def _fill_bays(
@@ -393,20 +250,20 @@ def _fill_bays(
     cut piece is not taken: at 1.0 and above, border posterior pieces fill their notches
     (tuning half 0.9001 and 0.8988).
     """
-    hull = _convex_hull(obj)
+    hull = convex_hull(obj)
     bays, n = ndi.label(hull & ~obj)
     if n == 0:
         return obj
-    mouth = _dilate_disk(~np.pad(hull, 1), 1)[1:-1, 1:-1]  # bay pixels on the hull's outline
+    mouth = dilate_disk(~np.pad(hull, 1), 1)[1:-1, 1:-1]  # bay pixels on the hull's outline
     mouths = np.bincount(bays[mouth], minlength=n + 1)
-    sides = np.bincount(bays[_dilate_disk(obj, 1)], minlength=n + 1)
+    sides = np.bincount(bays[dilate_disk(obj, 1)], minlength=n + 1)
     area = np.maximum(np.bincount(bays.ravel(), minlength=n + 1), 1)
     grey = np.bincount(bays.ravel(), crop.ravel(), minlength=n + 1) / area
-    cut = any(wall and rim.any() for rim, wall in zip(_sides(obj), walls, strict=True))
+    cut = any(wall and rim.any() for rim, wall in zip(array_sides(obj), walls, strict=True))
     mouth_share = CUT_BAY_MOUTH if cut else BAY_MOUTH
     filled = (mouths < mouth_share * sides) & (grey > soft + (-margin if cut else margin))
     filled[0] = False
-    return _fill_holes(obj | filled[bays], walls)
+    return fill_holes(obj | filled[bays], walls)
 
 
 def _trim_seam(
@@ -425,11 +282,11 @@ def _trim_seam(
     """
     if trim <= 0 or not lost.any():
         return kept
-    dark = kept & _dilate_disk(lost, trim) & (crop < level)
+    dark = kept & dilate_disk(lost, trim) & (crop < level)
     labels, _ = ndi.label(dark)
-    seeds = np.unique(labels[_dilate_disk(lost, 1) & dark])
+    seeds = np.unique(labels[dilate_disk(lost, 1) & dark])
     drop = np.isin(labels, seeds[seeds > 0])
-    return _largest(_fill_holes(kept & ~drop, walls))
+    return largest_component(fill_holes(kept & ~drop, walls))
 
 
 def _moved(box: Box, step: int, shape: tuple[int, int]) -> Box:
@@ -448,16 +305,6 @@ def _moved(box: Box, step: int, shape: tuple[int, int]) -> Box:
     )
     too_small = min(moved[2] - moved[0], moved[3] - moved[1]) < 2 * MIN_BOX_PX
     return box if too_small else moved
-
-
-def _largest(mask: np.ndarray) -> np.ndarray:
-    """The largest connected piece of a mask: dropping a part can split off slivers."""
-    labels, n = ndi.label(mask)
-    if n <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == sizes.argmax()
 
 
 def _drop_far_entrants(
@@ -480,10 +327,10 @@ def _drop_far_entrants(
     half 0.9030, held-out half 0.8941 → 0.8944). As for a seam cut, dropping more than
     CUT_SHARE of the object would cut the object itself.
     """
-    labels, _ = ndi.label(obj & ~_dilate_disk(inner, FAR_RING_PX))
+    labels, _ = ndi.label(obj & ~dilate_disk(inner, FAR_RING_PX))
     touching = np.unique(labels[entry])
-    groups, _ = ndi.label(np.isin(labels, touching[touching > 0]), structure=_EIGHT)
-    beside_core = _dilate_disk(core, FAR_RING_PX + 1)
+    groups, _ = ndi.label(np.isin(labels, touching[touching > 0]), structure=EIGHT)
+    beside_core = dilate_disk(core, FAR_RING_PX + 1)
     drop = np.zeros_like(obj)
     for k, window in enumerate(ndi.find_objects(groups), start=1):
         ys, xs = window
@@ -494,12 +341,12 @@ def _drop_far_entrants(
             drop[window] |= part
     if not drop.any() or drop.sum() > CUT_SHARE * obj.sum():
         return obj
-    return _largest(_fill_holes(obj & ~drop, walls))
+    return largest_component(fill_holes(obj & ~drop, walls))
 
 
 def _box_walls(box: Box, shape: tuple[int, int]) -> Sides:
     """The sides of a box that lie on the image border, where the image cuts the object off
-    (see `_fill_holes`)."""
+    (see `fill_holes`)."""
     x0, y0, x1, y1 = box
     h, w = shape
     return y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1
@@ -522,7 +369,7 @@ def _component_at(labels: np.ndarray, y: int, x: int) -> int:
 def _crop_depth(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
     """Distance map of a non-empty mask over its bounding box plus one background pixel, and
     the offset of that crop: identical to the full map there, at a fraction of the cost."""
-    x0, y0, x1, y1 = _bbox(mask)
+    x0, y0, x1, y1 = mask_bounds(mask)
     return ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1)), y0 - 1, x0 - 1
 
 
@@ -542,7 +389,7 @@ def _axis(mask: np.ndarray) -> tuple[float, np.ndarray]:
     """Length of a non-empty mask along its long axis, and that axis (unit vector, (y, x)).
 
     The length is that of a uniform bar with the same variance along the axis."""
-    x0, y0, x1, y1 = _bbox(mask)
+    x0, y0, x1, y1 = mask_bounds(mask)
     ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
     values, vectors = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
     return 2.0 * float(np.sqrt(3.0 * max(values[-1], 0.0))), vectors[:, -1]
@@ -564,56 +411,10 @@ def _centredness(at: float, deepest: float, length: float) -> float:
     return at / deepest * (1.0 if length <= longest else longest / length)
 
 
-def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
-    """`skimage.morphology.h_maxima` for a float image, without its sort-based reconstruction.
-
-    A pixel p is an h-maximum when the grey reconstruction of (image - h) under the image stays
-    at least h below it, i.e. when no pixel q whose lowered value comes within h of p is
-    reachable through pixels that all come within h of p. A few geodesic dilations of the
-    lowered image under the image are a lower bound of that reconstruction, so the pixels
-    they already lift to within h are out (most are, on a distance map's ridges); the rest
-    share few grey levels, and one labelling per level decides them. Same float arithmetic
-    (and the same `resolution` margin) as skimage, so the result is identical.
-    """
-    out = np.zeros(image.size, dtype=bool)
-    if h > np.ptp(image):
-        return out.reshape(image.shape)
-    lowered = image - h - 2 * np.finfo(image.dtype).resolution * np.abs(image)
-    reconstructed = lowered
-    for _ in range(MAXIMA_PROOF_STEPS):
-        grown = ndi.maximum_filter(reconstructed, footprint=_EIGHT, mode="nearest")
-        reconstructed = np.minimum(grown, image)
-    candidates = np.flatnonzero(image - reconstructed >= h)
-    values = image.ravel()[candidates]
-    rows, cols = np.divmod(candidates, image.shape[1])
-    top, left, bottom, right = 0, 0, image.shape[0], image.shape[1]
-    labels, n, size = np.zeros(0), 0, -1
-    for level in np.unique(values):
-        # Levels ascend, so each level's set lies within the last one's bounds, and its
-        # components within its own: the labelling shrinks to the deeper levels' few pixels.
-        near = level - image[top:bottom, left:right] < h
-        x0, y0, x1, y1 = _bbox(near)
-        top, left, bottom, right = top + y0, left + x0, top + y1 + 1, left + x1 + 1
-        near = near[y0 : y1 + 1, x0 : x1 + 1]
-        at = values == level  # each lies in its own set
-        higher = level - lowered[top:bottom, left:right] < h
-        if near.all():  # one component (the lowest level of a distance map: all of it)
-            out[candidates[at]] = not higher.any()
-            continue
-        if int(near.sum()) != size:  # else the same set as the last level's: same labels
-            labels, n = ndi.label(near, structure=_EIGHT)
-            size = int(near.sum())
-        reaches_higher = np.zeros(n + 1, dtype=bool)
-        reaches_higher[labels[higher]] = True
-        free = ~reaches_higher[labels[rows[at] - top, cols[at] - left]]
-        out[candidates[at][free]] = True
-    return out.reshape(image.shape)
-
-
 def _straight(line: np.ndarray, shortest: int = 3) -> bool:
     """Whether each 8-connected piece of `line` with at least `shortest` pixels lies about
     along a straight line (`DISC_BOW`)."""
-    labels, _ = ndi.label(line, structure=_EIGHT)
+    labels, _ = ndi.label(line, structure=EIGHT)
     for window in ndi.find_objects(labels):
         ys, xs = np.nonzero(line[window])
         if len(ys) < shortest:
@@ -664,8 +465,8 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     else:  # basins never grow across the background: only the clicked piece's are needed
         # (cropped to its bounds and a background pixel around them where the grid goes on,
         # which keeps their distance map), not all of the search window's
-        pieces, _ = ndi.label(coarse, structure=_EIGHT)
-        x0, y0, x1, y1 = _bbox(pieces == pieces[y, x])
+        pieces, _ = ndi.label(coarse, structure=EIGHT)
+        x0, y0, x1, y1 = mask_bounds(pieces == pieces[y, x])
         y0, x0 = max(y0 - 1, 0), max(x0 - 1, 0)
         crop = (slice(y0, y1 + 2), slice(x0, x1 + 2))
         region = np.zeros_like(coarse)
@@ -677,7 +478,7 @@ def _neck_region(filled: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
 def _basins_joined(coarse: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     """`_neck_region`'s growth from the basin under (y, x), on its grid of `step` pixels."""
     depth = ndi.distance_transform_edt(coarse)
-    markers, _ = ndi.label(_h_maxima(depth, WATERSHED_H_PX / step))
+    markers, _ = ndi.label(regional_h_maxima(depth, WATERSHED_H_PX / step))
     basins = watershed(-depth, markers, mask=coarse)
     seed = basins == _component_at(basins, y, x)
     seed_depth = float(depth[seed].max())
@@ -685,7 +486,7 @@ def _basins_joined(coarse: np.ndarray, y: int, x: int, step: int) -> np.ndarray:
     np.maximum.at(peaks, basins.ravel(), depth.ravel())
     region = seed
     for _ in range(GROWTH_ROUNDS):
-        rim = _dilate_square(region) & ~region & (basins > 0)
+        rim = dilate_square(region) & ~region & (basins > 0)
         grown = region.copy()
         for b in np.unique(basins[rim]):
             neck = float(depth[rim & (basins == b)].max())
@@ -753,13 +554,14 @@ class ClassicalSegmenter:
         floor = soft + SOFT_FLOOR * contrast
         bone = smooth > np.maximum(local_mean, floor)
         cortex = smooth > soft + CORTEX_FRACTION * contrast
-        solid = bone | _small_holes(cortex, round((RAY_HOLE_MM * px_per_mm) ** 2))
+        solid = bone | small_holes(cortex, round((RAY_HOLE_MM * px_per_mm) ** 2))
         # The point path's blob and basin estimates close the bone map in search windows
         # around each click, often twice as the window doubles: closed once per slice here
         # (as an image embedding is computed once), each window only fills its cut-out.
         # Windows no longer erode at their edges (a few sample masks change, no Dice lost).
         closed = {
-            mm: _closing(bone, max(1, round(mm * px_per_mm))) for mm in (CLOSE_MM, *BASIN_CLOSE_MM)
+            mm: close_disk(bone, max(1, round(mm * px_per_mm)))
+            for mm in (CLOSE_MM, *BASIN_CLOSE_MM)
         }
         self._slice = _Slice(smooth, unframed, soft, floor, bone, cortex, solid, closed, px_per_mm)
         self._shells = None
@@ -786,7 +588,7 @@ class ClassicalSegmenter:
         prior = self._prior(prompt.mask_input, (h, w))
         box = self._box(prompt.box, (h, w))
         if box is None and prior is not None:
-            box = self._grow(_bbox(prior), s.px(BOX_MARGIN_MM), (h, w))
+            box = self._grow(mask_bounds(prior), s.px(BOX_MARGIN_MM), (h, w))
         if box is not None and prior is None:
             mask = self._segment_drawn(box, positives)
         elif box is not None:
@@ -816,17 +618,17 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        near = _dilate_disk(prior, s.px(CLOSE_MM))
-        x0, y0, x1, y1 = _bbox(near)  # all the work happens around the prior
+        near = dilate_disk(prior, s.px(CLOSE_MM))
+        x0, y0, x1, y1 = mask_bounds(near)  # all the work happens around the prior
         crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         body = mask[crop] & near[crop]
-        pieces, n = ndi.label(s.cortex[crop] & near[crop], structure=_EIGHT)
+        pieces, n = ndi.label(s.cortex[crop] & near[crop], structure=EIGHT)
         depth = ndi.distance_transform_edt(np.pad(pieces > 0, 1))[1:-1, 1:-1]
         deepest = np.zeros(n + 1)
         np.maximum.at(deepest, pieces.ravel(), depth.ravel())
         thin = deepest < APPENDAGE_RATIO * _max_depth(prior)
         thin[0] = False
-        joined, _ = ndi.label(body | thin[pieces], structure=_EIGHT)
+        joined, _ = ndi.label(body | thin[pieces], structure=EIGHT)
         kept = np.unique(joined[body])
         out = np.zeros_like(mask)
         out[crop] = np.isin(joined, kept[kept > 0])
@@ -892,7 +694,7 @@ class ClassicalSegmenter:
         votes = np.zeros((h, w), dtype=np.uint8)
         for moved in (box, _moved(box, step, (h, w)), _moved(box, -step, (h, w))):
             votes += self._segment_box(moved, positives, "drawn")
-        return _largest(_fill_holes(votes >= 2, _box_walls(box, (h, w))))
+        return largest_component(fill_holes(votes >= 2, _box_walls(box, (h, w))))
 
     def _segment_box(
         self,
@@ -924,7 +726,7 @@ class ClassicalSegmenter:
         h, w = s.smooth.shape
         walls = _box_walls(box, (h, w))
         bone = self._drop_edge_crossers(bone, walls)
-        filled = _fill_holes(_closing(bone, s.px(CLOSE_MM)), walls)
+        filled = fill_holes(close_disk(bone, s.px(CLOSE_MM)), walls)
         labels, n = ndi.label(filled)
         if n == 0:
             return out
@@ -967,9 +769,9 @@ class ClassicalSegmenter:
         s = self._slice
         assert s is not None
         walled = np.pad(obj, 1)
-        for rim, wall in zip(_sides(walled), walls, strict=True):
+        for rim, wall in zip(array_sides(walled), walls, strict=True):
             rim[...] = wall
-        inner = _erode_cross(walled, s.px(EDGE_BAND_MM))[1:-1, 1:-1]
+        inner = erode_cross(walled, s.px(EDGE_BAND_MM))[1:-1, 1:-1]
         band = obj & ~inner
         if not band.any():
             return obj
@@ -978,8 +780,8 @@ class ClassicalSegmenter:
             cortex = ndi.maximum_filter(np.where(obj, crop, 0.0), size=size)
         else:
             cortex = float(np.percentile(crop[band], 90))
-        settled = _fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)), walls)
-        return _largest(settled) if settled.any() else obj
+        settled = fill_holes(obj & ~(band & (crop < (s.soft + cortex) / 2)), walls)
+        return largest_component(settled) if settled.any() else obj
 
     @staticmethod
     def _cut_entrants(
@@ -1007,7 +809,7 @@ class ClassicalSegmenter:
         the seam level cannot reach, is dropped first (`_drop_far_entrants`).
         """
         entry = np.zeros_like(obj)
-        for rim, obj_rim, wall in zip(_sides(entry), _sides(obj), walls, strict=True):
+        for rim, obj_rim, wall in zip(array_sides(entry), array_sides(obj), walls, strict=True):
             if not wall:
                 rim[...] = obj_rim
         if not entry.any():
@@ -1025,7 +827,7 @@ class ClassicalSegmenter:
         # object's bounds are labelled (its pixels all lie there, and the box's margin around
         # it is often most of the crop), and the labelling of the level last found too bright
         # is kept: it is the one the seam is cut at, so that level is not labelled twice.
-        x0, y0, x1, y1 = _bbox(obj)
+        x0, y0, x1, y1 = mask_bounds(obj)
         window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         part, value_part = obj[window], value[window]
         entry_part, core_part = entry[window], core[window]
@@ -1056,11 +858,11 @@ class ClassicalSegmenter:
         # The flood stays in the object, so its bounds give the same basins for less work.
         kept = np.zeros_like(obj)
         kept[window] = watershed(-crop[window], markers[window], mask=obj[window]) == 1
-        kept = _fill_holes(kept, walls)
+        kept = fill_holes(kept, walls)
         lost = _neighbours(obj & ~kept, walls, each)
         if lost.sum() > CUT_SHARE * obj.sum():
             return obj
-        return _trim_seam(_fill_holes(obj & ~lost, walls), lost, crop, hi, trim, walls)
+        return _trim_seam(fill_holes(obj & ~lost, walls), lost, crop, hi, trim, walls)
 
     @staticmethod
     def _drop_edge_crossers(bone: np.ndarray, walls: Sides) -> np.ndarray:
@@ -1122,7 +924,7 @@ class ClassicalSegmenter:
             if extent is None:
                 continue
             box = self._grow(extent, margin, s.smooth.shape)
-            if any(_box_overlap(box, t) >= SAME_BOX_OVERLAP for t in tried):
+            if any(box_overlap(box, t) >= SAME_BOX_OVERLAP for t in tried):
                 continue  # (about) the same box, (about) the same mask: it would not beat the best
             tried.append(box)
             mask = self._segment_box(box, positives)
@@ -1189,16 +991,16 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        box = self._grow(_bbox(mask), s.px(BOX_MARGIN_MM), mask.shape)
+        box = self._grow(mask_bounds(mask), s.px(BOX_MARGIN_MM), mask.shape)
         drawn = self._segment_box(box, positives, "drawn")
         x0, y0, x1, y1 = box
-        sides = _sides(drawn[y0 : y1 + 1, x0 : x1 + 1])
+        sides = array_sides(drawn[y0 : y1 + 1, x0 : x1 + 1])
         walls = _box_walls(box, mask.shape)
         leaks = any(rim.any() for rim, wall in zip(sides, walls, strict=True) if not wall)
         slab = s.px(WALL_MM)  # a neighbour's slab meets the edge wider than a wall, not a corner
         leaks |= any(
             rim.sum() >= slab and not own.any()
-            for rim, own in zip(_sides(drawn), _sides(mask), strict=True)
+            for rim, own in zip(array_sides(drawn), array_sides(mask), strict=True)
         )
         if not drawn[y, x] or (leaks and score + CENTRED_TIE > 1.0):
             return mask, False  # (centredness is at most 1: it could not be clearly better)
@@ -1240,7 +1042,7 @@ class ClassicalSegmenter:
         assert s is not None
         h, w = piece.shape
         x, y = (int(v) for v in positives[0])
-        x0, y0, x1, y1 = _bbox(piece)
+        x0, y0, x1, y1 = mask_bounds(piece)
         below = np.logical_or.reduce([c for c in candidates if c[y, x]] or [piece])
         below[: y1 + 1] = False
         if y1 + 1 < h:  # the bone the estimates' ends and the piece's lowest row run on into
@@ -1249,17 +1051,17 @@ class ClassicalSegmenter:
             seeds[0] |= piece[y1]
             below[y1 + 1 :] |= np.isin(labels, np.unique(labels[seeds & (labels > 0)]))
         if below.any():
-            bx0, _, bx1, _ = _bbox(below)
+            bx0, _, bx1, _ = mask_bounds(below)
             x0, x1 = min(x0, bx0), max(x1, bx1)
         box = self._grow((x0, y0, x1, h - 1), s.px(BOX_MARGIN_MM), (h, w))
         reading = self._segment_drawn(box, positives[:1]) | piece
         if APPENDAGE_RATIO * _max_depth(reading & ~piece) > _max_depth(piece):
             return piece  # a thin piece beside a body
-        beside = reading & ~_dilate_disk(piece, s.px(CUT_BAND_MM))
+        beside = reading & ~dilate_disk(piece, s.px(CUT_BAND_MM))
         beside[y:] = False
         if not beside.any():
             return reading
-        x0, y0, x1, y1 = _bbox(reading)
+        x0, y0, x1, y1 = mask_bounds(reading)
         window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         markers = piece[window].astype(np.int32) + 2 * beside[window]
         out = np.zeros_like(reading)
@@ -1289,7 +1091,7 @@ class ClassicalSegmenter:
             return mask
         side = self._disc_side(mask, compartment)
         if side is not None:  # a column of bodies: this body, up to the discs' middle lines
-            return _largest(compartment & side)
+            return largest_component(compartment & side)
         at, depth = _click_depth(compartment, y, x)
         rest = _max_depth(mask & ~compartment)
         if rest < APPENDAGE_RATIO * depth and self._spilled(mask, compartment):
@@ -1355,16 +1157,16 @@ class ClassicalSegmenter:
         h, w = mask.shape
         lo, hi = (s.px(mm) for mm in FUSED_SHELL_MM)
         gap = max(hi + 1, s.px(BOTTOM_GAP_MM))
-        reach = self._grow(_bbox(np.logical_or.reduce([mask, *candidates])), gap, (h, w))
+        reach = self._grow(mask_bounds(np.logical_or.reduce([mask, *candidates])), gap, (h, w))
         if reach[3] < h - 1:
             return mask  # nothing reaches (near) the bottom row
         candidates = [*candidates, self._to_bottom(mask, candidates, positives)]
         joined = np.logical_or.reduce([mask, *candidates])
-        x0, y0, x1, y1 = self._grow(_bbox(joined), hi + 1, (h, w))
+        x0, y0, x1, y1 = self._grow(mask_bounds(joined), hi + 1, (h, w))
         crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         piece = mask[crop]
-        touching = _dilate_disk(piece, 1)
-        shell = _dilate_disk(piece, hi) & ~_dilate_disk(piece, lo)
+        touching = dilate_disk(piece, 1)
+        shell = dilate_disk(piece, hi) & ~dilate_disk(piece, lo)
         neck = NECK_RATIO * 2.0 * _max_depth(piece)
         out = piece.copy()
         for candidate in candidates:
@@ -1377,7 +1179,7 @@ class ClassicalSegmenter:
                 if (
                     rest[-1].any()
                     and rest.sum() <= FUSED_REST * piece.sum()
-                    and (piece & _dilate_disk(rest, 1)).sum() >= neck
+                    and (piece & dilate_disk(rest, 1)).sum() >= neck
                     and (
                         (beyond.any() and float(s.bone[crop][beyond].mean()) >= FUSED_BONE)
                         or self._cortex_runs_on(piece, rest, crop)
@@ -1406,10 +1208,10 @@ class ClassicalSegmenter:
         assert s is not None
         band = s.px(CUT_BAND_MM)
         joined = piece | rest
-        outline = joined & _dilate_disk(~joined, s.px(WALL_MM))
-        labels, _ = ndi.label(s.cortex[crop] & outline, structure=_EIGHT)
-        far_rest = labels[rest & ~_dilate_disk(piece, band)]
-        far_piece = labels[piece & ~_dilate_disk(rest, band)]
+        outline = joined & dilate_disk(~joined, s.px(WALL_MM))
+        labels, _ = ndi.label(s.cortex[crop] & outline, structure=EIGHT)
+        far_rest = labels[rest & ~dilate_disk(piece, band)]
+        far_piece = labels[piece & ~dilate_disk(rest, band)]
         return bool(np.intersect1d(far_rest[far_rest > 0], far_piece[far_piece > 0]).size)
 
     def _compartment(self, mask: np.ndarray, y: int, x: int) -> np.ndarray | None:
@@ -1424,7 +1226,7 @@ class ClassicalSegmenter:
         assert s is not None
         if not mask[y, x]:
             return None
-        x0, y0, x1, y1 = _bbox(mask)
+        x0, y0, x1, y1 = mask_bounds(mask)
         crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         inner = mask[crop] & ~s.cortex[crop]
         if not inner[y - y0, x - x0]:
@@ -1433,7 +1235,7 @@ class ClassicalSegmenter:
         if float(s.smooth[crop][region].mean()) <= s.floor:
             return None  # as dark as soft tissue: a canal or a disc, not cancellous bone
         out = np.zeros_like(mask)
-        out[crop] = _dilate_disk(region, s.px(WALL_MM)) & mask[crop]
+        out[crop] = dilate_disk(region, s.px(WALL_MM)) & mask[crop]
         return out
 
     def _disc_side(self, mask: np.ndarray, part: np.ndarray) -> np.ndarray | None:
@@ -1455,14 +1257,14 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        x0, y0, x1, y1 = _bbox(mask)
+        x0, y0, x1, y1 = mask_bounds(mask)
         window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         crop, inside = mask[window], part[window]
-        markers = (inside & ~_dilate_disk(~inside, s.px(CUT_BAND_MM))).astype(np.int32)
-        markers[crop & ~_dilate_disk(inside, s.px(CUT_BAND_MM))] = 2
+        markers = (inside & ~dilate_disk(~inside, s.px(CUT_BAND_MM))).astype(np.int32)
+        markers[crop & ~dilate_disk(inside, s.px(CUT_BAND_MM))] = 2
         rise = s.floor - s.soft  # an end plate is a step the bone threshold resolves
         kept = self._split_at_joint(crop, markers, window, rise)
-        if kept is None or not _straight(kept & ndi.binary_dilation(crop & ~kept, _EIGHT)):
+        if kept is None or not _straight(kept & ndi.binary_dilation(crop & ~kept, EIGHT)):
             return None
         out = np.zeros_like(mask)
         out[window] = kept
@@ -1488,7 +1290,7 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        contact = part & ndi.binary_dilation(mask & ~part, _EIGHT)
+        contact = part & ndi.binary_dilation(mask & ~part, EIGHT)
         return (
             not _cut_by_same_edge(mask, part)
             and not self._cut_through_bone(mask, part)
@@ -1504,7 +1306,7 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        beyond = mask & _dilate_disk(part, s.px(CUT_BAND_MM)) & ~part
+        beyond = mask & dilate_disk(part, s.px(CUT_BAND_MM)) & ~part
         return bool(beyond.any()) and float(s.cortex[beyond].mean()) > CUT_CORTEX_FRACTION
 
     def _cut_at_necks(self, mask: np.ndarray, y: int, x: int) -> np.ndarray:
@@ -1513,7 +1315,7 @@ class ClassicalSegmenter:
             return mask
         s = self._slice
         assert s is not None
-        x0, y0, x1, y1 = _bbox(mask)
+        x0, y0, x1, y1 = mask_bounds(mask)
         crop = mask[y0 : y1 + 1, x0 : x1 + 1]
         cut = mask.copy()
         cut[y0 : y1 + 1, x0 : x1 + 1] = crop & _neck_region(
@@ -1552,7 +1354,7 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        x0, y0, x1, y1 = _bbox(mask)
+        x0, y0, x1, y1 = mask_bounds(mask)
         crop = mask[y0 : y1 + 1, x0 : x1 + 1]
         ys, xs = np.indices(crop.shape)
         along = (ys + y0 - y) * axis[0] + (xs + x0 - x) * axis[1]
@@ -1567,7 +1369,7 @@ class ClassicalSegmenter:
         if kept is None:
             return None
         out = np.zeros_like(mask)
-        out[y0 : y1 + 1, x0 : x1 + 1] = _fill_holes(kept)
+        out[y0 : y1 + 1, x0 : x1 + 1] = fill_holes(kept)
         return out
 
     def _split_at_joint(
@@ -1592,8 +1394,8 @@ class ClassicalSegmenter:
         lost = crop & ~kept
         if not lost.any():
             return None
-        seam = (kept & _dilate_square(lost)) | (lost & _dilate_square(kept))
-        near = _dilate_disk(seam, s.px(CORTEX_REACH_MM)) & ~seam
+        seam = (kept & dilate_square(lost)) | (lost & dilate_square(kept))
+        near = dilate_disk(seam, s.px(CORTEX_REACH_MM)) & ~seam
         if not (kept & near).any() or not (lost & near).any():
             return None
         line = float(grey[seam].mean())
@@ -1615,7 +1417,7 @@ class ClassicalSegmenter:
             found = estimate(window, y - ya, x - xa)
             if found is None:
                 return None
-            x0, y0, x1, y1 = _bbox(found)
+            x0, y0, x1, y1 = mask_bounds(found)
             x0, y0, x1, y1 = x0 + xa, y0 + ya, x1 + xa, y1 + ya
             clipped = (
                 (xa > 0 and x0 <= xa)
@@ -1673,7 +1475,7 @@ class ClassicalSegmenter:
         """The filled bone blob under the click (whole vertebra when nothing touches it)."""
         s = self._slice
         assert s is not None
-        labels, n = ndi.label(_fill_holes(s.closed[CLOSE_MM][window]))
+        labels, n = ndi.label(fill_holes(s.closed[CLOSE_MM][window]))
         return labels == _component_at(labels, y, x) if n else None
 
     def _cortex_extent(
@@ -1694,7 +1496,7 @@ class ClassicalSegmenter:
         key = (window[0].start, window[0].stop, window[1].start, window[1].stop)
         if self._shells is None or self._shells[0] != key:  # the plain and the necked shell
             walls = _border_walls(window, s.cortex.shape)  # share their first window
-            self._shells = key, ndi.label(_fill_holes(s.cortex[window], walls))[0]
+            self._shells = key, ndi.label(fill_holes(s.cortex[window], walls))[0]
         labels = self._shells[1]
         if not labels[y, x]:
             return None
@@ -1712,7 +1514,7 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        filled = _fill_holes(s.closed[close_mm][window])
+        filled = fill_holes(s.closed[close_mm][window])
         if not filled.any():
             return None
         return _neck_region(filled, y, x, s.px(BASIN_CELL_MM))
