@@ -44,6 +44,7 @@ from spinalsam.planes import (
     take_slice,
 )
 from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
+from spinalsam.segmenters.morphology import components_touching
 from spinalsam.windowing import Window
 
 __all__ = [
@@ -215,8 +216,7 @@ def prompt_from_mask(mask: np.ndarray, margin_px: tuple[int, int] = (2, 2)) -> P
 
 def _overlapping_pieces(mask: np.ndarray, previous: np.ndarray) -> np.ndarray:
     pieces, _ = ndi.label(mask)
-    touching = np.unique(pieces[mask & previous])
-    return np.isin(pieces, touching[touching > 0])
+    return components_touching(pieces, mask & previous)
 
 
 def _box_margin(growth_mm: float | None, spacing_xy: tuple[float, float] | None) -> tuple[int, int]:

@@ -38,6 +38,7 @@ from spinalsam.segmenters.morphology import (
     NO_WALLS,
     box_overlap,
     close_disk,
+    components_touching,
     convex_hull,
     dilate_disk,
     dilate_square,
@@ -586,6 +587,11 @@ def test_fast_morphology_equals_the_library_operations() -> None:
         assert np.array_equal(dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
         holes = ndi.binary_fill_holes(mask) & ~mask
         assert np.array_equal(small_holes(mask, mask.size), holes)  # no limit: every hole
+        labels, _ = ndi.label(mask)
+        where = rng.random((h, w)) < 0.05
+        touched = np.unique(labels[where])
+        touching = np.isin(labels, touched[touched > 0])
+        assert np.array_equal(components_touching(labels, where), touching)
         eroded = ndi.binary_erosion(mask, iterations=1 + radius % 3, border_value=1)
         assert np.array_equal(erode_cross(mask, 1 + radius % 3), eroded)
 

@@ -71,6 +71,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from spinalsam.metrics import dice
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
 from spinalsam.segmenters.morphology import (
     EIGHT,
@@ -79,6 +80,7 @@ from spinalsam.segmenters.morphology import (
     array_sides,
     box_overlap,
     close_disk,
+    components_touching,
     convex_hull,
     dilate_disk,
     dilate_square,
@@ -284,8 +286,7 @@ def _trim_seam(
         return kept
     dark = kept & dilate_disk(lost, trim) & (crop < level)
     labels, _ = ndi.label(dark)
-    seeds = np.unique(labels[dilate_disk(lost, 1) & dark])
-    drop = np.isin(labels, seeds[seeds > 0])
+    drop = components_touching(labels, dilate_disk(lost, 1) & dark)
     return largest_component(fill_holes(kept & ~drop, walls))
 
 
@@ -328,8 +329,7 @@ def _drop_far_entrants(
     CUT_SHARE of the object would cut the object itself.
     """
     labels, _ = ndi.label(obj & ~dilate_disk(inner, FAR_RING_PX))
-    touching = np.unique(labels[entry])
-    groups, _ = ndi.label(np.isin(labels, touching[touching > 0]), structure=EIGHT)
+    groups, _ = ndi.label(components_touching(labels, entry), structure=EIGHT)
     beside_core = dilate_disk(core, FAR_RING_PX + 1)
     drop = np.zeros_like(obj)
     for k, window in enumerate(ndi.find_objects(groups), start=1):
@@ -629,9 +629,8 @@ class ClassicalSegmenter:
         thin = deepest < APPENDAGE_RATIO * _max_depth(prior)
         thin[0] = False
         joined, _ = ndi.label(body | thin[pieces], structure=EIGHT)
-        kept = np.unique(joined[body])
         out = np.zeros_like(mask)
-        out[crop] = np.isin(joined, kept[kept > 0])
+        out[crop] = components_touching(joined, body)
         return out
 
     @staticmethod
@@ -842,10 +841,8 @@ class ClassicalSegmenter:
                 hi, labels = mid, mid_labels
         if labels is None:  # the search's upper bound was never labelled
             labels, _ = ndi.label(part & (value_part >= hi))
-        joined = np.zeros(int(labels.max()) + 1, dtype=bool)  # a look-up, cheaper than isin
-        joined[labels[core_part]] = True
         inner, outer = np.zeros_like(obj), np.zeros_like(obj)
-        inner[window] = joined[labels]
+        inner[window] = components_touching(labels, core_part)
         outer[window] = (labels > 0) & ~inner[window]
         outer = _neighbours(outer, walls, each)
         if each:
@@ -1004,8 +1001,7 @@ class ClassicalSegmenter:
         )
         if not drawn[y, x] or (leaks and score + CENTRED_TIE > 1.0):
             return mask, False  # (centredness is at most 1: it could not be clearly better)
-        overlap = 2.0 * float((drawn & mask).sum()) / float(drawn.sum() + mask.sum())
-        if overlap < REDRAWN_AGREE:
+        if dice(drawn, mask) < REDRAWN_AGREE:
             return mask, False
         redrawn = _centredness(*_click_depth(drawn, y, x), _axis(drawn)[0])
         if leaks:  # a neighbour followed in pulls the centre away: only a clear gain shows none
@@ -1049,7 +1045,7 @@ class ClassicalSegmenter:
             labels, _ = ndi.label(s.bone[y1 + 1 :])
             seeds = below[y1 + 1 :].copy()
             seeds[0] |= piece[y1]
-            below[y1 + 1 :] |= np.isin(labels, np.unique(labels[seeds & (labels > 0)]))
+            below[y1 + 1 :] |= components_touching(labels, seeds)
         if below.any():
             bx0, _, bx1, _ = mask_bounds(below)
             x0, x1 = min(x0, bx0), max(x1, bx1)
@@ -1157,11 +1153,11 @@ class ClassicalSegmenter:
         h, w = mask.shape
         lo, hi = (s.px(mm) for mm in FUSED_SHELL_MM)
         gap = max(hi + 1, s.px(BOTTOM_GAP_MM))
-        reach = self._grow(mask_bounds(np.logical_or.reduce([mask, *candidates])), gap, (h, w))
-        if reach[3] < h - 1:
+        joined = np.logical_or.reduce([mask, *candidates])
+        if self._grow(mask_bounds(joined), gap, (h, w))[3] < h - 1:
             return mask  # nothing reaches (near) the bottom row
         candidates = [*candidates, self._to_bottom(mask, candidates, positives)]
-        joined = np.logical_or.reduce([mask, *candidates])
+        joined |= candidates[-1]
         x0, y0, x1, y1 = self._grow(mask_bounds(joined), hi + 1, (h, w))
         crop = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         piece = mask[crop]
@@ -1264,7 +1260,7 @@ class ClassicalSegmenter:
         markers[crop & ~dilate_disk(inside, s.px(CUT_BAND_MM))] = 2
         rise = s.floor - s.soft  # an end plate is a step the bone threshold resolves
         kept = self._split_at_joint(crop, markers, window, rise)
-        if kept is None or not _straight(kept & ndi.binary_dilation(crop & ~kept, EIGHT)):
+        if kept is None or not _straight(kept & dilate_square(crop & ~kept)):
             return None
         out = np.zeros_like(mask)
         out[window] = kept
@@ -1290,7 +1286,7 @@ class ClassicalSegmenter:
         """
         s = self._slice
         assert s is not None
-        contact = part & ndi.binary_dilation(mask & ~part, EIGHT)
+        contact = part & dilate_square(mask & ~part)
         return (
             not _cut_by_same_edge(mask, part)
             and not self._cut_through_bone(mask, part)
