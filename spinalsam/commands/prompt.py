@@ -31,8 +31,10 @@ _MEANING: dict[str, str] = {
     "check_gpu": "report the compute device",
     "check_parameters": "verify that the loaded weights match the model",
     "undo": "undo the last prompt or operation",
+    "redo": "redo what the last undo took back",
     "goto_slice": "jump to slice `index` of the volume",
-    "set_window": "CT display window preset",
+    "set_window": "CT display window: a preset, or level and width in HU the user typed "
+    '("W1500 L300", "窗宽400窗位50" → level 300/50, width 1500/400)',
     "export": "download the mask",
     "measure": "area / volume and HU statistics of the current mask",
     "propagate": "propagate the current mask through neighbouring slices",
