@@ -8,6 +8,7 @@ is unsure (`confident=False`) so the router can ask the LLM instead of guessing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,9 @@ _CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS)
 _MAX_QUOTE = 60
 # This many unknown words make even a matched command suspicious enough to ask the LLM.
 _MAX_UNKNOWN_WORDS = 3
+# More unknown words than this, and this large a share of the tokens: not a command at all.
+_UNKNOWN_SHARE = 0.25
+_HUGE_NUMBER = re.compile(r"\d{7,}")
 
 
 @dataclass
@@ -103,13 +107,18 @@ class _Context:
 def parse_offline(text: str) -> ParseResult:
     """Parse one chat message into protocol operations without any network access."""
     normal = normalise(text)
+    if huge := _HUGE_NUMBER.search(normal):
+        note = f"“{huge.group()[:12]}…” is too long to be a count, slice or coordinate."
+        return ParseResult([], False, note=f"{note} Nothing was changed.")
     verdict = classify(normal)
     if verdict in (Verdict.HOSTILE, Verdict.PASTED):
         return ParseResult([], True, note=_GATE_NOTES[verdict])
     tokens = tokenize_normal(normal)
-    if huge := [t.text for t in tokens if t.kind == Kind.HUGE]:
-        note = f"“{huge[0]}” is too long to be a count, slice or coordinate; nothing was changed."
-        return ParseResult([], False, note=note)
+    unknown = sum(t.kind == Kind.UNKNOWN for t in tokens)
+    words = sum(t.concept != C.SEPARATOR for t in tokens)
+    if unknown > _MAX_UNKNOWN_WORDS and unknown >= _UNKNOWN_SHARE * words:
+        # Mostly words the app does not know: prose that happens to contain command words.
+        return ParseResult([], False, note="That does not look like a command I know.")
     context = _Context()
     ops: list[dict[str, Any]] = []
     operations: list[Operation] = []
@@ -137,7 +146,6 @@ def parse_offline(text: str) -> ParseResult:
         return ParseResult([], True, note=_GATE_NOTES[Verdict.QUESTION])
     if offtopic and not ops:
         problems.clear()  # small talk: the UI answers politely, there is nothing to act on
-    unknown = sum(t.kind == Kind.UNKNOWN for t in tokens)
     confident = not problems and (unknown < _MAX_UNKNOWN_WORDS if ops else offtopic or not unknown)
     if verdict == Verdict.TERSE and not _all_info(operations):
         confident = False  # "next slice?": offer it, do not just do it
@@ -245,7 +253,7 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     if (preset := _window_preset(clause)) is not None:
         return {"op": "set_window", "preset": preset}
     if C.CLEAR in cs or C.RESET in cs:
-        if C.IMAGE in cs and not cs & {C.POINT, C.BOX, C.MASK, C.SEGMENT, C.ALL}:
+        if C.IMAGE in cs and not cs & {C.POINT, C.BOX, C.MASK, C.SEGMENT}:
             return None  # "delete the file": the app deletes no files; say it was not understood
         return {"op": "clear", "target": _clear_target(cs)}
     if (step := _step(clause)) is not None:

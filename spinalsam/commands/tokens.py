@@ -71,7 +71,9 @@ _SLICE_NO = re.compile(r"\bno\.?\s*(?=\d)|#\s*(?=\d)")  # "slice no. 7", "#33": 
 _EXTENSION_DOT = re.compile(r"(?<![a-z0-9])\.(?=[a-z])")
 _DOZEN = ((re.compile(r"\bhalf\s+a\s+dozen\b"), " 6 "), (re.compile(r"\b(?:a\s+)?dozen\b"), " 12 "))
 # "T 12", "l 5": a spaced vertebra level, joined when the result is a real level.
-_SPACED_LEVEL = re.compile(r"(?<![a-z0-9])([ctls])\s+(\d{1,2})(?![\d,.]|\s*[,;]?\s*\d)")
+_SPACED_LEVEL = re.compile(
+    r"(?<![a-z0-9])([ctls])(?:\s+|\s*[-_]\s*)(\d{1,2})(?![\d,.]|\s*[,;]?\s*\d)"
+)
 
 _TOKEN = re.compile(
     rf"""
