@@ -159,11 +159,12 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
         "poem poems story essay song lyrics recipe diagnose diagnosis diagnosed treat treatment "
         "prognosis explain explanation mean means meaning define definition database sql table "
         "tables password passwords passwd etc rm sudo shell script instructions instruction "
-        "prompt prompts admin jailbreak dan hack hacked malware virus bitcoin email"
+        "admin jailbreak dan hack hacked malware virus bitcoin email"
     ),
     C.FILLER: (
-        "the to of on in at from into onto with by for as my me i you we it its this that these "
-        "those them current currently new now please pls plz kindly could can would will just like "
+        "prompt prompts the to of on in at from into onto with by for as my me i you we it its "
+        "this that these those them current currently new now please pls plz kindly could can "
+        "would will just like "
         "want wanna need let's lets some more is are be does did was there here out around over "
         "again quickly yes sure ok okay vertebra vertebrae vertebral body bodies lumbar thoracic "
         "cervical sacral disc discs pedicle pedicles canal cord lesion tumor tumour fracture "
@@ -238,11 +239,11 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.SHOW: "显示 查看 看 展示",
     C.NEXT: (
         "下一张 下一个 下一页 下一层 下一帧 下一幅 下张 后一张 后一个 后一 下一 往后 向后 下翻 "
-        "往下翻 向下翻 往后翻 向后翻"
+        "往下翻 向下翻 往后翻 向后翻 前进 向前进"
     ),
     C.PREV: (
         "上一张 上一个 上一页 上一层 上一帧 上一幅 上张 前一张 前一个 前一 上一 往前 向前 上翻 "
-        "返回 往上翻 向上翻 往前翻 向前翻"
+        "返回 往上翻 向上翻 往前翻 向前翻 后退 退后 倒退"
     ),
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",
@@ -274,7 +275,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.LUNG: "肺窗 肺",
     C.BRAIN: "脑窗 脑 头窗",
     C.NIFTI: "三维文件",
-    C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 病人 患者 笑话 故事 诗"),
+    C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
     C.NEGATION: "不要 别 不用 无需 不必 不 勿",
     C.FILLER: (
         "能不能 可不可以 是不是 要不要 会不会 请 帮我 帮 我 一下 麻烦 你 您 的 了 吧 呢 吗 把 将 "

@@ -218,7 +218,11 @@ def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
             clauses.append(_Clause([], implicit=True))
             seen_object = False
         clauses[-1].tokens.append(tok)
-        seen_verb = seen_verb or tok.concept in _VERBS - _WEAK_VERBS
+        if tok.concept in _VERBS - _WEAK_VERBS and not seen_verb:
+            # Objects before the first real verb are its instrument ("用点生成分割"): only
+            # an object after it completes the clause.
+            seen_verb, seen_object = True, False
+            continue
         seen_object = seen_object or tok.concept in _OBJECTS
     return clauses
 

@@ -14,7 +14,11 @@ __all__ = ["MARK", "take_window_values"]
 
 # A private-use character the tokenizer reads as "the window values were here".
 MARK = "\ue000"
-_NUM = r"\s*[:=]?\s*(?P<value>[-−]?\s?\d+)"
+# "W1500", "ww: 400", "width is 400", "窗宽设为400": the value follows a short connector.
+_NUM = (
+    r"\s*(?:[:=]|is|to|at|of|设为|设置为|设成|调为|调到|改为|为|是)?\s*"
+    r"(?P<value>[-−]?\s?\d+)"
+)
 _WIDTH = re.compile(rf"(?<![a-z])(?:window\s*width|ww|width|w|窗宽){_NUM}")
 _LEVEL = re.compile(
     rf"(?<![a-z])(?:window\s*level|window\s*cent(?:er|re)|wl|wc|level|cent(?:er|re)|l|c|窗位){_NUM}"
