@@ -34,22 +34,27 @@ _MAX_COMMAND_CHARS = 160
 _MAX_COMMAND_WORDS = 28
 _MAX_SENTENCES = 2
 # Characters of markup, code, shells and SQL, which no clinician types to a segmentation tool.
-_CODE_CHARS = re.compile(r"[<>{}$`|\\*@^&~]|--|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;")
+_CODE_CHARS = re.compile(
+    r"[<>{}$`|\\*@^&~]|--|__|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;|\w\(\s*['\"]|https?:"
+)
 # Addressing the assistant's instructions or role instead of the image.
 _INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,40}\b(?:instructions?|rules?|prompts?|"
     r"above|previous|prior|everything)\b"
     r"|\b(?:you are now|act as|pretend|system prompt|developer mode|admin mode|jailbreak)\b"
+    r"|\b(?:new|updated|revised|real|actual)\s+(?:instructions?|rules|system|task)\b"
+    r"|\binstructions?\s*:"
     r"|^\s*(?:system|assistant|user)\s*:"
     r"|\b(?:drop|truncate)\s+table\b|\bselect\b.{0,30}\bfrom\b|\bunion\s+select\b|\binsert\s+into\b"
     r"|\brm\s+-|\bsudo\b|\bchmod\b|\bcurl\b|\bwget\b"
-    r"|忽略.{0,12}(?:指令|规则|提示|要求|设定)|无视.{0,12}(?:指令|规则)|你现在是|系统提示|扮演"
+    r"|(?:忽略|无视|忘记|忘掉).{0,12}(?:指令|规则|提示|要求|设定|内容|说明|上面|以上|之前|前面)"
+    r"|你现在是|系统提示|扮演|新的指令"
 )
 _SENTENCE_END = re.compile(r"[.!?。！？]\s+\S|[。！？]\S")
 # Questions: a question mark, an English question opener, Chinese question words/particles.
 _EN_OPENER = re.compile(
     r"^\s*(?:what|what's|whats|why|how|who|whom|whose|when|where|which|should|shall|is|are|am|"
-    r"was|were|does|did|would|could|can|may|might|must)\b"
+    r"was|were|does|did|would|could|can|may|might|must|do\s+(?:you|i|we|they))\b"
 )
 # "can you / could you / would you (please) …", "can i …": polite requests, not questions.
 _POLITE = re.compile(
