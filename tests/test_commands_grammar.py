@@ -57,10 +57,16 @@ def test_slice_numbers(text: str, index: int) -> None:
     assert _ops(text) == [{"op": "goto_slice", "index": index}]
 
 
-@pytest.mark.parametrize("word", ["height", "weight", "tree", "fore", "sex", "won", "ate"])
+@pytest.mark.parametrize("word", ["height", "weight", "fore", "sex", "won", "ate"])
 def test_typo_correction_never_invents_a_number(word: str) -> None:
     for op in _ops(f"add {word} points"):
         assert op.get("count", 1) == 1
+
+
+@pytest.mark.parametrize("word", ["thre", "tw", "sevn", "tree"])
+def test_a_mistyped_number_word_is_asked_about_not_guessed(word: str) -> None:
+    result = parse_offline(f"add {word} points")
+    assert result.operations == [] and not result.confident and word in result.note
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,8 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
         "admin jailbreak dan hack hacked malware virus bitcoin email"
     ),
     C.FILLER: (
-        "prompt prompts the to of on in at from into onto with by for as my me i you we it its "
+        "alright allright yeah yep yup hmm hm um uh oh well prompt prompts the to of on in at "
+        "from into onto with by for as my me i you we it its "
         "this that these those them current currently new now please pls plz kindly could can "
         "would will just like "
         "want wanna need let's lets some more is are be does did was there here out around over "
@@ -243,7 +244,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     ),
     C.PREV: (
         "上一张 上一个 上一页 上一层 上一帧 上一幅 上张 前一张 前一个 前一 上一 往前 向前 上翻 "
-        "返回 往上翻 向上翻 往前翻 向前翻 后退 退后 倒退"
+        "返回 往上翻 向上翻 往前翻 向前翻 后退 退后 倒退 往回翻 往回 回翻"
     ),
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",

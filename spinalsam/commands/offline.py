@@ -69,7 +69,7 @@ _GATE_NOTES = {
 _OTHER_VERBS = _VERBS - {C.GENERATE, C.CHECK, C.SHOW}
 _OTHER_OBJECTS = _OBJECTS - {C.MASK, C.VOLUME}
 # Tokens that make an uninterpretable clause a misunderstanding rather than small talk.
-_CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS)
+_CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS, Kind.NUMBERISH)
 _MAX_QUOTE = 60
 # This many unknown words make even a matched command suspicious enough to ask the LLM.
 _MAX_UNKNOWN_WORDS = 3
@@ -114,6 +114,10 @@ def parse_offline(text: str) -> ParseResult:
     if verdict in (Verdict.HOSTILE, Verdict.PASTED):
         return ParseResult([], True, note=_GATE_NOTES[verdict])
     tokens = tokenize_normal(normal)
+    if numberish := [t.text for t in tokens if t.kind == Kind.NUMBERISH]:
+        # Guessing "thre" = 3 could be wrong, and count 1 surely is: ask for the number.
+        note = f"“{numberish[0]}” looks like a mistyped number; please type it again."
+        return ParseResult([], False, note=note)
     unknown = sum(t.kind == Kind.UNKNOWN for t in tokens)
     words = sum(t.concept != C.SEPARATOR for t in tokens)
     if unknown > _MAX_UNKNOWN_WORDS and unknown >= _UNKNOWN_SHARE * words:
@@ -388,7 +392,7 @@ def _slice_index(clause: _Clause) -> int | None:
         after = concepts[i + 1 : i + 3]
         # "40张" is slice 40, but "一张图" is "a picture" (张 as a measure word).
         classifier = after[:1] == [C.SLICE] and C.IMAGE not in after[1:]
-        if before in (C.ORDINAL, C.SLICE) or (classifier and C.OPEN not in cs):
+        if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:
             return tok.number
@@ -419,5 +423,5 @@ def _add_prompt(clause: _Clause, kind: Concept, context: _Context) -> dict[str, 
             return None
         points = [[coords[i], coords[i + 1]] for i in range(0, len(coords), 2)]
         return {"op": "add_points", "count": len(points), "label": label, "points": points}
-    count = next((t.number for t in clause.tokens if t.kind == Kind.NUMBER), 1)
-    return {"op": "add_points", "count": count, "label": label}
+    counted = [t.number for t in clause.tokens if t.kind in (Kind.NUMBER, Kind.TIMES)]
+    return {"op": "add_points", "count": counted[0] if counted else 1, "label": label}

@@ -48,6 +48,7 @@ class Kind:
     WINDOW_VALUES = "window_values"  # coords = (level, width)
     UNKNOWN = "unknown"
     HUGE = "huge"  # a digit run too long to be any count, index or coordinate
+    NUMBERISH = "numberish"  # one typo away from a number word ("thre"): never read as one
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,24 @@ def _word_tokens(word: str) -> list[Token]:
     pieces = _split_run_together(word)
     if pieces:
         return [tok for piece in pieces if (tok := _known_word(piece)) is not None]
+    if _near_number_word(word):  # before typo repair: "thre" must not become "there" either
+        return [Token(Kind.NUMBERISH, word)]
     corrected = _correct_typo(word)
     if corrected is not None:
         return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
     return [Token(Kind.UNKNOWN, word)]
+
+
+_NUMBER_WORDS = tuple(w for w in ENGLISH_NUMBERS if len(w) >= 3)
+
+
+@lru_cache(maxsize=1024)
+def _near_number_word(word: str) -> bool:
+    """ "thre", "sevn": probably a count, but guessing which would invent a number — the
+    parser reports it as unsure instead ("height" is a word of its own and stays unknown)."""
+    if not 2 <= len(word) <= 9:
+        return False
+    return any(w[0] == word[0] and _osa_distance(word, w) == 1 for w in _NUMBER_WORDS)
 
 
 def _known_word(word: str) -> Token | None:
