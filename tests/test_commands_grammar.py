@@ -102,6 +102,7 @@ def test_repetition_is_capped() -> None:
         ("add point x: 3, y: 4", [[3, 4]]),
         ("在x=3,y=4添加点", [[3, 4]]),
         ("添加点（3，4），（5，6）", [[3, 4], [5, 6]]),
+        ("添加背景点，坐标(10，20)", [[10, 20]]),
         ("add points (1,2);(3,4)", [[1, 2], [3, 4]]),
     ],
 )
@@ -121,6 +122,7 @@ def test_point_coordinates_in_every_notation(text: str, points: list[list[int]])
         "add box x=10, y=20, width=100, height=200",
         "画框（10，20），（110，220）",
         "框 左上角(10,20) 右下角(110,220)",
+        "添加一个框，坐标为(10,20,100,200)".replace("100,200", "110,220"),
     ],
 )
 def test_box_coordinates_in_every_notation(text: str) -> None:
@@ -137,6 +139,10 @@ def test_box_coordinates_in_every_notation(text: str) -> None:
         ("level -600 width 1600", -600, 1600),
         ("窗宽400窗位50", 50, 400),
         ("窗位：-500，窗宽：1500", -500, 1500),
+        ("W/L 1500/300", 300, 1500),
+        ("L/W 40/400", 40, 400),
+        ("窗宽窗位设为400/40", 40, 400),
+        ("把窗宽设为400，窗位设为40", 40, 400),
     ],
 )
 def test_window_values(text: str, level: int, width: int) -> None:

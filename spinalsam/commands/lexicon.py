@@ -57,6 +57,7 @@ class Concept(StrEnum):
     PARAMS = "params"
     ALL = "all"
     LAST = "last"
+    FIRST = "first"  # the first slice: index 0
     VERTEBRA = "vertebra"  # a vertebra level: L1, T12, 腰1, 第一腰椎
     # modifiers and values
     NEGATIVE = "negative"
@@ -141,6 +142,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     ),
     C.ALL: "all everything data anything entire whole every both",
     C.LAST: "last latest recent",
+    C.FIRST: "first",
     C.NEGATIVE: "negative negatives background exclude exclusion excluding neg outside exclusive",
     C.POSITIVE: "positive positives foreground include inclusion including pos inside object",
     C.BONE: "bone bones bony skeletal osseous",
@@ -152,7 +154,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.NIFTI: "nifti nii gz nifty",
     C.DICOM_SEG: "dicomseg",
     C.OTHER_FORMAT: "stl obj jpg jpeg tiff tif bmp gif pdf csv nrrd mha mhd",
-    C.NEGATION: "don't dont never not nothing without shouldn't mustn't stop",
+    C.NEGATION: "don't dont never not nothing without shouldn't mustn't stop except besides",
     C.TIMES: "times time",
     C.NAMING: "it's its this's that's",
     C.ALIEN: (
@@ -249,9 +251,9 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
-    C.MEASURE: "测量 统计 量化 指标 直径",
+    C.MEASURE: "测量 统计 量化 指标 直径 测",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
-    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为",
+    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为 标签",
     C.HELP: (
         "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "
         "有哪些功能 能做什么 可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"
@@ -277,7 +279,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.BRAIN: "脑窗 脑 头窗",
     C.NIFTI: "三维文件",
     C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
-    C.NEGATION: "不要 别 不用 无需 不必 不 勿",
+    C.NEGATION: "不要 别 不用 无需 不必 不 勿 除了",
     C.FILLER: (
         "能不能 可不可以 是不是 要不要 会不会 请 帮我 帮 我 一下 麻烦 你 您 的 了 吧 呢 吗 把 将 "
         "在 上 给 个 些 这 这个 那个 当前 现在 能 可以 能否 想 要 需要 一些 里 中 内 为 成 格式 "

@@ -208,7 +208,7 @@ def _names_coords_of(clause: _Clause, previous: _Clause | None) -> bool:
     if previous is None or clause.concepts & _VERBS or _has(previous, Kind.COORDS):
         return False
     kind = clause.concepts - _NEUTRAL
-    return bool(kind) and kind <= {C.POINT, C.BOX} and bool(kind & previous.concepts)
+    return bool(kind) and kind <= {C.POINT, C.BOX} and bool(previous.concepts & {C.POINT, C.BOX})
 
 
 def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
@@ -268,6 +268,8 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return _repeated({"op": step}, clause, counts=True)
     if (index := _slice_index(clause)) is not None:
         return {"op": "goto_slice", "index": index}
+    if C.FIRST in cs and cs & {C.SLICE, C.IMAGE} and not cs & {C.POINT, C.BOX, C.MASK}:
+        return {"op": "goto_slice", "index": 0}  # "go to the first slice"
     prompt_kind = clause.first(C.POINT, C.BOX)
     if prompt_kind is None and _tokens_of(clause, Kind.BOX):
         prompt_kind = C.BOX

@@ -25,8 +25,21 @@ _LEVEL = re.compile(
 )
 
 
+# "W/L 400/40", "ww/wl: 1500/300", "窗宽窗位400/40": width first; "L/W 40/400": level first.
+_PAIR = re.compile(
+    r"(?<![a-z])(?:(?P<wl>w\s*[/ ]\s*l|ww\s*[/ ]\s*wl|窗宽\s*/?\s*窗位|window)"
+    r"|(?P<lw>l\s*[/ ]\s*w|wl\s*[/ ]\s*ww|窗位\s*/?\s*窗宽))"
+    r"\s*(?:[:=]|is|to|设为|为)?\s*(?P<a>[-−]?\d+)\s*/\s*(?P<b>[-−]?\d+)"
+)
+
+
 def take_window_values(text: str) -> tuple[str, tuple[int, int] | None]:
     """(text with both values replaced by MARK, (level, width)), or (text, None) if not both."""
+    pair = _PAIR.search(text)
+    if pair is not None:
+        a, b = (int(pair[g].replace("−", "-")) for g in ("a", "b"))
+        values = (b, a) if pair["wl"] else (a, b)
+        return f"{text[: pair.start()]} {MARK} {text[pair.end() :]}", values
     width = _WIDTH.search(text)
     level = _LEVEL.search(text)
     if width is None or level is None or _overlap(width, level):
