@@ -242,3 +242,29 @@ def test_huge_numbers_are_refused_with_a_clear_note() -> None:
 def test_chinese_colloquial_numerals() -> None:
     assert parse_chinese_numeral("俩") == 2 and parse_chinese_numeral("仨") == 3
     assert parse_chinese_numeral("十几") is None  # vague: never a made-up count
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("move two slices towards the feet", [{"op": "next_image"}] * 2),
+        ("three slices cranially", [{"op": "previous_image"}] * 3),
+        ("move 3 slices", []),  # a distance without a direction is no slice index
+        ("go to the 15th slice", [{"op": "goto_slice", "index": 15}]),
+    ],
+)
+def test_distances_along_the_body_axis(text: str, expect: list[dict]) -> None:
+    assert _ops(text) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "op"),
+    [("segme it", "segment"), ("propag the mask", "propagate"), ("measu", "measure")],
+)
+def test_cut_off_words_of_one_meaning_are_read(text: str, op: str) -> None:
+    assert [o["op"] for o in _ops(text)] == [op]
+
+
+@pytest.mark.parametrize("text", ["thanks bro", "make it red", "the mask has holes"])
+def test_short_real_words_are_not_abbreviations(text: str) -> None:
+    assert _ops(text) == []

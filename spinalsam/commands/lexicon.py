@@ -105,10 +105,11 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.REDO: "redo reapply",
     C.GOTO: "go goto jump navigate move skip scroll turn",
     C.SHOW: "show display view see",
-    C.NEXT: "next nxt forward forwards advance subsequent ahead",
+    C.NEXT: "next nxt nex forward forwards advance subsequent ahead",
     C.PREV: "previous prev prv back backward backwards prior preceding",
-    C.UP: "up upward upwards",
-    C.DOWN: "down downward downwards",
+    # Along the body axis: toward the head is up (previous), toward the feet down (next).
+    C.UP: "up upward upwards cranial cranially superior superiorly rostral",
+    C.DOWN: "down downward downwards caudal caudally inferior inferiorly feet foot",
     C.CHECK: (
         "check verify validate confirm inspect test status report match matching matches "
         "consistent available info information which"
@@ -164,8 +165,8 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
         "admin jailbreak dan hack hacked malware virus bitcoin email"
     ),
     C.FILLER: (
-        "alright allright yeah yep yup hmm hm um uh oh well prompt prompts the to of on in at "
-        "from into onto with by for as my me i you we it its "
+        "toward towards alright allright yeah yep yup hmm hm um uh oh well prompt prompts the to "
+        "of on in at from into onto with by for as my me i you we it its "
         "this that these those them current currently new now please pls plz kindly could can "
         "would will just like "
         "want wanna need let's lets some more is are be does did was there here out around over "
@@ -210,6 +211,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
     C.NAMING: "this is|this one is|that is|it is|this one|this vertebra is|this level is",
     C.NEXT: "skip ahead|move on",
+    C.OPEN: "pull up|bring in|bring up|load up|open up",
     C.OFFTOPIC: (
         "how are you|who are you|good morning|good night|good evening|what time is it|"
         "what is your name|for your help|for the help|for helping"
@@ -237,7 +239,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.TIMES: "次 遍 回",
     C.UP: "往上 向上 上",
     C.DOWN: "往下 向下 下",
-    C.NAMING: "这是 这个是 这一个是 它是 此为 这块是 这节是",
+    C.NAMING: "这是 这个是 这一个是 它是 此为 这块是 这节是 这一节是 这一节 这节 这块",
     C.GOTO: "跳到 跳转到 跳转 转到 切换到 前往 到 去 定位到 翻到 切到",
     C.SHOW: "显示 查看 看 展示",
     C.NEXT: (

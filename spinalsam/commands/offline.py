@@ -279,7 +279,10 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return {"op": "open_image"}
     # A bare "run"/"do" means segment only when nothing unknown follows ("run rm -rf" does not).
     bare_generate = C.GENERATE in cs and prompt_kind is None and not _has(clause, Kind.UNKNOWN)
-    wants_mask = C.SEGMENT in cs or C.MASK in cs or bare_generate
+    # A bare "mask" asks for one ("box mask pls"); with unknown words around it, it is talked
+    # about ("the mask has holes") unless a verb asks.
+    named_mask = C.MASK in cs and (C.GENERATE in cs or not _has(clause, Kind.UNKNOWN))
+    wants_mask = C.SEGMENT in cs or named_mask or bare_generate
     if prompt_kind is not None and (cs & {C.ADD, C.SELECT} or not wants_mask):
         return _add_prompt(clause, prompt_kind, context)
     if wants_mask:
@@ -394,6 +397,8 @@ def _slice_index(clause: _Clause) -> int | None:
         after = concepts[i + 1 : i + 3]
         # "40张" is slice 40, but "一张图" is "a picture" (张 as a measure word).
         classifier = after[:1] == [C.SLICE] and C.IMAGE not in after[1:]
+        if classifier and toks[i + 1].text.isascii() and tok.text.isalnum() and tok.text.isdigit():
+            return None  # "move 2 slices": a count of slices (a distance), never slice 2
         if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:

@@ -7,6 +7,7 @@ user typed.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -200,6 +201,8 @@ def _word_tokens(word: str) -> list[Token]:
         return [tok for piece in pieces if (tok := _known_word(piece)) is not None]
     if _near_number_word(word):  # before typo repair: "thre" must not become "there" either
         return [Token(Kind.NUMBERISH, word)]
+    if (full := _ABBREVIATIONS.get(word)) is not None:
+        return [_known_word(full) or Token(Kind.UNKNOWN, word)]
     corrected = _correct_typo(word)
     if corrected is not None:
         return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
@@ -207,6 +210,32 @@ def _word_tokens(word: str) -> list[Token]:
 
 
 _NUMBER_WORDS = tuple(w for w in ENGLISH_NUMBERS if len(w) >= 3)
+
+
+def _build_abbreviations() -> dict[str, str]:
+    """ "nex" → next, "meas" → measure: a cut-off word that starts only words of one meaning.
+
+    A prefix shared by words of different meanings ("pre": previous, predict, preset) is no
+    abbreviation and stays unknown; fillers and number words are never targets.
+    """
+    meanings: dict[str, set[Concept]] = {}
+    target: dict[str, str] = {}
+    for word, concept in ENGLISH_WORDS.items():
+        if len(word) < 4 or not word.isalpha():
+            continue
+        # Most of the word must be there: "nex" is next, "bro" is no "browse".
+        for end in range(max(4, math.ceil(0.6 * len(word))), len(word)):
+            prefix = word[:end]
+            meanings.setdefault(prefix, set()).add(concept)
+            target.setdefault(prefix, word)
+    return {
+        prefix: target[prefix]
+        for prefix, concepts in meanings.items()
+        if len(concepts) == 1
+        and concepts <= _ABBREVIABLE
+        and prefix not in ENGLISH_WORDS
+        and prefix not in ENGLISH_NUMBERS
+    }
 
 
 @lru_cache(maxsize=1024)
@@ -285,8 +314,25 @@ def _build_delete_index() -> dict[str, tuple[str, ...]]:
 _DELETE_INDEX = _build_delete_index()
 
 
-# On a tie, a typo is more likely a command word than a filler ("thre" → three, not there).
-_WEAK_CORRECTIONS = (Concept.FILLER, Concept.OFFTOPIC)
+# On a tie, a typo is more likely a command word than a filler.
+_WEAK_CORRECTIONS = (Concept.FILLER, Concept.OFFTOPIC, Concept.ALIEN, Concept.SEPARATOR)
+# Only actions, objects and settings are abbreviated; never a negation, a count or small talk.
+_ABBREVIABLE = frozenset(Concept) - {
+    Concept.FILLER,
+    Concept.OFFTOPIC,
+    Concept.ALIEN,
+    Concept.SEPARATOR,
+    Concept.NEGATION,
+    Concept.TIMES,
+    Concept.NAMING,
+    Concept.ALL,
+    Concept.LAST,
+    Concept.FIRST,
+    Concept.UP,
+    Concept.DOWN,
+    Concept.OTHER_FORMAT,
+}
+_ABBREVIATIONS = _build_abbreviations()
 
 
 def _allowed_distance(word: str, cand: str) -> int:
