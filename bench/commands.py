@@ -5,10 +5,11 @@ latency, and chat → updated image.
 
 By default it scores the shared dev corpus (../shared/commands/dev.jsonl) and our own corpora
 (tests/commands/dev.jsonl, developed against; tests/commands/heldout.jsonl and heldout2.jsonl,
-each committed before it was first scored — their first scores are in the chat report). Prints one JSON object: per corpus the accuracy by the PROTOCOL.md
-rule, per category and per language, the off-topic lines that produced any operation, and every
-miss; then parse p50/p95 over all lines and `chat_to_image`: message → parsed → applied by the
-session → view re-rendered, on a 512² slice with the embedded default backend.
+each committed before it was first scored — their first scores are in the chat report).
+Prints one JSON object: per corpus the accuracy by the PROTOCOL.md rule, per category and per
+language, the off-topic lines that produced any operation, and every miss; then parse p50/p95
+over all lines and `chat_to_image`: message → parsed → applied by the session → view
+re-rendered, on a 512² slice with the embedded default backend.
 """
 
 from __future__ import annotations
