@@ -268,3 +268,16 @@ def test_cut_off_words_of_one_meaning_are_read(text: str, op: str) -> None:
 @pytest.mark.parametrize("text", ["thanks bro", "make it red", "the mask has holes"])
 def test_short_real_words_are_not_abbreviations(text: str) -> None:
     assert _ops(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("infer from the box", [{"op": "segment", "prompt": "box"}]),
+        ("compute it using my points", [{"op": "segment", "prompt": "points"}]),
+        ("create a box", [{"op": "add_box"}]),
+        ("按点生成", [{"op": "segment", "prompt": "points"}]),
+    ],
+)
+def test_a_prompt_named_as_the_means_is_segmented_with(text: str, expect: list[dict]) -> None:
+    assert _ops(text) == expect

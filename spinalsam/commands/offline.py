@@ -283,6 +283,8 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     # about ("the mask has holes") unless a verb asks.
     named_mask = C.MASK in cs and (C.GENERATE in cs or not _has(clause, Kind.UNKNOWN))
     wants_mask = C.SEGMENT in cs or named_mask or bare_generate
+    if prompt_kind is not None and C.GENERATE in cs and _is_instrument(clause, prompt_kind):
+        wants_mask = True  # "predict from the box", "根据点生成": the prompt is what to use
     if prompt_kind is not None and (cs & {C.ADD, C.SELECT} or not wants_mask):
         return _add_prompt(clause, prompt_kind, context)
     if wants_mask:
@@ -298,6 +300,25 @@ _FORMATS = frozenset({C.PNG, C.NIFTI, C.DICOM_SEG})
 
 def _tokens_of(clause: _Clause, kind: str) -> list[Token]:
     return [t for t in clause.tokens if t.kind == kind]
+
+
+# Words that make the following prompt noun the means of a mask, not a new prompt.
+_INSTRUMENT_WORDS = frozenset(
+    {"from", "using", "with", "by", "via", "用", "根据", "按", "按照", "以"}
+)
+
+
+def _is_instrument(clause: _Clause, kind: Concept) -> bool:
+    """Whether the prompt noun follows "from/using/with" (skipping "the", "my", "these")."""
+    for i, tok in enumerate(clause.tokens):
+        if tok.concept != kind:
+            continue
+        before = [t for t in clause.tokens[:i] if t.text not in _DETERMINERS]
+        return bool(before) and before[-1].text in _INSTRUMENT_WORDS
+    return False
+
+
+_DETERMINERS = frozenset({"the", "my", "these", "those", "this", "that", "a", "an", "这个", "这些"})
 
 
 def _label_name(clause: _Clause) -> str | None:
