@@ -26,6 +26,7 @@ __all__ = [
     "OperationError",
     "PreviousImage",
     "Propagate",
+    "Redo",
     "Segment",
     "SetLabel",
     "SetWindow",
@@ -116,19 +117,36 @@ class Undo(_Op):
     op: Literal["undo"] = "undo"
 
 
+class Redo(_Op):
+    op: Literal["redo"] = "redo"
+
+
 class GotoSlice(_Op):
     op: Literal["goto_slice"] = "goto_slice"
     index: int = Field(ge=0)
 
 
 class SetWindow(_Op):
+    """A named preset, or the level and width (HU) the user typed ("W1500 L300")."""
+
     op: Literal["set_window"] = "set_window"
-    preset: WindowPreset
+    preset: WindowPreset | None = None
+    level: int | None = Field(None, ge=-4000, le=4000)
+    width: int | None = Field(None, ge=1, le=8000)
+
+    @model_validator(mode="after")
+    def _preset_or_values(self) -> SetWindow:
+        custom = (self.level, self.width)
+        if self.preset is None and None in custom:
+            raise ValueError("give a preset, or both level and width")
+        if self.preset is not None and custom != (None, None):
+            raise ValueError("give a preset or level/width, not both")
+        return self
 
 
 class Export(_Op):
     op: Literal["export"] = "export"
-    format: Literal["png", "nifti"] = "png"
+    format: Literal["png", "nifti", "dicom_seg"] = "png"
 
 
 class Measure(_Op):
@@ -165,6 +183,7 @@ Operation = Annotated[
     | CheckGpu
     | CheckParameters
     | Undo
+    | Redo
     | GotoSlice
     | SetWindow
     | Export

@@ -130,6 +130,7 @@ class Session:
         self.active_label = ACTIVE_LABEL_DEFAULT
         self.last_stats: dict[str, float] = {}
         self._undo: list[_Undo] = []
+        self._redo: list[_Undo] = []  # what undo took back; a new change forgets it
         self._embedded_key: tuple | None = None
         self._slice_cache: tuple[tuple, SliceImage] | None = None
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
@@ -157,6 +158,7 @@ class Session:
         self.window = None
         self.pending = None
         self._undo.clear()
+        self._redo.clear()
         self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
         return self._describe_open()
 
@@ -172,6 +174,7 @@ class Session:
             self.images.append(img)
         self.position = min(max(position, 0), len(self.images) - 1)
         self._undo.clear()
+        self._redo.clear()
         self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
 
     @property
@@ -467,6 +470,7 @@ class Session:
         before = {(img.plane, i): take_slice(img.labels, img.plane, i).copy() for i in slices}
         view = (img.plane, img.index)
         self._push_undo(_Undo(description, self.position, view, dict(img.prompts), before))
+        self._redo.clear()
         if prompts is not None:
             img.prompts[(img.plane, img.index)] = prompts
         for i, arr in slices.items():
@@ -479,15 +483,34 @@ class Session:
     def _op_undo(self, _: ops.Undo) -> StepResult:
         if not self._undo:
             raise SessionError("Nothing to undo.")
-        step = self._undo.pop()
+        self._redo.append(self._swap(self._undo.pop()))
+        img = self.current
+        return StepResult(f"Undid: {self._redo[-1].description} ({img.plane} slice {img.index}).")
+
+    def _op_redo(self, _: ops.Redo) -> StepResult:
+        if not self._redo:
+            raise SessionError("Nothing to redo.")
+        self._push_undo(self._swap(self._redo.pop()))
+        img = self.current
+        return StepResult(f"Redid: {self._undo[-1].description} ({img.plane} slice {img.index}).")
+
+    def _swap(self, step: _Undo) -> _Undo:
+        """Restore `step` and return its inverse, so undo and redo are the same move."""
         self.position = step.image_pos
         img = self.current
+        inverse = _Undo(
+            step.description,
+            step.image_pos,
+            step.view,
+            dict(img.prompts),
+            {(p, i): take_slice(img.labels, p, i).copy() for p, i in step.label_slices},
+        )
         img.prompts = step.prompts
         for (plane, i), arr in step.label_slices.items():
             put_slice(img.labels, plane, i, arr)
         img.plane, img.index = step.view
         self.pending = None
-        return StepResult(f"Undid: {step.description} ({img.plane} slice {img.index}).")
+        return inverse
 
     def _op_clear(self, op: ops.Clear) -> StepResult:
         img = self.current
@@ -507,6 +530,8 @@ class Session:
                 "This image is an 8-bit render without Hounsfield units, so CT windows do not "
                 "apply; it is shown as stored."
             )
+        if op.preset is None:  # typed values ("W1500 L300"); the model guarantees both
+            return StepResult(self.set_custom_window(float(op.level), float(op.width)))  # type: ignore[arg-type]
         self.window = PRESETS[op.preset]
         level, width = self.window
         return StepResult(
@@ -523,6 +548,8 @@ class Session:
         img = self.current
         if not img.labels.any():
             raise SessionError("There is no mask to export yet: segment something first.")
+        if op.format == "dicom_seg":
+            return StepResult("DICOM-SEG written.", file=self.export_dicom_seg())
         stem = _safe_stem(img.ct.name)
         if op.format == "png":
             path = save_mask_png(

@@ -18,6 +18,7 @@ from gradio_image_annotation import image_annotator
 from spinalsam import ops
 from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import Router
+from spinalsam.commands.display import inert_block
 from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
@@ -200,6 +201,10 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     show_label=False,
                     elem_id="chat-input",
                 )
+                with gr.Row(visible=False) as confirm_row:  # "Did you mean …?" / destructive ops
+                    confirm_btn = gr.Button("Confirm", variant="primary", elem_id="chat-confirm")
+                    cancel_chat_btn = gr.Button("Cancel", elem_id="chat-cancel")
+                pending_ops = gr.State(None)  # operations waiting for that one click
                 gr.Markdown(f"Command parser: {_parser_description(router)}")
         with gr.Accordion("Vertebra labels, 3-D measurements and DICOM-SEG", open=False):
             with gr.Row():
@@ -277,28 +282,47 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             msg, _ = _guard(act)
             return [s, *_views(s, msg)]
 
-        def on_chat(text: str, history: list[dict], s: Session) -> Iterator[list[Any]]:
+        def on_chat(
+            text: str, history: list[dict], s: Session, pending: Any
+        ) -> Iterator[list[Any]]:
             history = [*history, {"role": "user", "content": text}]
             if not text.strip():
-                yield ["", history, s, *_views(s, ""), None, gr.skip()]
+                yield ["", history, s, *_views(s, ""), None, gr.skip(), pending, gr.skip()]
                 return
-            result = None
-            for item in router.stream(text, image_size=_size(s)):
+            result, thinking = None, ""
+            stream = router.stream(text, image_size=_size(s), masks_elsewhere=_masks_elsewhere(s))
+            for item in stream:
                 if isinstance(item, str):  # the LLM's reasoning, streamed while it thinks
+                    thinking += item
                     reply = {
                         "role": "assistant",
-                        "content": item,
+                        "content": inert_block(thinking),  # never rendered as Markdown/HTML
                         "metadata": {"title": "Thinking…"},
                     }
-                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 7]
+                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 9]
                 else:
                     result = item
             assert result is not None
+            note = f"\n\n_{result.note}_" if result.note else ""
+            if result.confirm:  # unsure or destructive: one click applies, nothing runs before
+                answer = f"**{result.confirm}**{note}\n\n<sub>parser: {result.parser}</sub>"
+                history = [*history, {"role": "assistant", "content": answer}]
+                ops_out = result.operations
+                yield [
+                    "",
+                    history,
+                    s,
+                    *_views(s, ""),
+                    None,
+                    gr.skip(),
+                    ops_out,
+                    gr.Row(visible=True),
+                ]
+                return
             if result.operations:
                 text_out, file = _guard(lambda: _apply(s, result.operations))
             else:
                 text_out, file = OFF_TOPIC, None
-            note = f"\n\n_{result.note}_" if result.note else ""
             answer = f"{text_out}{note}\n\n<sub>parser: {result.parser}</sub>"
             yield [
                 "",
@@ -307,7 +331,21 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 *_views(s, text_out),
                 file,
                 s.label_set.name_of(s.active_label),  # "this is L1" also shows in the dropdown
+                None,
+                gr.Row(visible=False),
             ]
+
+        def on_chat_confirm(history: list[dict], s: Session, pending: Any) -> list[Any]:
+            if not pending:
+                return [history, s, *_views(s, ""), None, gr.skip(), None, gr.Row(visible=False)]
+            text_out, file = _guard(lambda: _apply(s, list(pending)))
+            history = [*history, {"role": "assistant", "content": text_out}]
+            label = s.label_set.name_of(s.active_label)
+            return [history, s, *_views(s, text_out), file, label, None, gr.Row(visible=False)]
+
+        def on_chat_cancel(history: list[dict]) -> list[Any]:
+            reply = {"role": "assistant", "content": "Cancelled: nothing was changed."}
+            return [[*history, reply], None, gr.Row(visible=False)]
 
         def on_draw_tab(s: Session):
             if not s.has_image:
@@ -401,9 +439,18 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             button.click(run_ops(operation), [session], [*view_out, download], api_name=name)
         chat_in.submit(
             on_chat,
-            [chat_in, chatbot, session],
-            [chat_in, chatbot, *view_out, download, label_name],
+            [chat_in, chatbot, session, pending_ops],
+            [chat_in, chatbot, *view_out, download, label_name, pending_ops, confirm_row],
             api_name="chat",
+        )
+        confirm_btn.click(
+            on_chat_confirm,
+            [chatbot, session, pending_ops],
+            [chatbot, *view_out, download, label_name, pending_ops, confirm_row],
+            api_name="chat_confirm",
+        )
+        cancel_chat_btn.click(
+            on_chat_cancel, [chatbot], [chatbot, pending_ops, confirm_row], api_name="chat_cancel"
         )
         draw_tab.select(on_draw_tab, [session], drawer, api_visibility="private")
         use_boxes.click(on_drawn, [drawer, session], view_out, api_visibility="private")
@@ -427,6 +474,13 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         mask_file = gr.File(label="mask", visible=False)
         flagger.setup([record, mask_file, rating, comment], str(flag_dir))
     return demo
+
+
+def _masks_elsewhere(s: Session) -> bool:
+    """Whether masks exist beyond the current slice (propagation would overwrite them)."""
+    if not s.has_image or not s.current.labels.any():
+        return False
+    return int(s.current.labels.astype(bool).sum()) > int((s.label_slice() != 0).sum())
 
 
 def _size(s: Session) -> tuple[int, int] | None:

@@ -1,7 +1,9 @@
 """A loopback OpenAI-compatible `/chat/completions` server that plays scripted replies.
 
-Lets the LLM tests exercise the real `openai` client over real HTTP — R1-style reasoning, think
-blocks, malformed answers, HTTP errors, slow answers and SSE streaming — without a network.
+Lets the LLM tests exercise the real `openai` client over real HTTP without a network, in each
+answer format real servers use: DeepSeek V4 (`reasoning_content` + JSON content), open-weight R1
+(`<think>` inside content), Ollama (`reasoning` field), keep-alive comment lines while busy,
+HTTP errors such as 400 "model not found", and hostile bytes (invalid UTF-8, non-JSON data).
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class Reply:
     error: str = "error"  # body message for status >= 400
     delay: float = 0.0  # seconds to wait before answering
     chunks: list[str] = field(default_factory=list)  # content split for streaming
+    reasoning_field: str = "reasoning_content"  # Ollama and OpenRouter say "reasoning"
+    keepalives: int = 0  # ": keep-alive" lines sent before the answer, one per keepalive_s
+    keepalive_s: float = 0.1
+    raw: bytes | None = None  # a stream body sent as is (bytes no real server should send)
 
 
 class StubLLMServer:
@@ -34,6 +40,7 @@ class StubLLMServer:
     def __init__(self, replies: list[Reply] | None = None) -> None:
         self.replies = list(replies or [])
         self.requests: list[dict[str, Any]] = []
+        self.disconnects = 0  # answers the client hung up on (a cancelled request)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -78,7 +85,8 @@ def _handler_for(stub: StubLLMServer) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._json(200, _completion(reply, body.get("model", "stub")))
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout tests)
+                with stub._lock:  # the client gave up (deadline tests)
+                    stub.disconnects += 1
 
         def _json(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
@@ -92,7 +100,16 @@ def _handler_for(stub: StubLLMServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            deltas = [{"reasoning_content": part} for part in (reply.reasoning or "").split("|")]
+            for _ in range(reply.keepalives):  # what DeepSeek sends while the model is busy
+                self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
+                time.sleep(reply.keepalive_s)
+            if reply.raw is not None:
+                self.wfile.write(reply.raw)
+                self.wfile.flush()
+                return
+            field = reply.reasoning_field
+            deltas = [{field: part} for part in (reply.reasoning or "").split("|") if part]
             deltas += [{"content": part} for part in reply.chunks or [reply.content or ""]]
             for delta in deltas:
                 chunk = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from spinalsam.commands.llm import LLMConfig, LLMConfigError, LLMParser
@@ -18,18 +19,21 @@ from spinalsam.ops import dump_operations
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spinalsam.commands", description=__doc__)
     parser.add_argument(
-        "--llm", action="store_true", help="ask DeepSeek (DEEPSEEK_* env) when unsure"
+        "--llm", action="store_true", help="ask the LLM (DEEPSEEK_* env) when unsure"
     )
     args = parser.parse_args(argv)
     router = Router()
     if args.llm:
         try:
-            config = LLMConfig.from_env()
+            config = LLMConfig.from_env(os.environ)
         except LLMConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if config is None:
-            print("note: DEEPSEEK_API_KEY is not set; using the offline parser", file=sys.stderr)
+            print(
+                "note: no DEEPSEEK_API_KEY (and no local DEEPSEEK_BASE_URL); offline parser only",
+                file=sys.stderr,
+            )
         else:
             router = Router(LLMParser(config))
     # Commands are often Chinese: read and write UTF-8 whatever the locale (CI may have none).
@@ -40,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         result = router.parse(text) if text else None
         ops = dump_operations(result.operations) if result else []
         print(json.dumps(ops, ensure_ascii=False), flush=True)
-        if result and result.note:
-            print(f"note: {result.note}", file=sys.stderr)
+        if result and (result.note or result.confirm):
+            print(f"note: {' '.join(filter(None, (result.note, result.confirm)))}", file=sys.stderr)
     return 0
 
 

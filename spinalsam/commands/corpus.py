@@ -20,6 +20,8 @@ __all__ = ["CorpusLine", "Score", "load_corpus", "matches", "score"]
 class CorpusLine:
     text: str
     expect: list[dict[str, Any]]
+    category: str = ""  # e.g. "navigate", "offtopic" (our own corpora; dev.jsonl has none)
+    lang: str = ""  # "en", "zh" or "mixed"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Pull the operation list out of whatever an LLM wrote around it.
+"""The model's answer → raw operation items, accepting only a complete JSON document.
 
-R1-style models wrap answers in <think>…</think>, ```json fences, prose, or a
-{"operations": [...]} envelope; this accepts all of them and returns raw, not yet validated data.
+Only a whole, well-formed JSON document may act: an answer that merely *mentions* an operation
+in prose ("I could send {"op": "clear"} …") or was cut off mid-list is refused and sent back
+for repair, never mined for fragments. Accepted wrappers are the ones models really produce:
+R1's <think>…</think> before the answer and one ```json fence around it. Numbers are bounded
+while parsing, so a 5,000-digit integer is a clear refusal, not a Python error.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from spinalsam.commands.prompt import KNOWN_OPS
 __all__ = ["AnswerError", "extract_operations", "split_known", "strip_thinking"]
 
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-_MAX_ANSWER_CHARS = 50_000  # a protocol answer is tiny; cap the work on a runaway reply
+_WHOLE_FENCE = re.compile(r"\A```(?:json)?\s*(.*?)\s*```\Z", re.DOTALL | re.IGNORECASE)
 _OP_NAME = re.compile(r"[a-z_]{1,32}")
+_MAX_INT_DIGITS = 9  # no count, index, coordinate or HU value needs more
 
 
 class AnswerError(ValueError):
@@ -30,19 +33,21 @@ def strip_thinking(content: str | None) -> str:
 
 
 def extract_operations(content: str | None) -> list[Any]:
-    """The first top-level JSON array/object in `content`, as a list of raw operation items."""
-    text = strip_thinking(content)[:_MAX_ANSWER_CHARS]
+    """The operation items of an answer that is exactly one JSON document."""
+    text = strip_thinking(content)
     if not text:
         raise AnswerError("the answer was empty")
-    fenced = _FENCE.search(text)
-    data = _first_json(fenced.group(1) if fenced else text)
+    fenced = _WHOLE_FENCE.match(text)
+    data = _whole_json(fenced.group(1) if fenced else text)
     if isinstance(data, dict):
         if isinstance(data.get("operations"), list):
             return data["operations"]
         if "op" in data:
             return [data]
         raise AnswerError('the JSON object has no "operations" list')
-    return data
+    if isinstance(data, list):
+        return data
+    raise AnswerError("the answer is not a JSON object or array")
 
 
 def split_known(items: list[Any]) -> tuple[list[Any], list[str]]:
@@ -59,13 +64,20 @@ def split_known(items: list[Any]) -> tuple[list[Any], list[str]]:
     return known, dropped
 
 
-def _first_json(text: str) -> list[Any] | dict[str, Any]:
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list | dict):
-            return value
-    raise AnswerError("the answer contained no valid JSON array or object")
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise AnswerError(f"a number in the answer has {len(digits)} digits")
+    return int(digits)
+
+
+def _whole_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except AnswerError:
+        raise
+    except ValueError:  # JSONDecodeError, and float/recursion limits of the decoder
+        raise AnswerError(
+            "the answer was not one complete JSON document (no prose, nothing cut off)"
+        ) from None
+    except RecursionError:
+        raise AnswerError("the answer nests too deeply") from None

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from spinalsam.commands.numbers import ENGLISH_NUMBERS
-
 __all__ = [
     "CHINESE",
     "ENGLISH_PHRASES",
@@ -35,6 +33,7 @@ class Concept(StrEnum):
     CLEAR = "clear"
     RESET = "reset"  # clear without an object: everything
     UNDO = "undo"
+    REDO = "redo"
     GOTO = "goto"
     SHOW = "show"
     NEXT = "next"
@@ -58,6 +57,7 @@ class Concept(StrEnum):
     PARAMS = "params"
     ALL = "all"
     LAST = "last"
+    FIRST = "first"  # the first slice: index 0
     VERTEBRA = "vertebra"  # a vertebra level: L1, T12, 腰1, 第一腰椎
     # modifiers and values
     NEGATIVE = "negative"
@@ -70,8 +70,14 @@ class Concept(StrEnum):
     BRAIN = "brain"
     PNG = "png"
     NIFTI = "nifti"
+    DICOM_SEG = "dicom_seg"
     OTHER_FORMAT = "other_format"  # a format the app cannot write
     NEGATION = "negation"  # "don't", 不要: never act on a negated request
+    TIMES = "times"  # "3 times", 三次: turns the number before it into a repetition
+    UP = "up"  # a direction: with a slice move, up = previous, down = next
+    DOWN = "down"
+    NAMING = "naming"  # "this is", "it's", 这是: a cue that a vertebra name follows
+    ALIEN = "alien"  # a subject the app has nothing to do with (poem, diagnosis, database)
     # words that carry no action
     FILLER = "filler"
     OFFTOPIC = "offtopic"
@@ -87,16 +93,23 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.OPEN: "open load upload import browse read loaded",
     C.GENERATE: (
         "generate create make produce compute run predict get build perform execute infer apply do "
-        "redo"
+        "rerun"
     ),
     C.SEGMENT: "segment segmentation segmenting seg delineate contour",
-    C.CLEAR: "clear remove delete erase wipe discard clean empty cancel eliminate purge",
+    C.CLEAR: (
+        "clear remove delete erase wipe discard clean empty cancel eliminate purge nuke zap scrap "
+        "trash ditch clr del"
+    ),
     C.RESET: "reset restart",
-    C.UNDO: "undo revert ctrl+z",
+    C.UNDO: "undo revert oops",
+    C.REDO: "redo reapply",
     C.GOTO: "go goto jump navigate move skip scroll turn",
     C.SHOW: "show display view see",
-    C.NEXT: "next forward advance subsequent",
-    C.PREV: "previous prev back backward backwards prior preceding",
+    C.NEXT: "next nxt nex forward forwards advance subsequent ahead",
+    C.PREV: "previous prev prv back backward backwards prior preceding",
+    # Along the body axis: toward the head is up (previous), toward the feet down (next).
+    C.UP: "up upward upwards cranial cranially superior superiorly rostral",
+    C.DOWN: "down downward downwards caudal caudally inferior inferiorly feet foot",
     C.CHECK: (
         "check verify validate confirm inspect test status report match matching matches "
         "consistent available info information which"
@@ -130,6 +143,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     ),
     C.ALL: "all everything data anything entire whole every both",
     C.LAST: "last latest recent",
+    C.FIRST: "first",
     C.NEGATIVE: "negative negatives background exclude exclusion excluding neg outside exclusive",
     C.POSITIVE: "positive positives foreground include inclusion including pos inside object",
     C.BONE: "bone bones bony skeletal osseous",
@@ -139,11 +153,22 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.BRAIN: "brain head neuro",
     C.PNG: "png",
     C.NIFTI: "nifti nii gz nifty",
+    C.DICOM_SEG: "dicomseg",
     C.OTHER_FORMAT: "stl obj jpg jpeg tiff tif bmp gif pdf csv nrrd mha mhd",
-    C.NEGATION: "don't dont never not nothing without shouldn't mustn't stop",
+    C.NEGATION: "don't dont never not nothing without shouldn't mustn't stop except besides",
+    C.TIMES: "times time",
+    C.NAMING: "it's its this's that's",
+    C.ALIEN: (
+        "poem poems story essay song lyrics recipe diagnose diagnosis diagnosed treat treatment "
+        "prognosis explain explanation mean means meaning define definition database sql table "
+        "tables password passwords passwd etc rm sudo shell script instructions instruction "
+        "admin jailbreak dan hack hacked malware virus bitcoin email"
+    ),
     C.FILLER: (
-        "the to of on in at from into onto with by for as my me i you we it its this that these "
-        "those them current currently new now please pls plz kindly could can would will just like "
+        "toward towards alright allright yeah yep yup hmm hm um uh oh well prompt prompts the to "
+        "of on in at from into onto with by for as my me i you we it its "
+        "this that these those them current currently new now please pls plz kindly could can "
+        "would will just like "
         "want wanna need let's lets some more is are be does did was there here out around over "
         "again quickly yes sure ok okay vertebra vertebrae vertebral body bodies lumbar thoracic "
         "cervical sacral disc discs pedicle pedicles canal cord lesion tumor tumour fracture "
@@ -175,9 +200,18 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     C.HELP: (
         "what can you do|what can i do|what can i say|what do you do|how does this work|"
         "how do i use|how to use|what commands|list commands|show commands|what are you able|"
-        "how do you work"
+        "how do you work|what can i type|what do i type|what can i ask|what commands are there|"
+        "show me what you can do|help me"
     ),
-    C.UNDO: "take back|step back|one step back|undo that|go back one step|go back a step",
+    C.UNDO: (
+        "take back|step back|one step back|undo that|go back one step|go back a step|"
+        "ctrl z|control z|cmd z|command z"
+    ),
+    C.REDO: "ctrl y|control y|cmd y|ctrl shift z|cmd shift z|redo that|do it again|do that again",
+    C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
+    C.NAMING: "this is|this one is|that is|it is|this one|this vertebra is|this level is",
+    C.NEXT: "skip ahead|move on",
+    C.OPEN: "pull up|bring in|bring up|load up|open up",
     C.OFFTOPIC: (
         "how are you|who are you|good morning|good night|good evening|what time is it|"
         "what is your name|for your help|for the help|for helping"
@@ -185,7 +219,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     C.NEGATION: "do not|no need",
     C.FILLER: "go ahead|go on|let's go|right now",
     C.SEPARATOR: "and then|after that|once done|when done|followed by|as well as",
-    C.PREV: "go back|scroll up|page up|move up|go up|one back",
+    C.PREV: "go back|scroll up|page up|move up|go up|one back|back up|scroll back",
     C.NEXT: "scroll down|page down|move down|go down|go forward|one forward",
     C.CLEAR: "get rid of|throw away|take away|take off",
     C.MEASURE: "how big|how large|hounsfield units",
@@ -196,23 +230,32 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.ADD: "添加 增加 加上 加 放置 放 标注 标记 点击 画 绘制 插入 打 新增 添 加个 设置",
     C.SELECT: "选择 选取 选 挑选",
     C.OPEN: "打开 开启 载入 加载 导入 读取 上传 读入 浏览",
-    C.GENERATE: "生成 创建 产生 运行 执行 进行 做 计算 得到 获取 预测 推理",
+    C.GENERATE: "生成 创建 产生 运行 执行 进行 做 计算 得到 获取 预测 推理 跑 出",
     C.SEGMENT: "分割 切割 勾画 勾勒",
-    C.CLEAR: "清空 清除 删除 移除 去掉 去除 清理 删掉 擦除 清 删 取消",
-    C.RESET: "重置 重新开始 从头开始 重来 复位",
+    C.CLEAR: "清空 清除 删除 移除 去掉 去除 清理 删掉 擦除 清掉 清 删 取消",
+    C.RESET: "重置 重新开始 从头开始 重来 复位 重新来过 重新来 从头来过",
     C.UNDO: "撤销 撤回 撤消 回退 取消上一步 上一步 后悔",
+    C.REDO: "重做 恢复 取消撤销 撤销撤销 反撤销 还原撤销",
+    C.TIMES: "次 遍 回",
+    C.UP: "往上 向上 上",
+    C.DOWN: "往下 向下 下",
+    C.NAMING: "这是 这个是 这一个是 它是 此为 这块是 这节是 这一节是 这一节 这节 这块",
     C.GOTO: "跳到 跳转到 跳转 转到 切换到 前往 到 去 定位到 翻到 切到",
     C.SHOW: "显示 查看 看 展示",
-    C.NEXT: "下一张 下一个 下一页 下一层 下一帧 下一幅 下张 后一张 后一个 后一 下一 往后 向后 下翻",
+    C.NEXT: (
+        "下一张 下一个 下一页 下一层 下一帧 下一幅 下张 后一张 后一个 后一 下一 往后 向后 下翻 "
+        "往下翻 向下翻 往后翻 向后翻 前进 向前进"
+    ),
     C.PREV: (
-        "上一张 上一个 上一页 上一层 上一帧 上一幅 上张 前一张 前一个 前一 上一 往前 向前 上翻 返回"
+        "上一张 上一个 上一页 上一层 上一帧 上一幅 上张 前一张 前一个 前一 上一 往前 向前 上翻 "
+        "返回 往上翻 向上翻 往前翻 向前翻 后退 退后 倒退 往回翻 往回 回翻"
     ),
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
-    C.MEASURE: "测量 统计 量化 指标 直径",
+    C.MEASURE: "测量 统计 量化 指标 直径 测",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
-    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为",
+    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为 标签",
     C.HELP: (
         "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "
         "有哪些功能 能做什么 可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"
@@ -237,13 +280,15 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.LUNG: "肺窗 肺",
     C.BRAIN: "脑窗 脑 头窗",
     C.NIFTI: "三维文件",
-    C.NEGATION: "不要 别 不用 无需 不必 不 勿",
+    C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
+    C.NEGATION: "不要 别 不用 无需 不必 不 勿 除了",
     C.FILLER: (
         "能不能 可不可以 是不是 要不要 会不会 请 帮我 帮 我 一下 麻烦 你 您 的 了 吧 呢 吗 把 将 "
         "在 上 给 个 些 这 这个 那个 当前 现在 能 可以 能否 想 要 需要 一些 里 中 内 为 成 格式 "
         "椎体 椎骨 腰椎 胸椎 颈椎 部位 区域 用户 谢 呀 啊 哦 好 们 模型 已 已经 是 否 有 没有 对 "
         "所 后 相邻 邻近 整个 全 中的 位置 处 处的 下 从 向 至 于 以 再次 一次 周围 附近 出来 起来 "
-        "好的 通过 根据 基于 开始"
+        "好的 通过 根据 基于 开始 左上角 右下角 左下角 右上角 左上 右下 左下 右上 角 顶点 起点 "
+        "终点 左 右"
     ),
     C.OFFTOPIC: (
         "你好 的帮助 你的帮助 帮忙 您好 天气 笑话 谢谢 再见 早上好 晚上好 你是谁 名字 "
@@ -273,8 +318,8 @@ CHINESE: dict[str, Concept] = _invert(_CHINESE_GROUPS)
 MAX_PHRASE_WORDS = max(len(words) for words in ENGLISH_PHRASES)
 MAX_CHINESE_LEN = max(len(word) for word in CHINESE)
 
-# Words a typo may be corrected to: the meaningful vocabulary (and number words), long enough
-# that one changed letter still identifies them.
+# Words a typo may be corrected to: the vocabulary, long enough that one changed letter still
+# identifies them. Never number words: a typo must not invent a count ("height" is no "eight").
 FUZZY_CANDIDATES: tuple[str, ...] = tuple(
-    sorted(word for word in (*ENGLISH_WORDS, *ENGLISH_NUMBERS) if len(word) >= 4 and word.isalpha())
+    sorted(word for word in ENGLISH_WORDS if len(word) >= 4 and word.isalpha())
 )

@@ -6,7 +6,15 @@ Kept apart from the grammar because both the tokenizer (to recognise a number) a
 
 from __future__ import annotations
 
-__all__ = ["CHINESE_NUMERAL_CHARS", "ENGLISH_NUMBERS", "ENGLISH_TENS", "parse_chinese_numeral"]
+__all__ = [
+    "CHINESE_NUMERAL_CHARS",
+    "ENGLISH_NUMBERS",
+    "ENGLISH_REPEATS",
+    "ENGLISH_TENS",
+    "HUNDRED",
+    "combine_english",
+    "parse_chinese_numeral",
+]
 
 ENGLISH_NUMBERS: dict[str, int] = {
     "zero": 0,
@@ -40,10 +48,39 @@ ENGLISH_NUMBERS: dict[str, int] = {
     "thirty": 30,
     "forty": 40,
     "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "dozen": 12,
 }
 
 # Tens that may be followed by a unit word: "twenty one" → 21.
-ENGLISH_TENS = frozenset({"twenty", "thirty", "forty", "fifty"})
+ENGLISH_TENS = frozenset(
+    {"twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"}
+)
+HUNDRED = "hundred"
+# Adverbs of repetition: "undo twice".
+ENGLISH_REPEATS: dict[str, int] = {"once": 1, "twice": 2, "thrice": 3}
+
+
+def combine_english(prev: tuple[str, int], word: str, value: int) -> int | None:
+    """The value of two adjacent English number words read as one number, or None.
+
+    "two hundred" → 200, "one hundred (and) five" → 105, "seventy five" → 75. Kept as a pure
+    rule on (text, value) pairs so the tokenizer only decides *whether* two tokens are adjacent.
+    """
+    prev_text, prev_value = prev
+    if word == HUNDRED and 1 <= prev_value <= 9 and HUNDRED not in prev_text:
+        return prev_value * 100
+    if HUNDRED in prev_text and prev_value % 100 == 0 and 0 < value < 100 and word != HUNDRED:
+        return prev_value + value
+    last = prev_text.split()[-1]
+    if last in ENGLISH_TENS and 0 < value < 10:
+        return prev_value + value
+    return None
+
 
 _CHINESE_DIGITS = {
     "零": 0,
@@ -51,6 +88,8 @@ _CHINESE_DIGITS = {
     "一": 1,
     "二": 2,
     "两": 2,
+    "俩": 2,  # colloquial "two (of them)"
+    "仨": 3,  # colloquial "three (of them)"
     "三": 3,
     "四": 4,
     "五": 5,

@@ -8,12 +8,14 @@ is unsure (`confident=False`) so the router can ask the LLM instead of guessing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from spinalsam.commands.gate import INFO_OPS, Verdict, classify
 from spinalsam.commands.lexicon import Concept
 from spinalsam.commands.result import ParseResult
-from spinalsam.commands.tokens import Kind, Token, tokenize
+from spinalsam.commands.tokens import Kind, Token, normalise, tokenize_normal
 from spinalsam.ops import Operation, OperationError, parse_operations
 
 __all__ = ["parse_offline"]
@@ -22,19 +24,23 @@ C = Concept
 
 # fmt: off
 _VERBS = frozenset({
-    C.ADD, C.SELECT, C.OPEN, C.GENERATE, C.SEGMENT, C.CLEAR, C.RESET, C.UNDO, C.GOTO, C.SHOW,
-    C.NEXT, C.PREV, C.CHECK, C.SWITCH, C.EXPORT, C.MEASURE, C.PROPAGATE, C.HELP, C.NAME,
+    C.ADD, C.SELECT, C.OPEN, C.GENERATE, C.SEGMENT, C.CLEAR, C.RESET, C.UNDO, C.REDO, C.GOTO,
+    C.SHOW, C.NEXT, C.PREV, C.CHECK, C.SWITCH, C.EXPORT, C.MEASURE, C.PROPAGATE, C.HELP, C.NAME,
 })
 # A second one of these inside a clause starts a new operation ("添加坐标框生成框掩码").
 _CLAUSE_STARTERS = frozenset({
-    C.ADD, C.OPEN, C.GENERATE, C.SEGMENT, C.CLEAR, C.RESET, C.UNDO, C.EXPORT, C.MEASURE,
+    C.ADD, C.OPEN, C.GENERATE, C.SEGMENT, C.CLEAR, C.RESET, C.UNDO, C.REDO, C.EXPORT, C.MEASURE,
     C.PROPAGATE,
 })
 _OBJECTS = frozenset({
     C.POINT, C.BOX, C.MASK, C.IMAGE, C.VOLUME, C.SLICE, C.WINDOW, C.GPU, C.PARAMS, C.ALL,
 })
 # "this is L1", "label it T12", "set label to L3", 标记为腰1: a vertebra named and nothing else.
-_NAMING = frozenset({C.VERTEBRA, C.NAME, C.MASK, C.ADD, C.SELECT, C.SWITCH, C.SHOW, C.OFFTOPIC})
+_NAMING = frozenset({
+    C.VERTEBRA, C.NAME, C.NAMING, C.MASK, C.ADD, C.SELECT, C.SWITCH, C.SHOW, C.OFFTOPIC,
+})
+# Words that say a name follows: without one, "L1" inside a sentence is a mention, not a label.
+_NAMING_CUES = frozenset({C.NAME, C.NAMING, C.MASK, C.ADD, C.SELECT, C.SWITCH})
 # fmt: on
 # "use the points to generate a mask": these do not start an operation of their own.
 _WEAK_VERBS = frozenset({C.SWITCH, C.CHECK, C.SHOW})
@@ -49,15 +55,27 @@ _PRESETS: dict[Concept, str] = {
 }
 _NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR})
 # Operations that mean something more when said twice in a row; the rest are idempotent.
-_REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box", "undo"})
+_REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box", "undo", "redo"})
+# "go up 5 slices", "undo twice": at most this many steps from one clause (a volume's depth).
+_MAX_REPEAT = 100
+# More operations than this from one message is a pasted paragraph, not a command.
+_MAX_CLAUSE_OPS = 6
+_GATE_NOTES = {
+    Verdict.QUESTION: "That sounds like a question, so nothing was changed.",
+    Verdict.HOSTILE: "That is not a command for the image, so nothing was changed.",
+    Verdict.PASTED: "That looks like pasted text, not a command, so nothing was changed.",
+}
 # Besides these, words that would turn "the volume" into something other than a measurement.
 _OTHER_VERBS = _VERBS - {C.GENERATE, C.CHECK, C.SHOW}
 _OTHER_OBJECTS = _OBJECTS - {C.MASK, C.VOLUME}
 # Tokens that make an uninterpretable clause a misunderstanding rather than small talk.
-_CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS)
+_CONTENT_KINDS = (Kind.UNKNOWN, Kind.NUMBER, Kind.COORDS, Kind.NUMBERISH)
 _MAX_QUOTE = 60
 # This many unknown words make even a matched command suspicious enough to ask the LLM.
 _MAX_UNKNOWN_WORDS = 3
+# More unknown words than this, and this large a share of the tokens: not a command at all.
+_UNKNOWN_SHARE = 0.25
+_HUGE_NUMBER = re.compile(r"\d{7,}")
 
 
 @dataclass
@@ -88,7 +106,23 @@ class _Context:
 
 def parse_offline(text: str) -> ParseResult:
     """Parse one chat message into protocol operations without any network access."""
-    tokens = tokenize(text)
+    normal = normalise(text)
+    if huge := _HUGE_NUMBER.search(normal):
+        note = f"“{huge.group()[:12]}…” is too long to be a count, slice or coordinate."
+        return ParseResult([], False, note=f"{note} Nothing was changed.")
+    verdict = classify(normal)
+    if verdict in (Verdict.HOSTILE, Verdict.PASTED):
+        return ParseResult([], True, note=_GATE_NOTES[verdict])
+    tokens = tokenize_normal(normal)
+    if numberish := [t.text for t in tokens if t.kind == Kind.NUMBERISH]:
+        # Guessing "thre" = 3 could be wrong, and count 1 surely is: ask for the number.
+        note = f"“{numberish[0]}” looks like a mistyped number; please type it again."
+        return ParseResult([], False, note=note)
+    unknown = sum(t.kind == Kind.UNKNOWN for t in tokens)
+    words = sum(t.concept != C.SEPARATOR for t in tokens)
+    if unknown > _MAX_UNKNOWN_WORDS and unknown >= _UNKNOWN_SHARE * words:
+        # Mostly words the app does not know: prose that happens to contain command words.
+        return ParseResult([], False, note="That does not look like a command I know.")
     context = _Context()
     ops: list[dict[str, Any]] = []
     operations: list[Operation] = []
@@ -97,25 +131,35 @@ def parse_offline(text: str) -> ParseResult:
     for clause in _clauses(tokens):
         op = _interpret(clause, context)
         if op is None:
-            offtopic = offtopic or C.OFFTOPIC in clause.concepts
+            offtopic = offtopic or bool(clause.concepts & {C.OFFTOPIC, C.ALIEN})
             if not clause.concepts <= _NEUTRAL or _has(clause, *_CONTENT_KINDS):
                 problems.append(f"did not understand “{clause.excerpt}”")
             continue
+        repeat = op.pop("_repeat", 1)
         if ops and ops[-1] == op and (clause.implicit or op["op"] not in _REPEATABLE):
             continue  # "choose a CT slice to load", "clear all and start over": said twice
         try:
-            operations.extend(parse_operations(op))
+            operations.extend(parse_operations(op) * repeat)
         except OperationError as exc:  # e.g. 0 points, a flat box: explain, don't guess
             problems.append(f"“{clause.excerpt}”: {exc}")
             continue
         ops.append(op)
+    if len(ops) > _MAX_CLAUSE_OPS:
+        return ParseResult([], True, note=_GATE_NOTES[Verdict.PASTED])
+    if verdict == Verdict.QUESTION and not (operations and _all_info(operations)):
+        return ParseResult([], True, note=_GATE_NOTES[Verdict.QUESTION])
     if offtopic and not ops:
         problems.clear()  # small talk: the UI answers politely, there is nothing to act on
-    unknown = sum(t.kind == Kind.UNKNOWN for t in tokens)
     confident = not problems and (unknown < _MAX_UNKNOWN_WORDS if ops else offtopic or not unknown)
+    if verdict == Verdict.TERSE and not _all_info(operations):
+        confident = False  # "next slice?": offer it, do not just do it
     note = "; ".join(problems)
     note = f"{note[:1].upper()}{note[1:]}." if note else ""
     return ParseResult(operations, confident, note=note)
+
+
+def _all_info(operations: list[Operation]) -> bool:
+    return all(o.op in INFO_OPS for o in operations)
 
 
 def _has(clause: _Clause, *kinds: str) -> bool:
@@ -139,7 +183,10 @@ def _clauses(tokens: list[Token]) -> list[_Clause]:
     for clause in raw:
         meaningful = [t for t in clause.tokens if t.concept not in _NEUTRAL]
         kinds = {t.kind for t in meaningful}
-        if Kind.COORDS in kinds and kinds <= {Kind.COORDS, Kind.NUMBER}:
+        if Kind.COORDS in kinds and (
+            kinds <= {Kind.COORDS, Kind.NUMBER}
+            or _names_coords_of(clause, out[-1] if out else None)
+        ):
             # "at (10,20) and (30,40)", "and another at …": coordinates of the nearby clause
             (out[-1].tokens if out else leading).extend(clause.tokens)
             continue
@@ -155,6 +202,15 @@ def _clauses(tokens: list[Token]) -> list[_Clause]:
     return out
 
 
+def _names_coords_of(clause: _Clause, previous: _Clause | None) -> bool:
+    """ "添加背景点，坐标(10，20)": a verb-less "point/coordinate (x, y)" after a prompt clause
+    that has no coordinates yet gives that clause its coordinates."""
+    if previous is None or clause.concepts & _VERBS or _has(previous, Kind.COORDS):
+        return False
+    kind = clause.concepts - _NEUTRAL
+    return bool(kind) and kind <= {C.POINT, C.BOX} and bool(previous.concepts & {C.POINT, C.BOX})
+
+
 def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
     if not tokens:
         return []
@@ -166,45 +222,69 @@ def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
             clauses.append(_Clause([], implicit=True))
             seen_object = False
         clauses[-1].tokens.append(tok)
-        seen_verb = seen_verb or tok.concept in _VERBS - _WEAK_VERBS
+        if tok.concept in _VERBS - _WEAK_VERBS and not seen_verb:
+            # Objects before the first real verb are its instrument ("用点生成分割"): only
+            # an object after it completes the clause.
+            seen_verb, seen_object = True, False
+            continue
         seen_object = seen_object or tok.concept in _OBJECTS
     return clauses
 
 
 def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
-    """The operation one clause asks for, by intent priority; None when it asks for nothing."""
+    """The operation one clause asks for, by intent priority; None when it asks for nothing.
+
+    A repeated step ("go up 5 slices", "undo twice") carries its count in "_repeat".
+    """
     cs = clause.concepts
-    if C.NEGATION in cs:
-        return None  # never act on "don't …"; the clause is reported as not understood
+    if C.NEGATION in cs or C.ALIEN in cs:
+        return None  # never act on "don't …" or on a subject the app has nothing to do with
+    if C.REDO in cs:
+        return _repeated({"op": "redo"}, clause)
     if C.UNDO in cs or (C.CLEAR in cs and C.LAST in cs):
-        return {"op": "undo"}
-    if C.VERTEBRA in cs and cs <= _NAMING | _NEUTRAL:
-        name = next(t.text for t in clause.tokens if t.concept == C.VERTEBRA)
-        return {"op": "set_label", "name": name.upper()}
+        return _repeated({"op": "undo"}, clause)
+    if (name := _label_name(clause)) is not None:
+        return {"op": "set_label", "name": name}
     if C.PARAMS in cs:
         return {"op": "check_parameters"}
     if C.GPU in cs:
         return {"op": "check_gpu"}
-    if C.EXPORT in cs or (cs & {C.PNG, C.NIFTI} and cs <= _NEUTRAL | {C.PNG, C.NIFTI, C.MASK}):
+    if C.EXPORT in cs or (cs & _FORMATS and cs <= _NEUTRAL | _FORMATS | {C.MASK}):
         return _export(clause)
     if C.PROPAGATE in cs:
         return {"op": "propagate"}
     if C.MEASURE in cs or (C.VOLUME in cs and not cs & (_OTHER_VERBS | _OTHER_OBJECTS)):
         return {"op": "measure"}  # "what is / compute the volume (of the mask)"
+    if (values := _tokens_of(clause, Kind.WINDOW_VALUES)) and not cs & {C.POINT, C.BOX}:
+        level, width = values[0].coords
+        return {"op": "set_window", "level": level, "width": width}
     if (preset := _window_preset(clause)) is not None:
         return {"op": "set_window", "preset": preset}
     if C.CLEAR in cs or C.RESET in cs:
+        if C.IMAGE in cs and not cs & {C.POINT, C.BOX, C.MASK, C.SEGMENT}:
+            return None  # "delete the file": the app deletes no files; say it was not understood
         return {"op": "clear", "target": _clear_target(cs)}
-    if C.NEXT in cs or C.PREV in cs:
-        return {"op": "next_image" if clause.first(C.NEXT, C.PREV) == C.NEXT else "previous_image"}
+    if (step := _step(clause)) is not None:
+        return _repeated({"op": step}, clause, counts=True)
     if (index := _slice_index(clause)) is not None:
         return {"op": "goto_slice", "index": index}
+    if C.FIRST in cs and cs & {C.SLICE, C.IMAGE} and not cs & {C.POINT, C.BOX, C.MASK}:
+        return {"op": "goto_slice", "index": 0}  # "go to the first slice"
     prompt_kind = clause.first(C.POINT, C.BOX)
+    if prompt_kind is None and _tokens_of(clause, Kind.BOX):
+        prompt_kind = C.BOX
+    if prompt_kind is None and _has(clause, Kind.COORDS) and cs & {C.NEGATIVE, C.POSITIVE}:
+        prompt_kind = C.POINT  # "mark background at 300,40"
     if C.OPEN in cs or (C.SELECT in cs and cs & {C.IMAGE, C.VOLUME, C.SLICE} and not prompt_kind):
         return {"op": "open_image"}
     # A bare "run"/"do" means segment only when nothing unknown follows ("run rm -rf" does not).
     bare_generate = C.GENERATE in cs and prompt_kind is None and not _has(clause, Kind.UNKNOWN)
-    wants_mask = C.SEGMENT in cs or C.MASK in cs or bare_generate
+    # A bare "mask" asks for one ("box mask pls"); with unknown words around it, it is talked
+    # about ("the mask has holes") unless a verb asks.
+    named_mask = C.MASK in cs and (C.GENERATE in cs or not _has(clause, Kind.UNKNOWN))
+    wants_mask = C.SEGMENT in cs or named_mask or bare_generate
+    if prompt_kind is not None and C.GENERATE in cs and _is_instrument(clause, prompt_kind):
+        wants_mask = True  # "predict from the box", "根据点生成": the prompt is what to use
     if prompt_kind is not None and (cs & {C.ADD, C.SELECT} or not wants_mask):
         return _add_prompt(clause, prompt_kind, context)
     if wants_mask:
@@ -215,11 +295,87 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     return None
 
 
+_FORMATS = frozenset({C.PNG, C.NIFTI, C.DICOM_SEG})
+
+
+def _tokens_of(clause: _Clause, kind: str) -> list[Token]:
+    return [t for t in clause.tokens if t.kind == kind]
+
+
+# Words that make the following prompt noun the means of a mask, not a new prompt.
+_INSTRUMENT_WORDS = frozenset(
+    {"from", "using", "with", "by", "via", "用", "根据", "按", "按照", "以"}
+)
+
+
+def _is_instrument(clause: _Clause, kind: Concept) -> bool:
+    """Whether the prompt noun follows "from/using/with" (skipping "the", "my", "these")."""
+    for i, tok in enumerate(clause.tokens):
+        if tok.concept != kind:
+            continue
+        before = [t for t in clause.tokens[:i] if t.text not in _DETERMINERS]
+        return bool(before) and before[-1].text in _INSTRUMENT_WORDS
+    return False
+
+
+_DETERMINERS = frozenset({"the", "my", "these", "those", "this", "that", "a", "an", "这个", "这些"})
+
+
+def _label_name(clause: _Clause) -> str | None:
+    """ "this is L1", "label it T12", 标记为腰1, or a bare "L1": the vertebra named.
+
+    Without a naming word the level must stand alone, so "fracture at L1 with height loss" is
+    a mention, not a request to rename anything.
+    """
+    cs = clause.concepts
+    if C.VERTEBRA not in cs or not cs <= _NAMING | _NEUTRAL or _has(clause, *_CONTENT_KINDS):
+        return None
+    meaningful = [t for t in clause.tokens if t.concept not in _NEUTRAL]
+    if not cs & _NAMING_CUES and len(meaningful) > 1:
+        return None
+    return next(t.text for t in clause.tokens if t.concept == C.VERTEBRA).upper()
+
+
+def _step(clause: _Clause) -> str | None:
+    """next_image / previous_image for "next", "go back", "往上翻", "move up 3 slices"."""
+    first = clause.first(C.NEXT, C.PREV)
+    if first is not None:
+        return "next_image" if first == C.NEXT else "previous_image"
+    direction = clause.first(C.UP, C.DOWN)
+    cs = clause.concepts
+    if direction is not None and cs & {C.SLICE, C.GOTO} and not cs & {C.POINT, C.BOX}:
+        return "next_image" if direction == C.DOWN else "previous_image"
+    return None
+
+
+def _repeated(op: dict[str, Any], clause: _Clause, *, counts: bool = False) -> dict[str, Any]:
+    """Attach how often the clause asks for `op`: "twice", "3 times", or (for moves) "5 slices".
+
+    A number after 第 / an ordinal is a slice index, never a count.
+    """
+    times = _tokens_of(clause, Kind.TIMES)
+    numbers = [
+        t.number
+        for i, t in enumerate(clause.tokens)
+        if t.kind == Kind.NUMBER and (i == 0 or clause.tokens[i - 1].concept != C.ORDINAL)
+    ]
+    if times:
+        repeat = times[0].number
+    elif numbers and (counts or len(numbers) == 1):
+        repeat = numbers[0]
+    else:
+        repeat = 1
+    if repeat and 1 < repeat <= _MAX_REPEAT:
+        op["_repeat"] = repeat
+    return op
+
+
 def _export(clause: _Clause) -> dict[str, Any] | None:
     cs = clause.concepts
     if C.OTHER_FORMAT in cs:
         return None  # a format we cannot write: say so instead of silently writing PNG
-    return {"op": "export", "format": "nifti" if C.NIFTI in cs else "png"}
+    fmt = "dicom_seg" if C.DICOM_SEG in cs else "nifti" if C.NIFTI in cs else "png"
+    return {"op": "export", "format": fmt}
 
 
 def _window_preset(clause: _Clause) -> str | None:
@@ -262,7 +418,9 @@ def _slice_index(clause: _Clause) -> int | None:
         after = concepts[i + 1 : i + 3]
         # "40张" is slice 40, but "一张图" is "a picture" (张 as a measure word).
         classifier = after[:1] == [C.SLICE] and C.IMAGE not in after[1:]
-        if before in (C.ORDINAL, C.SLICE) or (classifier and C.OPEN not in cs):
+        if classifier and toks[i + 1].text.isascii() and tok.text.isalnum() and tok.text.isdigit():
+            return None  # "move 2 slices": a count of slices (a distance), never slice 2
+        if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:
             return tok.number
@@ -276,6 +434,9 @@ def _add_prompt(clause: _Clause, kind: Concept, context: _Context) -> dict[str, 
     coords = [n for t in clause.tokens if t.kind == Kind.COORDS for n in t.coords]
     if kind == C.BOX:
         context.prompt = "box"
+        sized = _tokens_of(clause, Kind.BOX)
+        if sized and not coords:
+            return {"op": "add_box", "box": list(sized[0].coords)}
         if not coords:
             return {"op": "add_box"}
         if len(coords) != 4:
@@ -290,5 +451,5 @@ def _add_prompt(clause: _Clause, kind: Concept, context: _Context) -> dict[str, 
             return None
         points = [[coords[i], coords[i + 1]] for i in range(0, len(coords), 2)]
         return {"op": "add_points", "count": len(points), "label": label, "points": points}
-    count = next((t.number for t in clause.tokens if t.kind == Kind.NUMBER), 1)
-    return {"op": "add_points", "count": count, "label": label}
+    counted = [t.number for t in clause.tokens if t.kind in (Kind.NUMBER, Kind.TIMES)]
+    return {"op": "add_points", "count": counted[0] if counted else 1, "label": label}

@@ -7,12 +7,14 @@ user typed.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
+from spinalsam.commands.coords import COORD_PATTERNS, coords_of, xywh_box
 from spinalsam.commands.lexicon import (
     CHINESE,
     ENGLISH_PHRASES,
@@ -25,12 +27,15 @@ from spinalsam.commands.lexicon import (
 from spinalsam.commands.numbers import (
     CHINESE_NUMERAL_CHARS,
     ENGLISH_NUMBERS,
-    ENGLISH_TENS,
+    ENGLISH_REPEATS,
+    HUNDRED,
+    combine_english,
     parse_chinese_numeral,
 )
 from spinalsam.commands.vertebrae import parse_vertebra_name
+from spinalsam.commands.window_values import MARK, take_window_values
 
-__all__ = ["Kind", "Token", "tokenize"]
+__all__ = ["Kind", "Token", "normalise", "tokenize", "tokenize_normal"]
 
 
 class Kind:
@@ -38,8 +43,13 @@ class Kind:
 
     CONCEPT = "concept"
     NUMBER = "number"
-    COORDS = "coords"
+    COORDS = "coords"  # x, y pairs (or 4 numbers of a box)
+    BOX = "box"  # a box given as origin and size: coords already are the two corners
+    TIMES = "times"  # repetition: "twice", "3 times", "x2", "三次"
+    WINDOW_VALUES = "window_values"  # coords = (level, width)
     UNKNOWN = "unknown"
+    HUGE = "huge"  # a digit run too long to be any count, index or coordinate
+    NUMBERISH = "numberish"  # one typo away from a number word ("thre"): never read as one
 
 
 @dataclass(frozen=True)
@@ -58,22 +68,32 @@ _PUNCT = str.maketrans(
     {"。": ".", "、": ",", "～": "~", "【": "[", "】": "]", "「": " ", "」": " "}
 )
 _HYPHEN_BETWEEN_LETTERS = re.compile(r"(?<=[a-z])[-_/.](?=[a-z])")
-_SLICE_NO = re.compile(r"\bno\.\s*(?=\d)")  # "slice no. 7": the period ends no sentence
+_SLICE_NO = re.compile(r"\bno\.?\s*(?=\d)|#\s*(?=\d)")  # "slice no. 7", "#33": a number
+# ".nii.gz", "as .png": a file extension, not the end of a sentence.
+_EXTENSION_DOT = re.compile(r"(?<![a-z0-9])\.(?=[a-z])")
+_DOZEN = ((re.compile(r"\bhalf\s+a\s+dozen\b"), " 6 "), (re.compile(r"\b(?:a\s+)?dozen\b"), " 12 "))
+# "T 12", "l 5": a spaced vertebra level, joined when the result is a real level.
+_SPACED_LEVEL = re.compile(
+    r"(?<![a-z0-9])([ctls])(?:\s+|\s*[-_]\s*)(\d{1,2})(?![\d,.]|\s*[,;]?\s*\d)"
+)
 
 _TOKEN = re.compile(
-    r"""
-    (?P<xy>\bx\s*[=:]?\s*(?P<x>\d+)\s*[,;]?\s*y\s*[=:]?\s*(?P<y>\d+))
-  | (?P<anatomy>(?<![a-z])[ctls]\d{1,2}(?!\d))
-  | (?P<group>\d+(?:(?:\s*[,;]\s*|\s*\)\s*,?\s*\(\s*|\s+)\d+)+)
+    rf"""
+    (?P<wl>{MARK})
+  | {COORD_PATTERNS}
+  | (?P<times>(?<![a-z0-9])[x×]\s?(?P<tn>\d{{1,3}})(?![\d,]))
+  | (?P<anatomy>(?<![a-z])[ctls]\d{{1,2}}(?!\d))
   | (?P<ordinal>\d+)(?:st|nd|rd|th)\b
-  | (?P<num>\d+)
+  | (?P<num>-?\d+)
   | (?P<word>[a-z]+(?:'[a-z]+)?)
   | (?P<cjk>[\u3400-\u9fff]+)
   | (?P<sep>[,;.!?\n])
     """,
     re.VERBOSE,
 )
-_INT = re.compile(r"\d+")
+# Longer digit runs are no count, slice or coordinate anyone types: "5000-digit numbers" stay
+# out of int() and out of every operation.
+_MAX_DIGITS = 6
 # 腰1, 腰椎3, 胸12, 第一腰椎: rewritten to "l1" … so that one token rule reads both languages.
 _CHINESE_VERTEBRA = re.compile(
     r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*[颈胸腰骶]椎(?:体)?|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
@@ -82,11 +102,25 @@ _CHINESE_VERTEBRA = re.compile(
 _MAX_REPAIRABLE = 40
 
 
+def normalise(text: str) -> str:
+    """One spelling for what users type many ways: width, case, punctuation, dozens, levels."""
+    normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
+    normal = _EXTENSION_DOT.sub(" ", normal)
+    normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
+    for pattern, value in _DOZEN:
+        normal = pattern.sub(value, normal)
+    normal = _SPACED_LEVEL.sub(_joined_level, normal)
+    return _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
+
+
 def tokenize(text: str) -> list[Token]:
     """Concept tokens of a command, in order; unknown words are kept as UNKNOWN tokens."""
-    normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
-    normal = _SLICE_NO.sub("number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
-    normal = _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
+    return tokenize_normal(normalise(text))
+
+
+def tokenize_normal(normal: str) -> list[Token]:
+    """`tokenize` for text already passed through `normalise` (the gate reads it too)."""
+    normal, window = take_window_values(normal)
     tokens: list[Token] = []
     words: list[str] = []  # pending run of ASCII words, resolved together for phrases
     for match in _TOKEN.finditer(normal):
@@ -96,13 +130,20 @@ def tokenize(text: str) -> list[Token]:
             continue
         tokens.extend(_resolve_words(words))
         words = []
-        if kind in ("xy", "group"):
-            tokens.append(Token(Kind.COORDS, match.group(), coords=_ints(match.group())))
+        if kind == "wl" and window is not None:
+            tokens.append(Token(Kind.WINDOW_VALUES, "window values", coords=window))
+        elif kind == "xywh":
+            box = xywh_box(*(int(match[g]) for g in ("bx", "by", "bw", "bh")))
+            tokens.append(Token(Kind.BOX, match.group(), coords=box))
+        elif kind in ("xy", "group"):
+            tokens.append(_coords_token(match.group()))
+        elif kind == "times":
+            tokens.append(Token(Kind.TIMES, match.group(), number=int(match["tn"])))
         elif kind == "anatomy":  # "l9" is no level: a word like any other, not a name
             level = Concept.VERTEBRA if parse_vertebra_name(match.group()) else Concept.FILLER
             tokens.append(Token(Kind.CONCEPT, match.group(), concept=level))
         elif kind in ("ordinal", "num"):
-            tokens.append(Token(Kind.NUMBER, match.group(), number=int(match.group(kind))))
+            tokens.append(_number_token(match.group(), match.group(kind)))
         elif kind == "cjk":
             tokens.extend(_scan_chinese(match.group()))
         else:
@@ -116,8 +157,21 @@ def _ascii_vertebra(match: re.Match[str]) -> str:
     return f" {name.lower()} " if name else match.group()
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in _INT.findall(text))
+def _joined_level(match: re.Match[str]) -> str:
+    joined = match[1] + match[2]
+    return f" {joined} " if parse_vertebra_name(joined) else match.group()
+
+
+def _number_token(text: str, digits: str) -> Token:
+    if len(digits.lstrip("-")) > _MAX_DIGITS:
+        return Token(Kind.HUGE, text[:12] + "…")
+    return Token(Kind.NUMBER, text, number=int(digits))
+
+
+def _coords_token(text: str) -> Token:
+    if any(len(n) > _MAX_DIGITS for n in re.findall(r"\d+", text)):
+        return Token(Kind.HUGE, text[:12] + "…")
+    return Token(Kind.COORDS, text, coords=coords_of(text))
 
 
 def _resolve_words(words: list[str]) -> list[Token]:
@@ -145,13 +199,57 @@ def _word_tokens(word: str) -> list[Token]:
     pieces = _split_run_together(word)
     if pieces:
         return [tok for piece in pieces if (tok := _known_word(piece)) is not None]
+    if _near_number_word(word):  # before typo repair: "thre" must not become "there" either
+        return [Token(Kind.NUMBERISH, word)]
+    if (full := _ABBREVIATIONS.get(word)) is not None:
+        return [_known_word(full) or Token(Kind.UNKNOWN, word)]
     corrected = _correct_typo(word)
     if corrected is not None:
         return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
     return [Token(Kind.UNKNOWN, word)]
 
 
+_NUMBER_WORDS = tuple(w for w in ENGLISH_NUMBERS if len(w) >= 3)
+
+
+def _build_abbreviations() -> dict[str, str]:
+    """ "nex" → next, "meas" → measure: a cut-off word that starts only words of one meaning.
+
+    A prefix shared by words of different meanings ("pre": previous, predict, preset) is no
+    abbreviation and stays unknown; fillers and number words are never targets.
+    """
+    meanings: dict[str, set[Concept]] = {}
+    target: dict[str, str] = {}
+    for word, concept in ENGLISH_WORDS.items():
+        if len(word) < 4 or not word.isalpha():
+            continue
+        # Most of the word must be there: "nex" is next, "bro" is no "browse".
+        for end in range(max(4, math.ceil(0.6 * len(word))), len(word)):
+            prefix = word[:end]
+            meanings.setdefault(prefix, set()).add(concept)
+            target.setdefault(prefix, word)
+    return {
+        prefix: target[prefix]
+        for prefix, concepts in meanings.items()
+        if len(concepts) == 1
+        and concepts <= _ABBREVIABLE
+        and prefix not in ENGLISH_WORDS
+        and prefix not in ENGLISH_NUMBERS
+    }
+
+
+@lru_cache(maxsize=1024)
+def _near_number_word(word: str) -> bool:
+    """ "thre", "sevn": probably a count, but guessing which would invent a number — the
+    parser reports it as unsure instead ("height" is a word of its own and stays unknown)."""
+    if not 2 <= len(word) <= 9:
+        return False
+    return any(w[0] == word[0] and _osa_distance(word, w) == 1 for w in _NUMBER_WORDS)
+
+
 def _known_word(word: str) -> Token | None:
+    if word in ENGLISH_REPEATS:
+        return Token(Kind.TIMES, word, number=ENGLISH_REPEATS[word])
     if word in ENGLISH_NUMBERS:
         return Token(Kind.NUMBER, word, number=ENGLISH_NUMBERS[word])
     if word in ENGLISH_WORDS:
@@ -216,8 +314,25 @@ def _build_delete_index() -> dict[str, tuple[str, ...]]:
 _DELETE_INDEX = _build_delete_index()
 
 
-# On a tie, a typo is more likely a command word than a filler ("thre" → three, not there).
-_WEAK_CORRECTIONS = (Concept.FILLER, Concept.OFFTOPIC)
+# On a tie, a typo is more likely a command word than a filler.
+_WEAK_CORRECTIONS = (Concept.FILLER, Concept.OFFTOPIC, Concept.ALIEN, Concept.SEPARATOR)
+# Only actions, objects and settings are abbreviated; never a negation, a count or small talk.
+_ABBREVIABLE = frozenset(Concept) - {
+    Concept.FILLER,
+    Concept.OFFTOPIC,
+    Concept.ALIEN,
+    Concept.SEPARATOR,
+    Concept.NEGATION,
+    Concept.TIMES,
+    Concept.NAMING,
+    Concept.ALL,
+    Concept.LAST,
+    Concept.FIRST,
+    Concept.UP,
+    Concept.DOWN,
+    Concept.OTHER_FORMAT,
+}
+_ABBREVIATIONS = _build_abbreviations()
 
 
 def _allowed_distance(word: str, cand: str) -> int:
@@ -239,7 +354,10 @@ def _correct_typo(word: str) -> str | None:
     scored = sorted(
         (dist, ENGLISH_WORDS.get(cand) in _WEAK_CORRECTIONS, cand)
         for cand in found
-        if (dist := _osa_distance(word, cand)) <= _allowed_distance(word, cand)
+        # Typos keep the first letter ("segmentt", "poitns"); a different first letter is
+        # another word ("height" is no "weight" and no "eight").
+        if cand[0] == word[0]
+        and (dist := _osa_distance(word, cand)) <= _allowed_distance(word, cand)
     )
     return scored[0][2] if scored else None
 
@@ -305,17 +423,38 @@ def _longest_numeral(run: str, start: int) -> tuple[int, int | None]:
 
 
 def _merge_numbers(tokens: list[Token]) -> list[Token]:
-    """Combine number words: "a couple" → 2 (the article is no count), "twenty one" → 21."""
+    """Combine number words into one value and counts into repetitions.
+
+    "a couple" → 2 (the article is no count), "twenty one" → 21, "two hundred and five" → 205,
+    "3 times" / "三次" → a repetition of 3.
+    """
     out: list[Token] = []
-    for tok in tokens:
+    for i, tok in enumerate(tokens):
         prev = out[-1] if out else None
-        if prev is not None and prev.number is not None and tok.number is not None:
-            if prev.text in ("a", "an"):
-                out[-1] = tok
+        if prev is not None and prev.kind == Kind.NUMBER and prev.number is not None:
+            if tok.concept == Concept.TIMES:
+                out[-1] = Token(Kind.TIMES, f"{prev.text} {tok.text}", number=prev.number)
                 continue
-            if prev.text in ENGLISH_TENS and 0 < ENGLISH_NUMBERS.get(tok.text, 0) < 10:
-                text = f"{prev.text} {tok.text}"
-                out[-1] = Token(Kind.NUMBER, text, number=prev.number + tok.number)
-                continue
+            if tok.kind == Kind.NUMBER and tok.number is not None:
+                if prev.text in ("a", "an"):
+                    out[-1] = tok
+                    continue
+                value = _english_value(prev, tok)
+                if value is not None:
+                    out[-1] = Token(Kind.NUMBER, f"{prev.text} {tok.text}", number=value)
+                    continue
+            if tok.text == "and" and HUNDRED in prev.text and _next_small(tokens, i):
+                continue  # "one hundred and twenty": the "and" joins the number
         out.append(tok)
     return out
+
+
+def _english_value(prev: Token, tok: Token) -> int | None:
+    if tok.text not in ENGLISH_NUMBERS or not prev.text[:1].isalpha():
+        return None
+    return combine_english((prev.text, prev.number or 0), tok.text, tok.number or 0)
+
+
+def _next_small(tokens: list[Token], i: int) -> bool:
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+    return bool(nxt and nxt.text in ENGLISH_NUMBERS and 0 < (nxt.number or 0) < 100)

@@ -1,0 +1,64 @@
+"""Window level and width typed as numbers: "W1500 L300", "wl 40 ww 400", "窗宽400窗位50".
+
+Both values must be present: a lone "L4" is a vertebra and a lone "w 2" means nothing, so
+reading one value without the other would invent a window the user did not ask for. The
+values are taken out of the text before tokenizing, so their digits are never read again as a
+count, a slice number or a coordinate.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["MARK", "take_window_values"]
+
+# A private-use character the tokenizer reads as "the window values were here".
+MARK = "\ue000"
+# "W1500", "ww: 400", "width is 400", "窗宽设为400": the value follows a short connector.
+_NUM = (
+    r"\s*(?:[:=]|is|to|at|of|设为|设置为|设成|调为|调到|改为|为|是)?\s*"
+    r"(?P<value>[-−]?\s?\d+)"
+)
+_WIDTH = re.compile(rf"(?<![a-z])(?:window\s*width|ww|width|w|窗宽){_NUM}")
+_LEVEL = re.compile(
+    rf"(?<![a-z])(?:window\s*level|window\s*cent(?:er|re)|wl|wc|level|cent(?:er|re)|l|c|窗位){_NUM}"
+)
+
+
+# "W/L 400/40", "ww/wl: 1500/300", "窗宽窗位400/40": width first; "L/W 40/400": level first.
+_PAIR = re.compile(
+    r"(?<![a-z])(?:(?P<wl>w\s*[/ ]\s*l|ww\s*[/ ]\s*wl|窗宽\s*/?\s*窗位|window)"
+    r"|(?P<lw>l\s*[/ ]\s*w|wl\s*[/ ]\s*ww|窗位\s*/?\s*窗宽))"
+    r"\s*(?:[:=]|is|to|设为|为)?\s*(?P<a>[-−]?\d+)\s*/\s*(?P<b>[-−]?\d+)"
+)
+
+
+def take_window_values(text: str) -> tuple[str, tuple[int, int] | None]:
+    """(text with both values replaced by MARK, (level, width)), or (text, None) if not both."""
+    pair = _PAIR.search(text)
+    if pair is not None:
+        a, b = (int(pair[g].replace("−", "-")) for g in ("a", "b"))
+        values = (b, a) if pair["wl"] else (a, b)
+        return f"{text[: pair.start()]} {MARK} {text[pair.end() :]}", values
+    width = _WIDTH.search(text)
+    level = _LEVEL.search(text)
+    if width is None or level is None or _overlap(width, level):
+        return text, None
+    values = (_value(level), _value(width))
+    first, second = sorted((width, level), key=lambda m: m.start())
+    text = (
+        text[: first.start()]
+        + f" {MARK} "
+        + text[first.end() : second.start()]
+        + " "
+        + text[second.end() :]
+    )
+    return text, values
+
+
+def _value(match: re.Match[str]) -> int:
+    return int(match["value"].replace("−", "-").replace(" ", ""))
+
+
+def _overlap(a: re.Match[str], b: re.Match[str]) -> bool:
+    return a.start() < b.end() and b.start() < a.end()
