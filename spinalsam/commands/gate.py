@@ -35,7 +35,7 @@ _MAX_COMMAND_WORDS = 28
 _MAX_SENTENCES = 2
 # Characters of markup, code, shells and SQL, which no clinician types to a segmentation tool.
 _CODE_CHARS = re.compile(
-    r"[<>{}$`|\\*@^&~]|--|__|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;|\w\(\s*['\"]|https?:"
+    r"[<>{}$`|\\*@^&]|~/|--|__|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;|\w\(\s*['\"]|https?:"
 )
 # Addressing the assistant's instructions or role instead of the image.
 _INJECTION = re.compile(

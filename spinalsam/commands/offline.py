@@ -14,6 +14,7 @@ from typing import Any
 
 from spinalsam.commands.gate import INFO_OPS, Verdict, classify
 from spinalsam.commands.lexicon import Concept
+from spinalsam.commands.naming import free_label_name
 from spinalsam.commands.result import ParseResult
 from spinalsam.commands.tokens import Kind, Token, normalise, tokenize_normal
 from spinalsam.ops import Operation, OperationError, parse_operations
@@ -53,7 +54,7 @@ _PRESETS: dict[Concept, str] = {
     C.LUNG: "lung",
     C.BRAIN: "brain",
 }
-_NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR})
+_NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR, C.AFTER})
 # Operations that mean something more when said twice in a row; the rest are idempotent.
 _REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box", "undo", "redo"})
 # "go up 5 slices", "undo twice": at most this many steps from one clause (a volume's depth).
@@ -222,6 +223,9 @@ def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
             clauses.append(_Clause([], implicit=True))
             seen_object = False
         clauses[-1].tokens.append(tok)
+        if tok.concept == C.AFTER and seen_verb:
+            seen_object = True  # "分割后导出": the step is done, the next verb starts anew
+            continue
         if tok.concept in _VERBS - _WEAK_VERBS and not seen_verb:
             # Objects before the first real verb are its instrument ("用点生成分割"): only
             # an object after it completes the clause.
@@ -243,7 +247,7 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return _repeated({"op": "redo"}, clause)
     if C.UNDO in cs or (C.CLEAR in cs and C.LAST in cs):
         return _repeated({"op": "undo"}, clause)
-    if (name := _label_name(clause)) is not None:
+    if (name := _label_name(clause) or free_label_name(clause.tokens)) is not None:
         return {"op": "set_label", "name": name}
     if C.PARAMS in cs:
         return {"op": "check_parameters"}

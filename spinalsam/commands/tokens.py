@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
-from spinalsam.commands.coords import COORD_PATTERNS, coords_of, xywh_box
+from spinalsam.commands.coords import COORD_PATTERNS, coords_of, name_listed_values, xywh_box
 from spinalsam.commands.lexicon import (
     CHINESE,
     ENGLISH_PHRASES,
@@ -66,7 +66,17 @@ class Token:
 # Chinese and typographic punctuation that NFKC leaves alone.
 _PUNCT = str.maketrans(
     {"。": ".", "、": ",", "～": "~", "【": "[", "】": "]", "「": " ", "」": " "}
+    | {"’": "'", "‘": "'"}
 )
+# Decoration at either end of a message ("下一层～", "next one ♪", "thanks :)") carries no
+# meaning, yet "~" or "^" would otherwise read as code to the gate. Non-ASCII symbols of any kind
+# (emoji, stars, notes) go by category; ASCII only as tildes, "!" and emoticons.
+_DECOR_PIECE = r"(?:\s|~|!|\.{3}|[:;=]-?[)(dpo3]|\^_*\^|<3)"
+_DECOR_HEAD = re.compile(rf"^{_DECOR_PIECE}+")
+_DECOR_TAIL = re.compile(rf"{_DECOR_PIECE}+$")
+_DECOR_CATEGORIES = frozenset({"So", "Sk", "Sm", "Cf", "Mn", "Zs"})
+# "this one's C7", "that's L3": the verb "is" after a pronoun (a possessive "'s" stays).
+_IS_CONTRACTION = re.compile(r"\b(this|that|it|one|here|there|what|who|which)'s\b")
 _HYPHEN_BETWEEN_LETTERS = re.compile(r"(?<=[a-z])[-_/.](?=[a-z])")
 _SLICE_NO = re.compile(r"\bno\.?\s*(?=\d)|#\s*(?=\d)")  # "slice no. 7", "#33": a number
 # ".nii.gz", "as .png": a file extension, not the end of a sentence.
@@ -105,12 +115,30 @@ _MAX_REPAIRABLE = 40
 def normalise(text: str) -> str:
     """One spelling for what users type many ways: width, case, punctuation, dozens, levels."""
     normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
-    normal = _EXTENSION_DOT.sub(" ", normal)
+    normal = _IS_CONTRACTION.sub(r"\1 is", _strip_decoration(normal))
+    normal = name_listed_values(_EXTENSION_DOT.sub(" ", normal))
     normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
     for pattern, value in _DOZEN:
         normal = pattern.sub(value, normal)
     normal = _SPACED_LEVEL.sub(_joined_level, normal)
     return _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
+
+
+def _strip_decoration(text: str) -> str:
+    """The text without decorative symbols and emoticons at its start and end."""
+    previous = None
+    while text != previous:
+        previous = text
+        text = _DECOR_TAIL.sub("", _DECOR_HEAD.sub("", text))
+        if text and _is_decoration(text[0]):
+            text = text[1:]
+        if text and _is_decoration(text[-1]):
+            text = text[:-1]
+    return text
+
+
+def _is_decoration(char: str) -> bool:
+    return not char.isascii() and unicodedata.category(char) in _DECOR_CATEGORIES
 
 
 def tokenize(text: str) -> list[Token]:
@@ -135,6 +163,9 @@ def tokenize_normal(normal: str) -> list[Token]:
         elif kind == "xywh":
             box = xywh_box(*(int(match[g]) for g in ("bx", "by", "bw", "bh")))
             tokens.append(Token(Kind.BOX, match.group(), coords=box))
+        elif kind == "corners":
+            corners = tuple(int(match[g]) for g in ("c0", "c1", "c2", "c3"))
+            tokens.append(Token(Kind.COORDS, match.group(), coords=corners))
         elif kind in ("xy", "group"):
             tokens.append(_coords_token(match.group()))
         elif kind == "times":
