@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spinalsam.commands.gate import INFO_OPS, Verdict, classify
+from spinalsam.commands.gate import INFO_OPS, Verdict, asks_general_knowledge, classify
 from spinalsam.commands.lexicon import Concept
 from spinalsam.commands.naming import free_label_name
 from spinalsam.commands.result import ParseResult
@@ -147,11 +147,16 @@ def parse_offline(text: str) -> ParseResult:
         ops.append(op)
     if len(ops) > _MAX_CLAUSE_OPS:
         return ParseResult([], True, note=_GATE_NOTES[Verdict.PASTED])
-    if verdict == Verdict.QUESTION and not (operations and _all_info(operations)):
+    if verdict == Verdict.QUESTION and not (
+        operations and _all_info(operations) and not asks_general_knowledge(normal)
+    ):
         return ParseResult([], True, note=_GATE_NOTES[Verdict.QUESTION])
     if offtopic and not ops:
         problems.clear()  # small talk: the UI answers politely, there is nothing to act on
     confident = not problems and (unknown < _MAX_UNKNOWN_WORDS if ops else offtopic or not unknown)
+    if guessed := [t.text for t in tokens if t.kind == Kind.GUESSED]:
+        confident = False  # a homophone typo is a guess: the user confirms it with one click
+        problems.append(f"read “{guessed[0]}” as a mistyped command word")
     if verdict == Verdict.TERSE and not _all_info(operations):
         confident = False  # "next slice?": offer it, do not just do it
     note = "; ".join(problems)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
+from spinalsam.commands.chinese_typos import correct_chinese_verb
 from spinalsam.commands.coords import COORD_PATTERNS, coords_of, name_listed_values, xywh_box
 from spinalsam.commands.lexicon import (
     CHINESE,
@@ -50,6 +51,7 @@ class Kind:
     UNKNOWN = "unknown"
     HUGE = "huge"  # a digit run too long to be any count, index or coordinate
     NUMBERISH = "numberish"  # one typo away from a number word ("thre"): never read as one
+    GUESSED = "guessed"  # a Chinese verb read through a one-character typo ("分隔"): ask first
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,13 @@ def _word_tokens(word: str) -> list[Token]:
     pieces = _split_run_together(word)
     if pieces:
         return [tok for piece in pieces if (tok := _known_word(piece)) is not None]
-    if _near_number_word(word):  # before typo repair: "thre" must not become "there" either
+    corrected = _correct_typo(word)
+    # Before typo repair: "thre" must not become "there" either. Only a vocabulary word with
+    # exactly the same letters ("opne" → open, not "one") is the closer reading.
+    if _near_number_word(word) and not (corrected and sorted(corrected) == sorted(word)):
         return [Token(Kind.NUMBERISH, word)]
     if (full := _ABBREVIATIONS.get(word)) is not None:
         return [_known_word(full) or Token(Kind.UNKNOWN, word)]
-    corrected = _correct_typo(word)
     if corrected is not None:
         return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
     return [Token(Kind.UNKNOWN, word)]
@@ -421,7 +425,7 @@ def _scan_chinese(run: str) -> list[Token]:
             i += 1
             continue
         if unknown_start is not None:
-            out.append(Token(Kind.UNKNOWN, run[unknown_start:i]))
+            out.extend(_unknown_chinese(run[unknown_start:i]))
             unknown_start = None
         if word_len >= num_len:
             out.append(Token(Kind.CONCEPT, run[i : i + word_len], concept=concept))
@@ -430,8 +434,20 @@ def _scan_chinese(run: str) -> list[Token]:
             out.append(Token(Kind.NUMBER, run[i : i + num_len], number=value))
             i += num_len
     if unknown_start is not None:
-        out.append(Token(Kind.UNKNOWN, run[unknown_start:]))
+        out.extend(_unknown_chinese(run[unknown_start:]))
     return out
+
+
+def _unknown_chinese(text: str) -> list[Token]:
+    """Characters the lexicon does not know, with a mistyped verb at their start read as one."""
+    guess = correct_chinese_verb(text)
+    if guess is None:
+        return [Token(Kind.UNKNOWN, text)]
+    verb, concept = guess
+    rest = text[len(verb) :]
+    return [Token(Kind.GUESSED, text[: len(verb)], concept=concept)] + (
+        [Token(Kind.UNKNOWN, rest)] if rest else []
+    )
 
 
 def _longest_chinese_word(run: str, start: int) -> tuple[int, Concept | None]:
