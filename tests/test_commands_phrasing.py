@@ -40,6 +40,11 @@ def _label(name: str) -> list[dict]:
         ("把它标成肝脏吧", "肝脏"),
         ("这个叫椎管", "椎管"),
         ("标注为骨赘", "骨赘"),
+        ("set the label to epidural fat", "epidural fat"),
+        ("change the name to left pedicle", "left pedicle"),
+        ("名称改为椎弓根", "椎弓根"),
+        ("标签设为肿瘤", "肿瘤"),
+        ("给它起名叫硬膜囊", "硬膜囊"),
     ],
 )
 def test_free_text_names_follow_a_naming_verb(text: str, name: str) -> None:
@@ -72,6 +77,7 @@ def test_naming_verbs_and_contractions_give_canonical_levels(text: str, name: st
         ("call it segment", [SEG]),  # a command word is no name
         ("标记成背景点", [{"op": "add_points", "count": 1, "label": N}]),
         ("the canal looks narrow at L3", []),  # a mention, no naming verb
+        ("the label is wrong", []),  # a complaint: no verb sets the name
     ],
 )
 def test_a_name_never_swallows_a_command(text: str, expect: list[dict]) -> None:
@@ -113,6 +119,8 @@ def test_chinese_dian_is_a_point_only_as_a_prompt(text: str, expect: list[dict])
         ),
         ("画框后用框分割", [{"op": "add_box"}, {"op": "segment", "prompt": "box"}]),
         ("上一层之后测量一下", [{"op": "previous_image"}, {"op": "measure"}]),
+        ("打开图像后跳到第10层", [{"op": "open_image"}, {"op": "goto_slice", "index": 10}]),
+        ("分割后用骨窗", [SEG, {"op": "set_window", "preset": "bone"}]),
         ("往后翻两层", [{"op": "next_image"}] * 2),  # 后 inside a direction stays one
     ],
 )
@@ -132,6 +140,8 @@ def test_chinese_sequence_connectors_keep_every_step_in_order(
         ("bbox x0,y0,x1,y1: 8,9,18,29", [8, 9, 18, 29]),
         ("box x,y,w,h = 10,20,30,40", [10, 20, 40, 60]),
         ("add a box x_0 = 1 y_0 = 2 x_1 = 11 y_1 = 12", [1, 2, 11, 12]),
+        ("draw rect x_min=3 y_min=4 x_max=30 y_max=40", [3, 4, 30, 40]),
+        ("box: x0 10 y0 20 x1 50 y1 60", [10, 20, 50, 60]),
     ],
 )
 def test_boxes_with_named_corners(text: str, box: list[int]) -> None:

@@ -26,7 +26,7 @@ _XYWH = (
 _XY = rf"(?<![a-z])x{_SEP}(?P<x>\d+){_GAP}y{_SEP}(?P<y>\d+)(?![a-z0-9])"
 # A corner coordinate named with an index or min/max ("x0", "y_1", "xmax"); its value follows
 # "=", ":" or a space ("x0 30"), never directly (is "x130" x1 = 30?).
-_CORNER_VALUE = r"_?(?:\d|min|max)(?:\s*[=:]\s*|\s+)(?P<{}>\d+)"
+_CORNER_VALUE = r"(?:_?\d|[\s_]?(?:min|max))(?:\s*[=:]\s*|\s+)(?P<{}>\d+)"
 _CORNERS = _GAP.join(
     f"{axis}{_CORNER_VALUE.format(group)}"
     for axis, group in (("x", "c0"), ("y", "c1"), ("x", "c2"), ("y", "c3"))

@@ -22,13 +22,18 @@ MAX_NAME_CHARS = 40
 # own ("the labels", "mark two points") they mean something else.
 _VERB_NOUNS = frozenset({"label", "mark", "tag", "name"})
 _AFTER_VERB_NOUN = frozenset({"it", "this", "that", "as", "the"})
+# The name as a noun, set by a verb: "set the label to X", "change the name to X", 名称改为X.
+_NAME_NOUNS = frozenset({"label", "name", "名称", "名字", "标签"})
+_NOUN_LINKS = frozenset({"to", "as"})
+_SETTING = frozenset({C.ADD, C.SWITCH})
 # Words before the naming verb that refer to what is named: "please name this mask X", 把它命名为.
-_BEFORE_HEAD = frozenset({C.FILLER, C.MASK, C.NAMING})
+_BEFORE_HEAD = frozenset({C.FILLER, C.MASK, C.NAMING, C.OFFTOPIC}) | _SETTING
 # Words between the verb and the name: the thing named and the linking word ("as", 为, 成).
 _LINKING = frozenset(
     {"it", "this", "that", "one", "the", "mask", "selection", "selected", "current", "as", "to"}
     | {"structure", "region", "segmentation", "object", "area"}
     | {"is", "为", "成", "作", "是", "它", "这个", "该"}
+    | {"改为", "设为", "改成", "设成", "换成", "叫", "叫做"}
 )
 # Politeness after the name is not part of it: "name it left kidney please", "命名为肝脏吧".
 _TRAILING = frozenset({"please", "pls", "plz", "thanks", "吧", "一下", "呀", "啊", "了", "哦"})
@@ -66,15 +71,23 @@ def free_label_name(tokens: list[Token]) -> str | None:
 def _naming_head(tokens: list[Token]) -> int | None:
     """Index of the naming verb, when only words about the named thing come before it."""
     for i, tok in enumerate(tokens):
+        follower = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok.text in _NAME_NOUNS and follower is not None:
+            set_before = any(t.concept in _SETTING for t in tokens[:i])
+            if follower.concept == C.SWITCH or (set_before and follower.text in _NOUN_LINKS):
+                return i + 1  # the name follows the linking verb or "to"
         if tok.concept == C.NAME:
             return i
-        if tok.text in _VERB_NOUNS and i + 1 < len(tokens):
-            follower = tokens[i + 1]
-            if follower.text in _AFTER_VERB_NOUN or follower.concept == C.NAMING:
-                return i
-        if tok.kind != Kind.CONCEPT or tok.concept not in _BEFORE_HEAD:
+        if tok.text in _VERB_NOUNS and _refers_to_mask(follower):
+            return i
+        if tok.text not in _NAME_NOUNS and tok.concept not in _BEFORE_HEAD:
             return None
     return None
+
+
+def _refers_to_mask(token: Token | None) -> bool:
+    """ "label it …", "mark this one as …": the verb-noun is a verb when the mask follows."""
+    return token is not None and (token.text in _AFTER_VERB_NOUN or token.concept == C.NAMING)
 
 
 def _join(words: Iterable[str]) -> str:

@@ -221,15 +221,16 @@ def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
     if not tokens:
         return []
     clauses = [_Clause([])]
-    seen_verb = seen_object = False
+    seen_verb = seen_object = step_done = False
     for tok in tokens:
         starter = tok.concept in _CLAUSE_STARTERS and tok.text != "segmentation"
-        if starter and seen_verb and seen_object:
+        # After "分割后" / "打开图像后" any verb starts the next step, a move or a window too.
+        if (starter and seen_verb and seen_object) or (step_done and tok.concept in _VERBS):
             clauses.append(_Clause([], implicit=True))
-            seen_object = False
+            seen_object = step_done = False
         clauses[-1].tokens.append(tok)
         if tok.concept == C.AFTER and seen_verb:
-            seen_object = True  # "分割后导出": the step is done, the next verb starts anew
+            seen_object = step_done = True  # "分割后导出": the step is done
             continue
         if tok.concept in _VERBS - _WEAK_VERBS and not seen_verb:
             # Objects before the first real verb are its instrument ("用点生成分割"): only
