@@ -78,6 +78,9 @@ def test_naming_verbs_and_contractions_give_canonical_levels(text: str, name: st
         ("标记成背景点", [{"op": "add_points", "count": 1, "label": N}]),
         ("the canal looks narrow at L3", []),  # a mention, no naming verb
         ("the label is wrong", []),  # a complaint: no verb sets the name
+        ("call me later", []),  # a person, not the mask, follows the verb
+        ("i named my cat Luna", []),
+        ("我叫小王", []),
     ],
 )
 def test_a_name_never_swallows_a_command(text: str, expect: list[dict]) -> None:
@@ -92,6 +95,8 @@ def test_a_name_never_swallows_a_command(text: str, expect: list[dict]) -> None:
         ("有点问题，帮我撤销", [{"op": "undo"}]),
         ("差点忘了，导出PNG", [{"op": "export", "format": "png"}]),
         ("我有点困", []),
+        ("点赞", []),
+        ("往下一点", []),  # "a bit lower": no point, and no slice named
         ("加一个点", [{"op": "add_points", "count": 1, "label": P}]),
         ("加两个背景点", [{"op": "add_points", "count": 2, "label": N}]),
         ("清除所有点", [{"op": "clear", "target": "points"}]),
@@ -268,6 +273,10 @@ def test_an_unknown_word_far_from_numbers_is_not_called_a_number() -> None:
 def test_chinese_homophone_typos_are_read_but_confirmed(text: str, expect: list[dict]) -> None:
     result = parse_offline(text)
     assert dump_operations(result.operations) == expect
+
+
+def test_a_name_keeps_the_words_as_typed() -> None:
+    assert _ops("label it later") == _label("later")  # no typo repair to "layer"
 
 
 def test_a_homophone_guess_is_unsure() -> None:

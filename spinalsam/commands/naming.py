@@ -21,7 +21,15 @@ MAX_NAME_CHARS = 40
 # Nouns that are also naming verbs, but only when "it/this/as" follows ("label it X"); on their
 # own ("the labels", "mark two points") they mean something else.
 _VERB_NOUNS = frozenset({"label", "mark", "tag", "name"})
-_AFTER_VERB_NOUN = frozenset({"it", "this", "that", "as", "the"})
+_AFTER_VERB_NOUN = frozenset({"it", "this", "that", "as", "to"})
+# "name the mask X" names it; "name the bones of the spine" asks for a list.
+_MASK_NOUNS = frozenset(
+    {"mask", "segmentation", "selection", "selected", "current", "structure", "region", "object"}
+)
+# "我叫张三", "i named my cat …": a person is named, not the mask.
+_PERSONS = frozenset(
+    {"i", "we", "they", "he", "she", "you", "我", "你", "他", "她", "我们", "他们"}
+)
 # The name as a noun, set by a verb: "set the label to X", "change the name to X", 名称改为X.
 _NAME_NOUNS = frozenset({"label", "name", "名称", "名字", "标签"})
 _NOUN_LINKS = frozenset({"to", "as"})
@@ -64,7 +72,7 @@ def free_label_name(tokens: list[Token]) -> str | None:
         return None
     if any(t.kind in _NOT_NAME_KINDS or t.concept in _NOT_IN_NAMES for t in rest):
         return None
-    name = _join(t.text.upper() if t.concept == C.VERTEBRA else t.text for t in rest)
+    name = _join(t.text.upper() if t.concept == C.VERTEBRA else t.as_typed for t in rest)
     return name if 1 <= len(name) <= MAX_NAME_CHARS else None
 
 
@@ -77,17 +85,25 @@ def _naming_head(tokens: list[Token]) -> int | None:
             if follower.concept == C.SWITCH or (set_before and follower.text in _NOUN_LINKS):
                 return i + 1  # the name follows the linking verb or "to"
         if tok.concept == C.NAME:
-            return i
-        if tok.text in _VERB_NOUNS and _refers_to_mask(follower):
+            named_person = i > 0 and tokens[i - 1].text in _PERSONS
+            english = tok.text.isascii()
+            return None if named_person or (english and not _refers_to_mask(tokens, i)) else i
+        if tok.text in _VERB_NOUNS and _refers_to_mask(tokens, i):
             return i
         if tok.text not in _NAME_NOUNS and tok.concept not in _BEFORE_HEAD:
             return None
     return None
 
 
-def _refers_to_mask(token: Token | None) -> bool:
-    """ "label it …", "mark this one as …": the verb-noun is a verb when the mask follows."""
-    return token is not None and (token.text in _AFTER_VERB_NOUN or token.concept == C.NAMING)
+def _refers_to_mask(tokens: list[Token], verb: int) -> bool:
+    """ "label it …", "call this one …", "name the mask …", "rename to …": an English naming
+    verb names the mask only when the mask (or "as"/"to") is what follows it."""
+    after = tokens[verb + 1 : verb + 3]
+    if not after:
+        return False
+    if after[0].text in _AFTER_VERB_NOUN | _MASK_NOUNS or after[0].concept in (C.NAMING, C.MASK):
+        return True
+    return after[0].text == "the" and len(after) > 1 and after[1].text in _MASK_NOUNS
 
 
 def _join(words: Iterable[str]) -> str:

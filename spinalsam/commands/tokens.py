@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
 
@@ -63,6 +63,12 @@ class Token:
     concept: Concept | None = None
     number: int | None = None
     coords: tuple[int, ...] = ()
+    typed: str = ""  # what the user typed, when `text` is a correction or a completion of it
+
+    @property
+    def as_typed(self) -> str:
+        """The word as the user wrote it: a free-text name keeps "later", never "layer"."""
+        return self.typed or self.text
 
 
 # Chinese and typographic punctuation that NFKC leaves alone.
@@ -238,10 +244,15 @@ def _word_tokens(word: str) -> list[Token]:
     if _near_number_word(word) and not (corrected and sorted(corrected) == sorted(word)):
         return [Token(Kind.NUMBERISH, word)]
     if (full := _ABBREVIATIONS.get(word)) is not None:
-        return [_known_word(full) or Token(Kind.UNKNOWN, word)]
+        return [_repaired(word, full)]
     if corrected is not None:
-        return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
+        return [_repaired(word, corrected)]
     return [Token(Kind.UNKNOWN, word)]
+
+
+def _repaired(word: str, repair: str) -> Token:
+    known = _known_word(repair)
+    return replace(known, typed=word) if known is not None else Token(Kind.UNKNOWN, word)
 
 
 _NUMBER_WORDS = tuple(w for w in ENGLISH_NUMBERS if len(w) >= 3)
