@@ -45,6 +45,8 @@ def _label(name: str) -> list[dict]:
         ("名称改为椎弓根", "椎弓根"),
         ("标签设为肿瘤", "肿瘤"),
         ("给它起名叫硬膜囊", "硬膜囊"),
+        ("label: spinal canal", "spinal canal"),
+        ("名称：椎管", "椎管"),
     ],
 )
 def test_free_text_names_follow_a_naming_verb(text: str, name: str) -> None:
@@ -62,6 +64,8 @@ def test_free_text_names_follow_a_naming_verb(text: str, name: str) -> None:
         ("记作颈六", "C6"),
         ("标成腰二", "L2"),
         ("命名成骶一", "S1"),
+        ("here's L5", "L5"),
+        ("标上腰四", "L4"),
     ],
 )
 def test_naming_verbs_and_contractions_give_canonical_levels(text: str, name: str) -> None:
@@ -210,6 +214,7 @@ def test_a_bare_window_number_alone_is_no_window() -> None:
         "要不要我帮你分割",
         "是不是该清空了",
         "需要再加一个负样本点吗？",
+        "用骨窗比较好吧？",
     ],
 )
 def test_questions_about_the_world_or_advice_do_nothing(text: str) -> None:

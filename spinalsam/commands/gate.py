@@ -68,7 +68,8 @@ _ZH_QUESTION = re.compile(
     r"|([要需该用])不\1|有没有必要"
 )
 _ZH_POLITE = re.compile(r"能不能|可不可以|可以|能否|请|帮我|麻烦|帮忙")
-_ZH_PARTICLE = re.compile(r"[吗嘛呢][?？]?\s*$")
+# "…吗", and "…吧？" asking for agreement ("用骨窗比较好吧？"); "分割吧" is a request.
+_ZH_PARTICLE = re.compile(r"[吗嘛呢][?？]?\s*$|吧\s*[?？]\s*$")
 
 
 # A question about the world rather than about the user's own mask: "what is the normal HU range

@@ -213,7 +213,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
     C.NAMING: (
         "this is|this one is|that is|it is|this one|this vertebra is|this level is|that one is|"
-        "that one"
+        "that one|here is"
     ),
     C.NEXT: "skip ahead|move on",
     C.OPEN: "pull up|bring in|bring up|load up|open up",
@@ -262,7 +262,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
     C.NAME: (
         "命名 命名为 命名成 记为 记作 记成 标为 标成 标作 标记为 标记成 标注为 标注成 叫做 叫作 叫 "
-        "名为 称为 标签 改名为 重命名为 重命名 改名 起名 取名 起名为 取名为"
+        "名为 称为 标签 改名为 重命名为 重命名 改名 起名 取名 起名为 取名为 标 标上"
     ),
     C.HELP: (
         "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "

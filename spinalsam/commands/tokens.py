@@ -83,6 +83,8 @@ _DECOR_PIECE = r"(?:\s|~|!|\.{3}|[:;=]-?[)(dpo3]|\^_*\^|<3)"
 _DECOR_HEAD = re.compile(rf"^{_DECOR_PIECE}+")
 _DECOR_TAIL = re.compile(rf"{_DECOR_PIECE}+$")
 _DECOR_CATEGORIES = frozenset({"So", "Sk", "Sm", "Cf", "Mn", "Zs"})
+# "label: spinal canal", "名称：椎管": a colon after the name field links it to the name.
+_NAME_FIELD = re.compile(r"(?<![a-z])(label|name)\s*[:=]\s*|(名称|名字|标签)\s*[:=]\s*")
 # "this one's C7", "that's L3": the verb "is" after a pronoun (a possessive "'s" stays).
 _IS_CONTRACTION = re.compile(r"\b(this|that|it|one|here|there|what|who|which)'s\b")
 _HYPHEN_BETWEEN_LETTERS = re.compile(r"(?<=[a-z])[-_/.](?=[a-z])")
@@ -124,6 +126,7 @@ def normalise(text: str) -> str:
     """One spelling for what users type many ways: width, case, punctuation, dozens, levels."""
     normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
     normal = _IS_CONTRACTION.sub(r"\1 is", _strip_decoration(normal))
+    normal = _NAME_FIELD.sub(lambda m: f" {m[1]} as " if m[1] else f"{m[2]}改为", normal)
     normal = name_listed_values(_EXTENSION_DOT.sub(" ", normal))
     normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
     for pattern, value in _DOZEN:
