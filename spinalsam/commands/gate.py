@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-__all__ = ["INFO_OPS", "Verdict", "classify"]
+__all__ = ["INFO_OPS", "Verdict", "asks_general_knowledge", "classify"]
 
 
 class Verdict(StrEnum):
@@ -35,7 +35,7 @@ _MAX_COMMAND_WORDS = 28
 _MAX_SENTENCES = 2
 # Characters of markup, code, shells and SQL, which no clinician types to a segmentation tool.
 _CODE_CHARS = re.compile(
-    r"[<>{}$`|\\*@^&~]|--|__|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;|\w\(\s*['\"]|https?:"
+    r"[<>{}$`|\\*@^&]|~/|--|__|/[a-z]+/|\b1\s*=\s*1\b|;\s*\w+\s*;|'\s*;|\w\(\s*['\"]|https?:"
 )
 # Addressing the assistant's instructions or role instead of the image.
 _INJECTION = re.compile(
@@ -63,9 +63,34 @@ _POLITE = re.compile(
 )
 _ZH_QUESTION = re.compile(
     r"什么|为什么|为何|怎么样|怎么回事|是否|觉得|应该|对吗|对不对|严不严重|严重吗|哪个|哪些|多少|几个|是不是"
+    # "A不A" asking for advice: 要不要, 需不需要, 该不该, 用不用 ("should I …?"); 能不能 and
+    # 可不可以 ask the app to do something and stay polite requests.
+    r"|([要需该用])不\1|有没有必要"
 )
 _ZH_POLITE = re.compile(r"能不能|可不可以|可以|能否|请|帮我|麻烦|帮忙")
-_ZH_PARTICLE = re.compile(r"[吗嘛呢][?？]?\s*$")
+# "…吗", and "…吧？" asking for agreement ("用骨窗比较好吧？"); "分割吧" is a request.
+_ZH_PARTICLE = re.compile(r"[吗嘛呢][?？]?\s*$|吧\s*[?？]\s*$")
+
+
+# A question about the world rather than about the user's own mask: "what is the normal HU range
+# of cancellous bone?", "how large is a normal L4 body?", "正常骨密度是多少？". It names a
+# reference quantity or an anatomical material and points at nothing on the screen.
+_GENERAL = re.compile(
+    r"\b(?:normal|typical|typically|usual|usually|healthy|reference|expected|in general|"
+    r"generally|bones?|cortical|cancellous|trabecular|cortex|marrow|fat|muscles?|blood|water|"
+    r"air|tissues?|vertebra[el]?|discs?|adults?|people|patients?)\b"
+    r"|正常|一般|通常|典型|参考|健康|骨|肌|脂肪|血|水|空气|组织|成人|人体|病人|患者"
+)
+_DEICTIC = re.compile(
+    r"\b(?:it|its|this|that|these|those|here|mask|masks|segmentation|result|selected|current|"
+    r"my|our|roi)\b|这|它|该|当前|掩膜|掩码|蒙版|分割|结果|选中|我的"
+)
+
+
+def asks_general_knowledge(normal: str) -> bool:
+    """Whether a question asks about anatomy or norms in general, not about the mask on screen:
+    such a question is answered, never turned into a measurement."""
+    return bool(_GENERAL.search(normal)) and not _DEICTIC.search(normal)
 
 
 def classify(normal: str) -> Verdict:

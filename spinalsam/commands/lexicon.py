@@ -77,6 +77,8 @@ class Concept(StrEnum):
     UP = "up"  # a direction: with a slice move, up = previous, down = next
     DOWN = "down"
     NAMING = "naming"  # "this is", "it's", 这是: a cue that a vertebra name follows
+    # 后 / 完 after a step ("分割后导出", "画完框生成"): that step is complete, a new one follows
+    AFTER = "after"
     ALIEN = "alien"  # a subject the app has nothing to do with (poem, diagnosis, database)
     # words that carry no action
     FILLER = "filler"
@@ -209,7 +211,10 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
     ),
     C.REDO: "ctrl y|control y|cmd y|ctrl shift z|cmd shift z|redo that|do it again|do that again",
     C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
-    C.NAMING: "this is|this one is|that is|it is|this one|this vertebra is|this level is",
+    C.NAMING: (
+        "this is|this one is|that is|it is|this one|this vertebra is|this level is|that one is|"
+        "that one|here is"
+    ),
     C.NEXT: "skip ahead|move on",
     C.OPEN: "pull up|bring in|bring up|load up|open up",
     C.OFFTOPIC: (
@@ -255,7 +260,10 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
     C.MEASURE: "测量 统计 量化 指标 直径 测",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
-    C.NAME: "命名 记为 标为 标记为 叫做 叫 名为 称为 标签",
+    C.NAME: (
+        "命名 命名为 命名成 记为 记作 记成 标为 标成 标作 标记为 标记成 标注为 标注成 叫做 叫作 叫 "
+        "名为 称为 标签 改名为 重命名为 重命名 改名 起名 取名 起名为 取名为 标 标上"
+    ),
     C.HELP: (
         "帮助 怎么使用 如何用 使用方法 你能做什么 能干什么 你会什么 会做什么 能干嘛 "
         "有哪些功能 能做什么 可以做什么 怎么用 如何使用 使用说明 说明 功能 指令 命令 教程 用法"
@@ -286,14 +294,17 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "能不能 可不可以 是不是 要不要 会不会 请 帮我 帮 我 一下 麻烦 你 您 的 了 吧 呢 吗 把 将 "
         "在 上 给 个 些 这 这个 那个 当前 现在 能 可以 能否 想 要 需要 一些 里 中 内 为 成 格式 "
         "椎体 椎骨 腰椎 胸椎 颈椎 部位 区域 用户 谢 呀 啊 哦 好 们 模型 已 已经 是 否 有 没有 对 "
-        "所 后 相邻 邻近 整个 全 中的 位置 处 处的 下 从 向 至 于 以 再次 一次 周围 附近 出来 起来 "
+        "所 相邻 邻近 整个 全 中的 位置 处 处的 下 从 向 至 于 以 再次 一次 周围 附近 出来 起来 "
         "好的 通过 根据 基于 开始 左上角 右下角 左下角 右上角 左上 右下 左下 右上 角 顶点 起点 "
-        "终点 左 右"
+        "终点 左 右 先 它 "
+        # 点 inside an adverb ("有点", "差点") or a slip of the mouse ("点错了") is no point.
+        "有点 差点 快点 早点 一点 一点点 一点儿 点儿 点赞 点错 点歪 点偏 点击错 弄错 搞错 错"
     ),
     C.OFFTOPIC: (
         "你好 的帮助 你的帮助 帮忙 您好 天气 笑话 谢谢 再见 早上好 晚上好 你是谁 名字 "
         "哈哈 讲个 故事 唱歌 感谢 多谢 晚安 吃饭 新闻 心情 嗨 哈喽 今天 明天 昨天 星期 几点 周末"
     ),
+    C.AFTER: "后 完",
     C.SEPARATOR: (
         "然后 并且 并 再 接着 之后 随后 和 以及 同时 还有 还要 最后再 完了 完成后 后再 与 及"
     ),

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from spinalsam.commands.gate import INFO_OPS, Verdict, classify
+from spinalsam.commands.gate import INFO_OPS, Verdict, asks_general_knowledge, classify
 from spinalsam.commands.lexicon import Concept
+from spinalsam.commands.naming import free_label_name
 from spinalsam.commands.result import ParseResult
 from spinalsam.commands.tokens import Kind, Token, normalise, tokenize_normal
 from spinalsam.ops import Operation, OperationError, parse_operations
@@ -53,7 +54,7 @@ _PRESETS: dict[Concept, str] = {
     C.LUNG: "lung",
     C.BRAIN: "brain",
 }
-_NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR})
+_NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR, C.AFTER})
 # Operations that mean something more when said twice in a row; the rest are idempotent.
 _REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box", "undo", "redo"})
 # "go up 5 slices", "undo twice": at most this many steps from one clause (a volume's depth).
@@ -146,11 +147,16 @@ def parse_offline(text: str) -> ParseResult:
         ops.append(op)
     if len(ops) > _MAX_CLAUSE_OPS:
         return ParseResult([], True, note=_GATE_NOTES[Verdict.PASTED])
-    if verdict == Verdict.QUESTION and not (operations and _all_info(operations)):
+    if verdict == Verdict.QUESTION and not (
+        operations and _all_info(operations) and not asks_general_knowledge(normal)
+    ):
         return ParseResult([], True, note=_GATE_NOTES[Verdict.QUESTION])
     if offtopic and not ops:
         problems.clear()  # small talk: the UI answers politely, there is nothing to act on
     confident = not problems and (unknown < _MAX_UNKNOWN_WORDS if ops else offtopic or not unknown)
+    if guessed := [t.text for t in tokens if t.kind == Kind.GUESSED]:
+        confident = False  # a homophone typo is a guess: the user confirms it with one click
+        problems.append(f"read “{guessed[0]}” as a mistyped command word")
     if verdict == Verdict.TERSE and not _all_info(operations):
         confident = False  # "next slice?": offer it, do not just do it
     note = "; ".join(problems)
@@ -215,13 +221,17 @@ def _split_at_verbs(tokens: list[Token]) -> list[_Clause]:
     if not tokens:
         return []
     clauses = [_Clause([])]
-    seen_verb = seen_object = False
+    seen_verb = seen_object = step_done = False
     for tok in tokens:
         starter = tok.concept in _CLAUSE_STARTERS and tok.text != "segmentation"
-        if starter and seen_verb and seen_object:
+        # After "分割后" / "打开图像后" any verb starts the next step, a move or a window too.
+        if (starter and seen_verb and seen_object) or (step_done and tok.concept in _VERBS):
             clauses.append(_Clause([], implicit=True))
-            seen_object = False
+            seen_object = step_done = False
         clauses[-1].tokens.append(tok)
+        if tok.concept == C.AFTER and seen_verb:
+            seen_object = step_done = True  # "分割后导出": the step is done
+            continue
         if tok.concept in _VERBS - _WEAK_VERBS and not seen_verb:
             # Objects before the first real verb are its instrument ("用点生成分割"): only
             # an object after it completes the clause.
@@ -243,7 +253,7 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return _repeated({"op": "redo"}, clause)
     if C.UNDO in cs or (C.CLEAR in cs and C.LAST in cs):
         return _repeated({"op": "undo"}, clause)
-    if (name := _label_name(clause)) is not None:
+    if (name := _label_name(clause) or free_label_name(clause.tokens)) is not None:
         return {"op": "set_label", "name": name}
     if C.PARAMS in cs:
         return {"op": "check_parameters"}

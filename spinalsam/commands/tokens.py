@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
 
-from spinalsam.commands.coords import COORD_PATTERNS, coords_of, xywh_box
+from spinalsam.commands.chinese_typos import correct_chinese_verb
+from spinalsam.commands.coords import COORD_PATTERNS, coords_of, name_listed_values, xywh_box
 from spinalsam.commands.lexicon import (
     CHINESE,
     ENGLISH_PHRASES,
@@ -50,6 +51,7 @@ class Kind:
     UNKNOWN = "unknown"
     HUGE = "huge"  # a digit run too long to be any count, index or coordinate
     NUMBERISH = "numberish"  # one typo away from a number word ("thre"): never read as one
+    GUESSED = "guessed"  # a Chinese verb read through a one-character typo ("分隔"): ask first
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,30 @@ class Token:
     concept: Concept | None = None
     number: int | None = None
     coords: tuple[int, ...] = ()
+    typed: str = ""  # what the user typed, when `text` is a correction or a completion of it
+
+    @property
+    def as_typed(self) -> str:
+        """The word as the user wrote it: a free-text name keeps "later", never "layer"."""
+        return self.typed or self.text
 
 
 # Chinese and typographic punctuation that NFKC leaves alone.
 _PUNCT = str.maketrans(
     {"。": ".", "、": ",", "～": "~", "【": "[", "】": "]", "「": " ", "」": " "}
+    | {"’": "'", "‘": "'"}
 )
+# Decoration at either end of a message ("下一层～", "next one ♪", "thanks :)") carries no
+# meaning, yet "~" or "^" would otherwise read as code to the gate. Non-ASCII symbols of any kind
+# (emoji, stars, notes) go by category; ASCII only as tildes, "!" and emoticons.
+_DECOR_PIECE = r"(?:\s|~|!|\.{3}|[:;=]-?[)(dpo3]|\^_*\^|<3)"
+_DECOR_HEAD = re.compile(rf"^{_DECOR_PIECE}+")
+_DECOR_TAIL = re.compile(rf"{_DECOR_PIECE}+$")
+_DECOR_CATEGORIES = frozenset({"So", "Sk", "Sm", "Cf", "Mn", "Zs"})
+# "label: spinal canal", "名称：椎管": a colon after the name field links it to the name.
+_NAME_FIELD = re.compile(r"(?<![a-z])(label|name)\s*[:=]\s*|(名称|名字|标签)\s*[:=]\s*")
+# "this one's C7", "that's L3": the verb "is" after a pronoun (a possessive "'s" stays).
+_IS_CONTRACTION = re.compile(r"\b(this|that|it|one|here|there|what|who|which)'s\b")
 _HYPHEN_BETWEEN_LETTERS = re.compile(r"(?<=[a-z])[-_/.](?=[a-z])")
 _SLICE_NO = re.compile(r"\bno\.?\s*(?=\d)|#\s*(?=\d)")  # "slice no. 7", "#33": a number
 # ".nii.gz", "as .png": a file extension, not the end of a sentence.
@@ -105,12 +125,31 @@ _MAX_REPAIRABLE = 40
 def normalise(text: str) -> str:
     """One spelling for what users type many ways: width, case, punctuation, dozens, levels."""
     normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
-    normal = _EXTENSION_DOT.sub(" ", normal)
+    normal = _IS_CONTRACTION.sub(r"\1 is", _strip_decoration(normal))
+    normal = _NAME_FIELD.sub(lambda m: f" {m[1]} as " if m[1] else f"{m[2]}改为", normal)
+    normal = name_listed_values(_EXTENSION_DOT.sub(" ", normal))
     normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
     for pattern, value in _DOZEN:
         normal = pattern.sub(value, normal)
     normal = _SPACED_LEVEL.sub(_joined_level, normal)
     return _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
+
+
+def _strip_decoration(text: str) -> str:
+    """The text without decorative symbols and emoticons at its start and end."""
+    previous = None
+    while text != previous:
+        previous = text
+        text = _DECOR_TAIL.sub("", _DECOR_HEAD.sub("", text))
+        if text and _is_decoration(text[0]):
+            text = text[1:]
+        if text and _is_decoration(text[-1]):
+            text = text[:-1]
+    return text
+
+
+def _is_decoration(char: str) -> bool:
+    return not char.isascii() and unicodedata.category(char) in _DECOR_CATEGORIES
 
 
 def tokenize(text: str) -> list[Token]:
@@ -135,6 +174,9 @@ def tokenize_normal(normal: str) -> list[Token]:
         elif kind == "xywh":
             box = xywh_box(*(int(match[g]) for g in ("bx", "by", "bw", "bh")))
             tokens.append(Token(Kind.BOX, match.group(), coords=box))
+        elif kind == "corners":
+            corners = tuple(int(match[g]) for g in ("c0", "c1", "c2", "c3"))
+            tokens.append(Token(Kind.COORDS, match.group(), coords=corners))
         elif kind in ("xy", "group"):
             tokens.append(_coords_token(match.group()))
         elif kind == "times":
@@ -199,14 +241,21 @@ def _word_tokens(word: str) -> list[Token]:
     pieces = _split_run_together(word)
     if pieces:
         return [tok for piece in pieces if (tok := _known_word(piece)) is not None]
-    if _near_number_word(word):  # before typo repair: "thre" must not become "there" either
+    corrected = _correct_typo(word)
+    # Before typo repair: "thre" must not become "there" either. Only a vocabulary word with
+    # exactly the same letters ("opne" → open, not "one") is the closer reading.
+    if _near_number_word(word) and not (corrected and sorted(corrected) == sorted(word)):
         return [Token(Kind.NUMBERISH, word)]
     if (full := _ABBREVIATIONS.get(word)) is not None:
-        return [_known_word(full) or Token(Kind.UNKNOWN, word)]
-    corrected = _correct_typo(word)
+        return [_repaired(word, full)]
     if corrected is not None:
-        return [_known_word(corrected) or Token(Kind.UNKNOWN, word)]
+        return [_repaired(word, corrected)]
     return [Token(Kind.UNKNOWN, word)]
+
+
+def _repaired(word: str, repair: str) -> Token:
+    known = _known_word(repair)
+    return replace(known, typed=word) if known is not None else Token(Kind.UNKNOWN, word)
 
 
 _NUMBER_WORDS = tuple(w for w in ENGLISH_NUMBERS if len(w) >= 3)
@@ -390,7 +439,7 @@ def _scan_chinese(run: str) -> list[Token]:
             i += 1
             continue
         if unknown_start is not None:
-            out.append(Token(Kind.UNKNOWN, run[unknown_start:i]))
+            out.extend(_unknown_chinese(run[unknown_start:i]))
             unknown_start = None
         if word_len >= num_len:
             out.append(Token(Kind.CONCEPT, run[i : i + word_len], concept=concept))
@@ -399,8 +448,20 @@ def _scan_chinese(run: str) -> list[Token]:
             out.append(Token(Kind.NUMBER, run[i : i + num_len], number=value))
             i += num_len
     if unknown_start is not None:
-        out.append(Token(Kind.UNKNOWN, run[unknown_start:]))
+        out.extend(_unknown_chinese(run[unknown_start:]))
     return out
+
+
+def _unknown_chinese(text: str) -> list[Token]:
+    """Characters the lexicon does not know, with a mistyped verb at their start read as one."""
+    guess = correct_chinese_verb(text)
+    if guess is None:
+        return [Token(Kind.UNKNOWN, text)]
+    verb, concept = guess
+    rest = text[len(verb) :]
+    return [Token(Kind.GUESSED, text[: len(verb)], concept=concept)] + (
+        [Token(Kind.UNKNOWN, rest)] if rest else []
+    )
 
 
 def _longest_chinese_word(run: str, start: int) -> tuple[int, Concept | None]:

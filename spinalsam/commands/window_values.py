@@ -19,7 +19,9 @@ _NUM = (
     r"\s*(?:[:=]|is|to|at|of|设为|设置为|设成|调为|调到|改为|为|是)?\s*"
     r"(?P<value>[-−]?\s?\d+)"
 )
-_WIDTH = re.compile(rf"(?<![a-z])(?:window\s*width|ww|width|w|窗宽){_NUM}")
+# A bare "window 400" is the width, as radiologists say it ("window 400 level 40"); it only
+# counts when a level is given too, like every other width here.
+_WIDTH = re.compile(rf"(?<![a-z])(?:window\s*width|window|ww|width|w|窗宽){_NUM}")
 _LEVEL = re.compile(
     rf"(?<![a-z])(?:window\s*level|window\s*cent(?:er|re)|wl|wc|level|cent(?:er|re)|l|c|窗位){_NUM}"
 )
