@@ -209,7 +209,11 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     nifti_btn = gr.Button("Export NIfTI", elem_id="export-nifti")
                     all_btn = gr.Button("Export all (zip)", elem_id="export-all")
                 download = gr.File(
-                    label="Download", interactive=False, file_count="multiple", elem_id="download"
+                    label="Download",
+                    interactive=False,
+                    file_count="multiple",
+                    height=90,
+                    elem_id="download",
                 )
             with gr.Column(scale=3, min_width=260):
                 files = gr.File(

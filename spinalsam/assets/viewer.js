@@ -12,6 +12,7 @@ const img = element.querySelector(".ssam-img");
 const preview = element.querySelector(".ssam-box");
 const info = element.querySelector(".ssam-info");
 const buttons = Array.from(element.querySelectorAll("[data-mode]"));
+const MIN_STAGE_PX = 220; // as .ssam-stage's min-height
 const state = { mode: "positive", zoom: 1, tx: 0, ty: 0, drag: null, grid: "", sent: null };
 
 function setMode(mode) {
@@ -32,8 +33,10 @@ function fit() {
   const h = w * aspect;
   img.style.width = `${w}px`;
   img.style.height = `${h}px`;
+  const stageH = Math.max(h, MIN_STAGE_PX);
   img.style.left = `${(width - w) / 2}px`;
-  stage.style.height = `${h}px`;
+  img.style.top = `${(stageH - h) / 2}px`; // thin slabs sit in the middle of the panel
+  stage.style.height = `${stageH}px`;
   img.classList.toggle("ssam-pixelated", w / v.cols >= 2);
   transform();
 }
@@ -46,7 +49,7 @@ function zoomBy(factor) {
   // Zoom about the stage centre.
   const z = Math.min(16, Math.max(1, state.zoom * factor));
   const cx = stage.clientWidth / 2 - parseFloat(img.style.left || "0");
-  const cy = stage.clientHeight / 2;
+  const cy = stage.clientHeight / 2 - parseFloat(img.style.top || "0");
   state.tx = cx - ((cx - state.tx) * z) / state.zoom;
   state.ty = cy - ((cy - state.ty) * z) / state.zoom;
   state.zoom = z;
@@ -82,7 +85,7 @@ function show() {
   img.onload = fit;
   img.src = v.src;
   viewer.dataset.seq = String(v.seq); // lets tests (and people) see that an answer arrived
-  info.textContent = v.count > 1 ? `slice ${v.index + 1}/${v.count}` : "";
+  info.textContent = v.count > 1 ? `slice ${v.index}/${v.count - 1}` : ""; // as the status
   state.sent = null;
   stage.classList.remove("ssam-busy");
   fit();
@@ -95,7 +98,7 @@ function step(delta) {
   const target = Math.min(v.count - 1, Math.max(0, base + delta));
   if (target === base) return;
   state.sent = target;
-  info.textContent = `slice ${target + 1}/${v.count}`;
+  info.textContent = `slice ${target}/${v.count - 1}`;
   trigger("step", { index: target });
 }
 
