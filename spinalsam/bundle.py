@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,8 +203,21 @@ def read_bundle(path: Path, folder: Path, budget: Budget = DEFAULT_BUDGET) -> Sa
 
     Raises `BundleError` (and nothing else) when any part is malformed or over the budget.
     """
+    target = Path(tempfile.mkdtemp(prefix="bundle-", dir=folder))
     try:
-        return _read(path, folder, budget)
+        saved = _read(path, target, budget)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # a refused bundle leaves nothing behind
+        raise
+    if not any(target.iterdir()):
+        target.rmdir()
+    return saved
+
+
+def _read(path: Path, folder: Path, budget: Budget) -> SavedSession:
+    """`read_bundle` with every failure turned into a `BundleError`."""
+    try:
+        return _read_checked(path, folder, budget)
     except BundleError:
         raise
     except ValidationError as exc:
@@ -213,7 +228,7 @@ def read_bundle(path: Path, folder: Path, budget: Budget = DEFAULT_BUDGET) -> Sa
         raise BundleError(f"not a SpinalSAM session bundle: {type(exc).__name__}") from exc
 
 
-def _read(path: Path, folder: Path, budget: Budget) -> SavedSession:
+def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
     if path.stat().st_size > budget.max_upload_bytes:
         raise BundleError(f"the file is larger than {budget.max_upload_bytes >> 20} MB")
     with zipfile.ZipFile(path) as zf:
@@ -355,8 +370,8 @@ def _restore_dicom(
     """Source DICOM headers back as files, each checked to parse as DICOM."""
     if not count:
         return ()
-    target = folder / f"bundle_dicom_{i}"
-    target.mkdir(parents=True, exist_ok=True)
+    target = folder / f"dicom_{i}"
+    target.mkdir()
     files = []
     for k in range(count):
         data = _member(zf, members, f"dicom_{i}_{k}", max_bytes=1 << 20)

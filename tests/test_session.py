@@ -506,10 +506,12 @@ def test_crafted_bundles_are_refused_and_nothing_changes(
     crafted = _crafted(good, tmp_path, change)
     before = _fields(s)
     labels = s.current.labels.copy()
+    files = sorted(s.workdir.rglob("*"))
     (res,) = s.apply([ops.OpenBundle(path=str(crafted))])
     assert not res.ok and "refused" in res.message and "unchanged" in res.message
     assert message in res.message, res.message
     assert _fields(s) == before and np.array_equal(s.current.labels, labels)
+    assert sorted(s.workdir.rglob("*")) == files  # nothing left behind either
 
 
 def test_bad_bundle_files_keep_state(phantom_session: Session, tmp_path: Path) -> None:
