@@ -181,6 +181,7 @@ if (!window.__spinalsamKeys) {
   document.addEventListener("keydown", (event) => {
     const tag = document.activeElement?.tagName;
     if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) || event.altKey || event.metaKey) return;
+    if (tag === "BUTTON" && (event.key === "Enter" || event.key === " ")) return; // its own click
     const viewer = document.querySelector(".ssam-viewer");
     const api = viewer && viewer.__spinalsam;
     if (!api) return;
