@@ -190,14 +190,14 @@ def test_clicks_land_on_the_pixel_under_the_cursor(browser, app_url, size, tmp_p
         # Zoomed in and panned: the mapping follows the image's on-screen rectangle.
         page.locator("#ct-image [data-zoom=in]").click()
         page.locator("#ct-image [data-zoom=in]").click()
-        page.locator("#ct-image [data-mode=pan]").click()
+        page.locator("#ct-image button[data-mode=pan]").click()
         stage = _rect(page, "#ct-image .ssam-stage")
         cx, cy = stage["left"] + stage["width"] / 2, stage["top"] + stage["height"] / 2
         page.mouse.move(cx, cy)
         page.mouse.down()
         page.mouse.move(cx + 15, cy + 5, steps=4)
         page.mouse.up()
-        page.locator("#ct-image [data-mode=positive]").click()
+        page.locator("#ct-image button[data-mode=positive]").click()
         inner = [(0.1 + 0.2 * i, 0.15 + 0.17 * j) for i in range(5) for j in range(2)]
         errors["512x41 zoomed"] = _click_grid(page, (512, 41), inner, of="stage")
         _shot(page, f"grid_zoomed_{size[0]}px", tmp_path, full_page=False)
@@ -215,7 +215,7 @@ def test_box_drag_shows_a_preview_and_adds_the_box(page, tmp_path: Path) -> None
     from pydicom.data import get_testdata_file
 
     _upload(page, [get_testdata_file("CT_small.dcm")])
-    page.locator("#ct-image [data-mode=box]").click()
+    page.locator("#ct-image button[data-mode=box]").click()
     r = _rect(page)
     start = (r["left"] + 0.25 * r["width"], r["top"] + 0.25 * r["height"])
     end = (r["left"] + 0.75 * r["width"], r["top"] + 0.7 * r["height"])
@@ -274,7 +274,7 @@ def _new_user_run(browser, app_url: str, files: list[str], size, tmp_path: Path,
     """Box → segment → "this is L1" → export all → save; reopen in a fresh session."""
     page = _new_page(browser, app_url, size)
     _upload(page, files)
-    page.locator("#ct-image [data-mode=box]").click()
+    page.locator("#ct-image button[data-mode=box]").click()
     page.locator("#ct-image .ssam-stage").scroll_into_view_if_needed()
     r = _rect(page)
     page.mouse.move(r["left"] + 0.36 * r["width"], r["top"] + 0.3 * r["height"])
@@ -330,11 +330,13 @@ def test_new_user_run_on_ct_small(browser, app_url, size, tmp_path: Path) -> Non
     assert '"L1"' in names
 
 
-def test_new_user_run_on_shared_dicom_series(browser, app_url, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "400px"])
+def test_new_user_run_on_shared_dicom_series(browser, app_url, size, tmp_path: Path) -> None:
     if not SHARED_DICOM.is_dir():
         pytest.skip(f"shared DICOM series not found at {SHARED_DICOM}")
     files = sorted(str(p) for p in SHARED_DICOM.glob("*.dcm"))
-    _new_user_run(browser, app_url, files, DESKTOP, tmp_path, "dicom_series")
+    exported = _new_user_run(browser, app_url, files, size, tmp_path, "dicom_series")
+    assert any(n.endswith("_seg.dcm") for n in exported)
 
 
 def test_upload_click_segment(page, tmp_path: Path) -> None:
@@ -347,6 +349,13 @@ def test_upload_click_segment(page, tmp_path: Path) -> None:
     page.keyboard.press("Enter")  # Enter segments
     _wait_status(page, "Segmented")
     assert _pixels(_status(page)) > 20
+    page.keyboard.press("n")  # N picks Point −
+    negative = page.locator("#ct-image button[data-mode=negative]")
+    assert negative.get_attribute("aria-pressed") == "true"
+    _click(page, r["left"] + 2, r["top"] + 2)
+    assert "Negative point at (0, 0)" in _status(page)
+    page.keyboard.press("u")  # U undoes
+    _wait_status(page, "Undid")
     _shot(page, "segmented", tmp_path)
 
 

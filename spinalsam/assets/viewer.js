@@ -11,7 +11,7 @@ const stage = element.querySelector(".ssam-stage");
 const img = element.querySelector(".ssam-img");
 const preview = element.querySelector(".ssam-box");
 const info = element.querySelector(".ssam-info");
-const buttons = Array.from(element.querySelectorAll("[data-mode]"));
+const buttons = Array.from(element.querySelectorAll("button[data-mode]"));
 const MIN_STAGE_PX = 220; // as .ssam-stage's min-height
 const state = { mode: "positive", zoom: 1, tx: 0, ty: 0, drag: null, grid: "", sent: null };
 
