@@ -8,6 +8,7 @@ the label map's voxel grid and sampled there. This is correct whatever the reori
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -129,6 +130,10 @@ def save_dicom_seg(
         renumber[label_id] = number
     sources = _read_sources(ct.dicom_files)
     frames = np.stack([renumber[_frame(labels, ds, ct)] for ds in sources])
+    # UIDs derive from the content, so exporting the same labels twice (e.g. after reopening
+    # a saved session) gives the same object, not a second series.
+    digest = hashlib.sha256(frames.tobytes()).hexdigest()
+    content = [digest, *(label_names[i] for i in present), str(sources[0].SeriesInstanceUID)]
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=frames,
@@ -136,9 +141,9 @@ def save_dicom_seg(
         segment_descriptions=[
             _description(n, label_names[i]) for n, i in enumerate(present, start=1)
         ],
-        series_instance_uid=generate_uid(),
+        series_instance_uid=generate_uid(entropy_srcs=[*content, "series"]),
         series_number=900,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=generate_uid(entropy_srcs=[*content, "instance"]),
         instance_number=1,
         manufacturer="SpinalSAM",
         manufacturer_model_name="SpinalSAM",
@@ -146,6 +151,27 @@ def save_dicom_seg(
         device_serial_number="0",
         series_description="SpinalSAM segmentation",
     )
+    _make_reproducible(seg, sources[0], generate_uid(entropy_srcs=[*content, "dimensions"]))
     path = Path(path)
     seg.save_as(path)
     return path
+
+
+def _make_reproducible(seg: pydicom.Dataset, source: pydicom.Dataset, dimension_uid: str) -> None:
+    """Dates, times and the dimension UID from the content instead of "now" and random: the
+    same labels give the same file (an export after reopening a saved session matches)."""
+    date = str(source.get("StudyDate", "")) or "19000101"
+    time = str(source.get("StudyTime", "")) or "000000"
+    for key in ("ContentDate", "SeriesDate", "InstanceCreationDate"):
+        if key in seg:
+            setattr(seg, key, date)
+    for key in ("ContentTime", "SeriesTime", "InstanceCreationTime"):
+        if key in seg:
+            setattr(seg, key, time)
+    for item in seg.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = date + time.split(".")[0]
+    for key in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in seg.get(key, []):
+            if "DimensionOrganizationUID" in item:
+                item.DimensionOrganizationUID = dimension_uid

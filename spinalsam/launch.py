@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from spinalsam.assets import APP_CSS
 from spinalsam.backends import load_backend
 from spinalsam.commands import Router
 from spinalsam.commands.llm import LLMConfigError
@@ -26,26 +27,6 @@ from spinalsam.ui import build_app
 __all__ = ["create_demo", "launch_options"]
 
 log = logging.getLogger(__name__)
-
-# Small slices (a 128² DICOM, a reformatted plane) are scaled up to fill the panel; Gradio's
-# select events still report original-image pixels.
-CSS = "#ct-image img { width: 100%; height: 100%; object-fit: contain; }"
-
-# Arrow up/down (or Page up/down) step through slices, as in radiology viewers, unless the user
-# is typing in a text field.
-KEYS_JS = """
-() => {
-  document.addEventListener("keydown", (event) => {
-    const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
-    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
-    const target = {ArrowUp: "next-slice", PageUp: "next-slice",
-                    ArrowDown: "prev-slice", PageDown: "prev-slice"}[event.key];
-    if (!target) return;
-    event.preventDefault();
-    document.getElementById(target)?.click();
-  });
-}
-"""
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -72,8 +53,7 @@ def launch_options(env: dict[str, str] | None = None) -> dict[str, Any]:
         "share": env.get("SPINALSAM_SHARE", "").strip().lower() in _TRUE,
         "max_file_size": env.get("SPINALSAM_MAX_FILE_SIZE", "1gb"),
         "show_error": True,
-        "css": CSS,
-        "js": KEYS_JS,
+        "css": APP_CSS,  # layout only; the image panel brings its own CSS and JS
     }
     if env.get("SPINALSAM_AUTH"):
         options["auth"] = _parse_auth(env["SPINALSAM_AUTH"])

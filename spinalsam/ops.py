@@ -16,20 +16,33 @@ __all__ = [
     "CheckGpu",
     "CheckParameters",
     "Clear",
+    "ClickImage",
+    "Compare",
+    "DrawBox",
     "Export",
+    "ExportAll",
+    "ExportDicomSeg",
     "GotoSlice",
     "Help",
     "Measure",
+    "MeasureVolume",
     "NextImage",
+    "OpenBundle",
+    "OpenFiles",
     "OpenImage",
     "Operation",
     "OperationError",
     "PreviousImage",
     "Propagate",
     "Redo",
+    "ResetWindow",
+    "SaveSession",
     "Segment",
+    "SetCustomWindow",
     "SetLabel",
+    "SetPlane",
     "SetWindow",
+    "UiOperation",
     "Undo",
     "check_bounds",
     "dump_operations",
@@ -195,6 +208,102 @@ Operation = Annotated[
 ]
 
 _OPERATION_LIST = TypeAdapter(list[Operation])
+
+# ----------------------------------------------------------------- operations only the UI sends
+# These carry things a chat message or an LLM must never choose (server file paths, raw pointer
+# positions), so they are not part of `Operation` and `parse_operations` never produces them.
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+
+
+class ClickImage(_Op):
+    """A click on the image panel, as fractions of the image's on-screen rectangle.
+
+    The browser knows where the picture is drawn, the session knows its pixel grid; fractions
+    are the only coordinates both sides agree on at any zoom, screen size or aspect.
+    """
+
+    op: Literal["click_image"] = "click_image"
+    x: Fraction
+    y: Fraction
+    mode: Literal["positive", "negative", "box"] = "positive"
+
+
+class DrawBox(_Op):
+    """A box dragged on the image panel, corners as fractions of the image (any order)."""
+
+    op: Literal["draw_box"] = "draw_box"
+    x0: Fraction
+    y0: Fraction
+    x1: Fraction
+    y1: Fraction
+
+
+class SetPlane(_Op):
+    op: Literal["set_plane"] = "set_plane"
+    plane: Literal["axial", "coronal", "sagittal"]
+
+
+class SetCustomWindow(_Op):
+    op: Literal["set_custom_window"] = "set_custom_window"
+    level: float = Field(ge=-5000, le=50000, allow_inf_nan=False)
+    width: float = Field(gt=0, le=100000, allow_inf_nan=False)
+
+
+class ResetWindow(_Op):
+    """Back to the data's default window (8-bit renders pass through unchanged)."""
+
+    op: Literal["reset_window"] = "reset_window"
+
+
+class OpenFiles(_Op):
+    op: Literal["open_files"] = "open_files"
+    paths: tuple[str, ...]
+
+
+class OpenBundle(_Op):
+    op: Literal["open_bundle"] = "open_bundle"
+    path: str
+
+
+class SaveSession(_Op):
+    """Write a bundle; `chat` is the conversation shown beside the image, kept with it."""
+
+    op: Literal["save_session"] = "save_session"
+    chat: tuple[tuple[str, str], ...] = ()
+
+
+class Compare(_Op):
+    op: Literal["compare"] = "compare"
+    paths: tuple[str, ...]
+
+
+class MeasureVolume(_Op):
+    op: Literal["measure_volume"] = "measure_volume"
+
+
+class ExportDicomSeg(_Op):
+    op: Literal["export_dicom_seg"] = "export_dicom_seg"
+
+
+class ExportAll(_Op):
+    op: Literal["export_all"] = "export_all"
+
+
+UiOperation = (
+    ClickImage
+    | DrawBox
+    | SetPlane
+    | SetCustomWindow
+    | ResetWindow
+    | OpenFiles
+    | OpenBundle
+    | SaveSession
+    | Compare
+    | MeasureVolume
+    | ExportDicomSeg
+    | ExportAll
+)
 
 
 def parse_operations(data: Any) -> list[Operation]:

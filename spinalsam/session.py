@@ -7,6 +7,8 @@ so a bad file or a bad prompt never loses the user's image, prompts or masks.
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import tempfile
 import threading
@@ -14,18 +16,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 from PIL import Image
 
-from spinalsam import ops, propagation
-from spinalsam.commands import HELP_TEXT
+from spinalsam import bundle, ops, propagation
+from spinalsam.commands.help import HELP_EXAMPLES
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
-from spinalsam.export import save_mask_png, save_nifti
+from spinalsam.export import (
+    ExportError,
+    save_itksnap_labels,
+    save_mask_png,
+    save_nifti,
+    save_slicer_seg,
+    write_zip,
+)
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
-from spinalsam.labels import LabelError, LabelSet
+from spinalsam.labels import LabelError, LabelSet, label_color
 from spinalsam.measurements import (
+    LabelMeasurement,
     MeasurementError,
     format_measurements,
     hu_histogram_figure,
@@ -54,6 +64,7 @@ __all__ = ["Backend", "Pending", "Session", "SessionError", "StepResult"]
 
 UNDO_DEPTH = 50
 ACTIVE_LABEL_DEFAULT = 1
+DEFAULT_LABELS = LabelSet(((ACTIVE_LABEL_DEFAULT, "vertebra"),))
 
 
 class SessionError(ValueError):
@@ -84,11 +95,15 @@ class Pending:
 
 @dataclass
 class StepResult:
-    """What one applied operation tells the user, and any file it produced."""
+    """What one applied operation tells the user, and any files it produced (first = main)."""
 
     message: str
-    file: Path | None = None
+    files: tuple[Path, ...] = ()
     ok: bool = True
+
+    @property
+    def file(self) -> Path | None:
+        return self.files[0] if self.files else None
 
 
 @dataclass
@@ -98,6 +113,10 @@ class _Undo:
     view: tuple[Plane, int]  # where the change was made: undo shows it there
     prompts: dict[tuple[Plane, int], PromptSet]
     label_slices: dict[tuple[Plane, int], np.ndarray]
+    # A relabel: the label set and active label before it, and the voxels it changed (flat
+    # indices into the label map and their old values), so undo is exact without a volume copy.
+    labels: tuple[LabelSet, int] | None = None
+    voxels: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -115,24 +134,41 @@ class _Image:
 
 
 class Session:
-    """State of one browser session: images, the current view, prompts, masks, undo history."""
+    """State of one browser session: images, the current view, prompts, masks, undo history.
+
+    Every user action arrives as an operation (`spinalsam.ops`) through `apply`; the UI only
+    turns widgets into operations and shows the result.
+    """
 
     def __init__(self, backend: Backend, workdir: Path | None = None) -> None:
         self.backend = backend
         self.segmenter = backend.new_segmenter()
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spinalsam-"))
-        self.images: list[_Image] = []
-        self.position = 0
-        self.window: Window | None = None  # None = the default for the data (8-bit passes through)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._reset([])
+
+    def _reset(self, images: list[_Image], position: int = 0) -> None:
+        """The one place state starts over: a new upload, a reopened bundle, a new session."""
+        self.images = images
+        self.position = min(max(position, 0), max(len(images) - 1, 0))
+        self.window: Window | None = None  # None = the data's default (8-bit passes through)
         self.pending: Pending | None = None
-        self.label_set = LabelSet(((ACTIVE_LABEL_DEFAULT, "vertebra"),))
+        self.label_set = DEFAULT_LABELS
         self.active_label = ACTIVE_LABEL_DEFAULT
+        # The selected mask: the active label's voxels are "fresh" from a segmentation and not
+        # named yet, so naming renames them; once named, a new name is for the next masks.
+        self._fresh = False
         self.last_stats: dict[str, float] = {}
+        self.stats_view: tuple[int, Plane, int] | None = None  # where last_stats was measured
+        self.volume_report: str | None = None  # the last 3-D measurement table
+        self.chat: tuple[tuple[str, str], ...] = ()  # the conversation, kept in bundles
         self._undo: list[_Undo] = []
         self._redo: list[_Undo] = []  # what undo took back; a new change forgets it
+        self._revision = 0  # bumped by every change of prompts or labels (view cache key)
         self._embedded_key: tuple | None = None
         self._slice_cache: tuple[tuple, SliceImage] | None = None
+        self._view_cache: tuple[tuple, np.ndarray] | None = None
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
         self._cancel: threading.Event | None = None
 
@@ -153,29 +189,51 @@ class Session:
                 cts = [load_ct(paths)]
         except CTLoadError as exc:
             raise SessionError(f"Could not open the file: {exc}") from exc
-        self.images = [_Image.new(ct) for ct in cts]
-        self.position = 0
-        self.window = None
-        self.pending = None
-        self._undo.clear()
-        self._redo.clear()
-        self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
+        self._reset([_Image.new(ct) for ct in cts])
         return self._describe_open()
 
-    def restore(self, images: list[tuple[CTImage, np.ndarray, dict]], position: int) -> None:
-        """Replace the state by a saved one (see `spinalsam.bundle`)."""
-        self.images = []
-        for ct, labels, view in images:
-            img = _Image.new(ct)
-            img.labels = labels.astype(np.uint16)
-            img.plane = view.get("plane", "axial")
-            img.index = int(view.get("index", img.index))
-            img.prompts = view.get("prompts", {})
-            self.images.append(img)
-        self.position = min(max(position, 0), len(self.images) - 1)
-        self._undo.clear()
-        self._redo.clear()
-        self._embedded_key = self._slice_cache = None  # ids of freed images can be reused
+    def _open_bundle(self, path: Path) -> str:
+        """Replace the state by a saved one, validated completely before anything changes."""
+        try:
+            saved = bundle.read_bundle(path, self.workdir)
+        except bundle.BundleError as exc:
+            raise SessionError(
+                f"That session bundle was refused ({exc}); your current work is unchanged."
+            ) from exc
+        images = []
+        for item in saved.images:
+            img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
+            img.prompts = dict(item.prompts)
+            images.append(img)
+        self._reset(images, saved.position)
+        self.window = saved.window
+        self.label_set = saved.label_set
+        self.active_label = saved.active_label
+        self.last_stats = dict(saved.metrics)
+        self.stats_view = saved.stats_view
+        self.volume_report = saved.volume_report
+        self.chat = saved.chat
+        return (
+            f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}. "
+            "It replaced the previous work."
+        )
+
+    def snapshot(self) -> bundle.SavedSession:
+        """Everything a user sees, as the bundle stores it (pending clicks are not kept)."""
+        return bundle.SavedSession(
+            images=tuple(
+                bundle.SavedImage(img.ct, img.labels, img.plane, img.index, dict(img.prompts))
+                for img in self.images
+            ),
+            position=self.position,
+            window=self.window,
+            label_set=self.label_set,
+            active_label=self.active_label,
+            metrics=dict(self.last_stats),
+            stats_view=self.stats_view,
+            volume_report=self.volume_report,
+            chat=self.chat,
+        )
 
     @property
     def has_image(self) -> bool:
@@ -194,6 +252,7 @@ class Session:
 
     @property
     def slice_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the slice's own pixel grid: where every prompt is placed."""
         img = self.current
         return take_slice(img.ct.volume, img.plane, img.index).shape  # a view: no copy
 
@@ -201,8 +260,9 @@ class Session:
     def display_scale(self) -> tuple[float, float]:
         """Display pixels per voxel (x, y) of the current view.
 
-        Reformatted planes of volumes with thick slices are stretched to square pixels, as
-        radiology viewers show them; coordinates from clicks and chat are display pixels.
+        Reformatted planes of volumes with thick slices are stretched to square millimetres, as
+        radiology viewers show them. Only the picture is stretched: prompts (clicks, chat
+        coordinates) always use the slice's own pixel grid (`slice_shape`).
         """
         img = self.current
         spacing = slice_spacing(img.ct.spacing, img.plane)
@@ -216,17 +276,23 @@ class Session:
         (h, w), (fx, fy) = self.slice_shape, self.display_scale
         return round(h * fy), round(w * fx)
 
-    def _to_voxel(self, x: int, y: int) -> tuple[int, int]:
-        (h, w), (fx, fy) = self.slice_shape, self.display_scale
-        return min(int(x / fx), w - 1), min(int(y / fy), h - 1)
-
-    def _box_to_voxel(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        x0, y0 = self._to_voxel(box[0], box[1])
-        x1, y1 = self._to_voxel(box[2], box[3])
-        return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+    def _grid_point(self, fx: float, fy: float) -> tuple[int, int]:
+        """The slice pixel under a point given as fractions (0 ≤ f < 1) of the shown image."""
+        h, w = self.slice_shape
+        return min(int(fx * w), w - 1), min(int(fy * h), h - 1)
 
     def view(self) -> np.ndarray:
-        """The RGB image the panel shows: windowed slice, labels and prompts, in display pixels."""
+        """The RGB image the panel shows: windowed slice, labels and prompts, in display pixels.
+
+        Cached per (slice, window, revision), so re-showing an unchanged view costs nothing.
+        """
+        corner = self.pending.corner if self.pending else None
+        key = (self._view_key, self._revision, corner, self.label_set)
+        if self._view_cache is None or self._view_cache[0] != key:
+            self._view_cache = (key, self._compose_view(corner))
+        return self._view_cache[1]
+
+    def _compose_view(self, corner: tuple[int, int] | None) -> np.ndarray:
         image = self.slice_image()
         labels = self.label_slice()
         (fx, fy), (height, width) = self.display_scale, self.display_shape
@@ -237,32 +303,21 @@ class Session:
             rows = np.minimum((np.arange(height) / fy).astype(int), labels.shape[0] - 1)
             cols = np.minimum((np.arange(width) / fx).astype(int), labels.shape[1] - 1)
             labels = labels[np.ix_(rows, cols)]
+        if corner is not None:
+            corner = PromptSet(points=(Point(*corner),)).scaled(fx, fy).points[0]
+            corner = (corner.x, corner.y)
         return compose_view(
             display,
             labels,
             self.prompts.scaled(fx, fy),
             colors=self.label_set.colors(),
-            corner=self.pending.corner if self.pending else None,
+            corner=corner,
         )
 
     @property
     def prompts(self) -> PromptSet:
         img = self.current
         return img.prompts.get((img.plane, img.index), PromptSet())
-
-    def set_plane(self, plane: Plane) -> str:
-        img = self.current
-        if plane != img.plane:
-            img.plane = plane
-            img.index = n_slices(img.ct.volume.shape, plane) // 2
-            self.pending = None
-        return f"{plane.capitalize()} plane, slice {img.index} of {self.slice_count - 1}."
-
-    def set_custom_window(self, level: float, width: float) -> str:
-        if width <= 0:
-            raise SessionError("Window width must be positive.")
-        self.window = Window(level, width)
-        return f"Window level {level:g}, width {width:g}."
 
     @property
     def _view_key(self) -> tuple:
@@ -286,31 +341,46 @@ class Session:
         return take_slice(img.labels, img.plane, img.index)
 
     def mask(self) -> np.ndarray:
-        """The active label on the current slice."""
-        return self.label_slice() == self.active_label
+        """Every visible label on the current slice: what the user sees is what is used."""
+        return self.label_slice() > 0
+
+    def visible_names(self) -> dict[int, str]:
+        """Label id → name for every label with voxels in the current image."""
+        present = set(np.unique(self.current.labels).tolist()) - {0}
+        names = dict(self.label_set.entries)
+        return {i: names.get(i, f"label {i}") for i in sorted(present)}
 
     # ----------------------------------------------------------------- operations
-    def apply(self, operations: Sequence[ops.Operation]) -> list[StepResult]:
+    def apply(self, operations: Sequence[ops.Operation | ops.UiOperation]) -> list[StepResult]:
         """Apply operations in order; a failing one is reported and the rest still run."""
         results = []
         for op in operations:
             try:
                 if self.images:
-                    h, w = self.display_shape
-                    ops.check_bounds([op], w, h)
-                results.append(self._dispatch(op))
+                    h, w = self.slice_shape
+                    ops.check_bounds([op], w, h)  # type: ignore[list-item]
+                results.append(self._HANDLERS[type(op)](self, op))
             except (SessionError, ops.OperationError, SegmenterError) as exc:
                 results.append(StepResult(str(exc), ok=False))
         return results
-
-    def _dispatch(self, op: ops.Operation) -> StepResult:
-        handler: Callable[..., StepResult] = getattr(self, f"_op_{op.op}")
-        return handler(op)
 
     def _op_open_image(self, _: ops.OpenImage) -> StepResult:
         return StepResult(
             "Upload a CT file (DICOM, NIfTI, PNG/JPG) or pick an example on the left."
         )
+
+    def _op_open_files(self, op: ops.OpenFiles) -> StepResult:
+        return StepResult(self.open_files(op.paths))
+
+    def _op_open_bundle(self, op: ops.OpenBundle) -> StepResult:
+        return StepResult(self._open_bundle(Path(op.path)))
+
+    def _op_save_session(self, op: ops.SaveSession) -> StepResult:
+        if not self.has_image:
+            raise SessionError("Nothing to save yet: open an image first.")
+        self.chat = op.chat
+        path = bundle.write_bundle(self.snapshot(), self.workdir / "spinalsam_session.npz")
+        return StepResult("Session saved: download it below.", files=(path,))
 
     def _op_next_image(self, _: ops.NextImage) -> StepResult:
         return self._step(+1)
@@ -341,12 +411,61 @@ class Session:
         self.pending = None
         return StepResult(f"{img.plane.capitalize()} slice {index} of {count - 1}.")
 
+    def _op_set_plane(self, op: ops.SetPlane) -> StepResult:
+        img = self.current
+        if op.plane != img.plane:
+            if not img.ct.is_volume:
+                raise SessionError("A 2-D image has only its own plane.")
+            img.plane = op.plane
+            img.index = n_slices(img.ct.volume.shape, op.plane) // 2
+            self.pending = None
+        return StepResult(
+            f"{op.plane.capitalize()} plane, slice {img.index} of {self.slice_count - 1}."
+        )
+
+    def _op_set_custom_window(self, op: ops.SetCustomWindow) -> StepResult:
+        return self._set_window(
+            Window(op.level, op.width), f"Window level {op.level:g}, width {op.width:g}."
+        )
+
+    def _op_reset_window(self, _: ops.ResetWindow) -> StepResult:
+        self.window = None
+        return StepResult("Default window.")
+
+    def _op_set_window(self, op: ops.SetWindow) -> StepResult:
+        if op.preset is None:  # typed values ("W1500 L300"); the model guarantees both
+            return self._op_set_custom_window(
+                ops.SetCustomWindow(level=op.level, width=op.width)  # type: ignore[arg-type]
+            )
+        level, width = PRESETS[op.preset]
+        name = op.preset.replace("_", " ").capitalize()
+        return self._set_window(PRESETS[op.preset], f"{name} window (L {level:g} / W {width:g}).")
+
+    def _set_window(self, window: Window, message: str) -> StepResult:
+        if self.images and not self.current.ct.is_hu:
+            self.window = None
+            return StepResult(
+                "This image is an 8-bit render without Hounsfield units, so CT windows do not "
+                "apply; it is shown as stored."
+            )
+        self.window = window
+        return StepResult(message)
+
+    @property
+    def window_name(self) -> str | None:
+        """The preset the current window is, 'custom', or None for the data's default."""
+        if self.window is None:
+            return None
+        return next((n for n, w in PRESETS.items() if w == self.window), "custom")
+
     def _op_add_points(self, op: ops.AddPoints) -> StepResult:
         self.current  # noqa: B018 — raises when no image is open
         kind = "positive" if op.label == "positive" else "negative"
         if op.points:
+            new = self.prompts
             for x, y in op.points:
-                self._add_point(Point(*self._to_voxel(x, y), op.label == "positive"))
+                new = new.add_point(Point(x, y, op.label == "positive"))
+            self._edit_prompts("add points", new)
             return StepResult(f"Added {len(op.points)} {kind} point(s).")
         self.pending = Pending("points", remaining=op.count, positive=op.label == "positive")
         return StepResult(
@@ -356,53 +475,43 @@ class Session:
     def _op_add_box(self, op: ops.AddBox) -> StepResult:
         self.current  # noqa: B018
         if op.box:
-            self._edit_prompts("add box", self.prompts.add_box(self._box_to_voxel(op.box)))
+            self._edit_prompts("add box", self.prompts.add_box(op.box))
             return StepResult(f"Added box {list(op.box)}.")
         self.pending = Pending("box")
-        return StepResult("Click two opposite corners of the box on the image.")
+        return StepResult("Click two opposite corners of the box on the image (or drag a box).")
 
-    def click(self, x: int, y: int, mode: str = "positive") -> str:
-        """A click on the image: fills a pending request first, else follows the click mode."""
-        self.current  # noqa: B018
-        h, w = self.display_shape
-        if not (0 <= x < w and 0 <= y < h):
-            raise SessionError(f"Click ({x}, {y}) is outside the image.")
+    def _op_click_image(self, op: ops.ClickImage) -> StepResult:
+        """A click: fills a pending request from the chat first, else follows the tool."""
+        x, y = self._grid_point(op.x, op.y)
         pending = self.pending or Pending(
-            "box" if mode == "box" else "points", 1, mode != "negative"
+            "box" if op.mode == "box" else "points", 1, op.mode != "negative"
         )
         if pending.kind == "box":
             if pending.corner is None:
                 pending.corner = (x, y)
                 self.pending = pending
-                return f"First corner at ({x}, {y}); click the opposite corner."
+                self._revision += 1
+                return StepResult(f"First corner at ({x}, {y}); click the opposite corner.")
             (cx, cy), self.pending = pending.corner, None
-            box = (min(cx, x), min(cy, y), max(cx, x), max(cy, y))
-            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-                raise SessionError("That box is too small; click two opposite corners.")
-            self._edit_prompts("add box", self.prompts.add_box(self._box_to_voxel(box)))
-            return f"Box {list(box)} added."
-        self._add_point(Point(*self._to_voxel(x, y), pending.positive))
+            return self._add_box((cx, cy, x, y))
+        self._edit_prompts("add point", self.prompts.add_point(Point(x, y, pending.positive)))
         pending.remaining -= 1
         self.pending = pending if pending.remaining > 0 and self.pending else None
         kind = "positive" if pending.positive else "negative"
         more = f" {pending.remaining} more to place." if self.pending else ""
-        return f"{kind.capitalize()} point at ({x}, {y}).{more}"
+        return StepResult(f"{kind.capitalize()} point at ({x}, {y}).{more}")
 
-    def set_boxes(self, boxes: Sequence[tuple[int, int, int, int]]) -> str:
-        """Replace this slice's boxes by ones drawn in the box editor (one undo step).
+    def _op_draw_box(self, op: ops.DrawBox) -> StepResult:
+        self.pending = None
+        return self._add_box((*self._grid_point(op.x0, op.y0), *self._grid_point(op.x1, op.y1)))
 
-        The editor shows the same display-pixel view as the image panel.
-        """
-        h, w = self.display_shape
-        checked = [ops.AddBox(box=tuple(int(v) for v in b)) for b in boxes]  # type: ignore[arg-type]
-        ops.check_bounds(checked, w, h)
-        voxel_boxes = tuple(self._box_to_voxel(op.box) for op in checked if op.box)
-        new = PromptSet(points=self.prompts.points, boxes=voxel_boxes)
-        self._edit_prompts("draw boxes", new)
-        return f"{len(new.boxes)} box(es) on this slice."
-
-    def _add_point(self, point: Point) -> None:
-        self._edit_prompts("add point", self.prompts.add_point(point))
+    def _add_box(self, corners: tuple[int, int, int, int]) -> StepResult:
+        cx, cy, x, y = corners
+        box = (min(cx, x), min(cy, y), max(cx, x), max(cy, y))
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise SessionError("That box is too small; drag from one corner to the opposite one.")
+        self._edit_prompts("add box", self.prompts.add_box(box))
+        return StepResult(f"Box {list(box)} added.")
 
     def _op_segment(self, op: ops.Segment) -> StepResult:
         return StepResult(self.segment(op.prompt))
@@ -420,10 +529,11 @@ class Session:
             mask |= self.segmenter.predict(prompt)
         elapsed = (time.perf_counter() - start) * 1000
         self._write_mask(mask, f"segment ({kind})")
+        name = self.label_set.name_of(self.active_label)
         return (
             f"Segmented with {self.segmenter.info.name} from "
             f"{_describe_kind(kind, len(objects))} in {elapsed:.0f} ms: "
-            f"{self._area_text(mask, image)}."
+            f"{self._area_text(mask, image)}, labelled {name}."
         )
 
     def prefetch(self) -> None:
@@ -446,6 +556,7 @@ class Session:
         self._commit(
             description, slices={self.current.index: self._relabelled(self.current.index, mask)}
         )
+        self._fresh = True
 
     def _relabelled(self, index: int, mask: np.ndarray) -> np.ndarray:
         """The label slice `index` with the active label replaced by `mask`."""
@@ -477,6 +588,7 @@ class Session:
             put_slice(img.labels, img.plane, i, arr)
 
     def _push_undo(self, step: _Undo) -> None:
+        self._revision += 1
         self._undo.append(step)
         del self._undo[:-UNDO_DEPTH]
 
@@ -496,6 +608,7 @@ class Session:
 
     def _swap(self, step: _Undo) -> _Undo:
         """Restore `step` and return its inverse, so undo and redo are the same move."""
+        self._revision += 1
         self.position = step.image_pos
         img = self.current
         inverse = _Undo(
@@ -504,10 +617,20 @@ class Session:
             step.view,
             dict(img.prompts),
             {(p, i): take_slice(img.labels, p, i).copy() for p, i in step.label_slices},
+            labels=None if step.labels is None else (self.label_set, self.active_label),
+            voxels=None
+            if step.voxels is None
+            else (step.voxels[0], img.labels.reshape(-1)[step.voxels[0]].copy()),
         )
         img.prompts = step.prompts
         for (plane, i), arr in step.label_slices.items():
             put_slice(img.labels, plane, i, arr)
+        if step.voxels is not None:
+            where, values = step.voxels
+            img.labels.reshape(-1)[where] = values
+        if step.labels is not None:
+            self.label_set, self.active_label = step.labels
+            self._fresh = True  # the renamed mask is the selected one again
         img.plane, img.index = step.view
         self.pending = None
         return inverse
@@ -518,25 +641,10 @@ class Session:
         prompts = self.prompts.cleared(op.target) if op.target != "masks" else None
         slices = None
         if op.target in ("masks", "all"):
-            slices = {img.index: self._relabelled(img.index, np.zeros(self.slice_shape, bool))}
+            slices = {img.index: np.zeros(self.slice_shape, dtype=img.labels.dtype)}
         self._commit(f"clear {op.target}", prompts=prompts, slices=slices)
-        what = {"all": "prompts and mask", "masks": "mask"}.get(op.target, op.target)
+        what = {"all": "prompts and masks", "masks": "masks"}.get(op.target, op.target)
         return StepResult(f"Cleared the {what} on this slice.")
-
-    def _op_set_window(self, op: ops.SetWindow) -> StepResult:
-        if self.images and not self.current.ct.is_hu:
-            self.window = None
-            return StepResult(
-                "This image is an 8-bit render without Hounsfield units, so CT windows do not "
-                "apply; it is shown as stored."
-            )
-        if op.preset is None:  # typed values ("W1500 L300"); the model guarantees both
-            return StepResult(self.set_custom_window(float(op.level), float(op.width)))  # type: ignore[arg-type]
-        self.window = PRESETS[op.preset]
-        level, width = self.window
-        return StepResult(
-            f"{op.preset.replace('_', ' ').capitalize()} window (L {level:g} / W {width:g})."
-        )
 
     def _op_check_gpu(self, _: ops.CheckGpu) -> StepResult:
         return StepResult(self.backend.describe_compute())
@@ -544,31 +652,130 @@ class Session:
     def _op_check_parameters(self, _: ops.CheckParameters) -> StepResult:
         return StepResult(self.backend.describe_parameters())
 
+    # ----------------------------------------------------------------- exports
+    def _need_masks(self) -> dict[int, str]:
+        names = self.visible_names()
+        if not names:
+            raise SessionError("There is no mask to export yet: segment something first.")
+        return names
+
+    @property
+    def _stem(self) -> str:
+        return _safe_stem(self.current.ct.name)
+
     def _op_export(self, op: ops.Export) -> StepResult:
         img = self.current
-        if not img.labels.any():
-            raise SessionError("There is no mask to export yet: segment something first.")
+        names = self._need_masks()
         if op.format == "dicom_seg":
-            return StepResult("DICOM-SEG written.", file=self.export_dicom_seg())
-        stem = _safe_stem(img.ct.name)
+            return self._op_export_dicom_seg(ops.ExportDicomSeg())
         if op.format == "png":
+            mask = self.mask()
+            if not mask.any():
+                raise SessionError(
+                    f"No mask is visible on this slice ({img.plane} {img.index}); the masks are "
+                    "on other slices. Go to one of them, or export NIfTI for the whole volume."
+                )
             path = save_mask_png(
-                self.mask(), self.workdir / f"{stem}_{img.plane}{img.index}_mask.png"
+                mask, self.workdir / f"{self._stem}_{img.plane}{img.index}_mask.png"
             )
-            return StepResult("Mask of this slice saved as PNG.", file=path)
-        path = save_nifti(img.labels, img.ct, self.workdir / f"{stem}_labels.nii.gz")
-        return StepResult("Label map saved as NIfTI with the source geometry.", file=path)
+            return StepResult("Mask of this slice (all visible labels) saved as PNG.", (path,))
+        files = self._nifti_files(names)
+        return StepResult(
+            f"Label map saved as NIfTI with the source geometry ({_names_text(names)}); the "
+            "label names come as an ITK-SNAP label file and a 3D Slicer .seg.nrrd.",
+            files,
+        )
 
+    def _nifti_files(self, names: dict[int, str]) -> tuple[Path, ...]:
+        img = self.current
+        base = self.workdir / f"{self._stem}_labels"
+        try:
+            return (
+                save_nifti(img.labels, img.ct, base.with_name(base.name + ".nii.gz")),
+                save_itksnap_labels(names, base.with_name(base.name + "_itksnap.txt")),
+                save_slicer_seg(img.labels, img.ct, names, base.with_name(base.name + ".seg.nrrd")),
+            )
+        except ExportError as exc:
+            raise SessionError(str(exc)) from exc
+
+    def _op_export_dicom_seg(self, _: ops.ExportDicomSeg) -> StepResult:
+        return StepResult("DICOM-SEG written: download it below.", (self._dicom_seg(),))
+
+    def _dicom_seg(self) -> Path:
+        img = self.current
+        try:
+            return save_dicom_seg(
+                img.labels, img.ct, self._need_masks(), self.workdir / f"{self._stem}_seg.dcm"
+            )
+        except DicomSegError as exc:
+            raise SessionError(str(exc)) from exc
+
+    def _op_export_all(self, _: ops.ExportAll) -> StepResult:
+        """One zip: NIfTI + label names, DICOM-SEG for DICOM sources, measurements as CSV."""
+        img = self.current
+        names = self._need_masks()
+        members = list(self._nifti_files(names))
+        note = ""
+        if img.ct.dicom_files:
+            members.append(self._dicom_seg())
+        else:
+            note = " (no DICOM-SEG: the source is not DICOM)"
+        csv_path = self.workdir / f"{self._stem}_measurements.csv"
+        csv_path.write_text(_measurements_csv(self._measure(names)), encoding="utf-8")
+        members.append(csv_path)
+        path = write_zip(members, self.workdir / f"{self._stem}_export.zip")
+        return StepResult(f"Exported {len(members)} files as one zip{note}.", (path,))
+
+    # ----------------------------------------------------------------- measurements
     def _op_measure(self, _: ops.Measure) -> StepResult:
         image = self.slice_image()
         mask = self.mask()
+        img = self.current
         if not mask.any():
-            raise SessionError("There is no mask on this slice to measure.")
-        self.last_stats = mask_stats(
+            elsewhere = " (masks exist on other slices)" if img.labels.any() else ""
+            raise SessionError(f"There is no mask on this slice to measure{elsewhere}.")
+        stats = mask_stats(
             mask, image.pixels, image.spacing[::-1] if image.spacing else None, image.is_hu
         )
-        lines = [f"- **{k.replace('_', ' ')}**: {v:.4g}" for k, v in self.last_stats.items()]
-        return StepResult("Measurements of the mask on this slice:\n" + "\n".join(lines))
+        self._keep_stats(stats)
+        lines = [f"- **{k.replace('_', ' ')}**: {v:.4g}" for k, v in stats.items()]
+        return StepResult("Measurements of the visible masks on this slice:\n" + "\n".join(lines))
+
+    def _measure(self, names: dict[int, str]) -> list[LabelMeasurement]:
+        img = self.current
+        try:
+            return measure_labels(
+                img.ct.volume, img.labels, names, spacing_xyz=img.ct.spacing, is_hu=img.ct.is_hu
+            )
+        except MeasurementError as exc:
+            raise SessionError(str(exc)) from exc
+
+    def _op_measure_volume(self, _: ops.MeasureVolume) -> StepResult:
+        names = self.visible_names()
+        if not names:
+            raise SessionError("There are no masks yet: segment (and propagate) first.")
+        self.volume_report = format_measurements(self._measure(names))
+        return StepResult(self.volume_report)
+
+    def volume_figures(self) -> tuple[Figure | None, Path | None]:
+        """The HU histogram and 3-D surface of the visible labels (None when there are none)."""
+        img = self.current
+        names = self.visible_names()
+        if not names:
+            return None, None
+        figure = hu_histogram_figure(
+            img.ct.volume, img.labels, list(names), names, self.label_set.colors()
+        )
+        mesh = None
+        if img.ct.is_volume:
+            colors = {i: label_color(i) for i in names}
+            try:
+                mesh = labels_to_mesh(
+                    img.labels, axis_spacing(img.ct.spacing), colors, self.workdir / "labels.glb"
+                )
+            except MeshError:
+                mesh = None  # e.g. masks on one slice only: no surface to show
+        return figure, mesh
 
     def _op_propagate(self, _: ops.Propagate) -> StepResult:
         return StepResult(self.propagate())
@@ -587,10 +794,12 @@ class Session:
             raise SessionError(
                 "Propagation needs a volume (DICOM series or NIfTI), not a 2-D image."
             )
-        start_mask = self.mask()
+        start_mask = self.label_slice() == self.active_label
         if not start_mask.any():
+            name = self.label_set.name_of(self.active_label)
             raise SessionError(
-                "Segment the object on this slice first; propagation starts from it."
+                f"Segment {name} on this slice first (or choose the label of a mask shown "
+                "here); propagation starts from it."
             )
         result = propagation.propagate(
             img.ct.volume,
@@ -609,69 +818,69 @@ class Session:
         if not slices:
             return "Propagation found the object on no neighbouring slice."
         self._commit("propagate", slices=slices)
+        self._fresh = True
         lo, hi = min(slices), max(slices)
         return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all."
 
     def _op_help(self, _: ops.Help) -> StepResult:
-        return StepResult(HELP_TEXT)
+        return StepResult(COMPACT_HELP)
 
     def _op_set_label(self, op: ops.SetLabel) -> StepResult:
         return StepResult(self.set_active_label(op.name))
 
     # ----------------------------------------------------------------- labels and 3-D
     def set_active_label(self, name: str) -> str:
-        """Choose the object new masks belong to, by vertebra name (L1, T12, 腰1 …) or free text."""
+        """Name the selected mask, or the masks that follow when there is none.
+
+        "this is L1" right after segmenting must rename what was just segmented: while the
+        active label's voxels are fresh from a segmentation (not named since), they move to the
+        new name in this image, as one undo step, and an emptied old name leaves the list. Once
+        named, a mask keeps its name and a new name applies to the next masks (L1, then L2).
+        """
         try:
-            self.label_set, self.active_label = self.label_set.add(name)
+            new_set, new_id = self.label_set.add(name)
         except LabelError as exc:
             raise SessionError(str(exc)) from exc
-        label = self.label_set.name_of(self.active_label)
-        return f"New masks are now labelled **{label}** (label {self.active_label})."
-
-    def measure_volume(self) -> tuple[str, Figure, Path | None]:
-        """Per-label size and HU (with the trabecular core), a histogram and a 3-D surface."""
-        img = self.current
-        names = {i: n for i, n in self.label_set.entries if (img.labels == i).any()}
-        if not names:
-            raise SessionError("There are no masks yet: segment (and propagate) first.")
-        try:
-            found = measure_labels(
-                img.ct.volume, img.labels, names, spacing_xyz=img.ct.spacing, is_hu=img.ct.is_hu
-            )
-        except MeasurementError as exc:
-            raise SessionError(str(exc)) from exc
-        figure = hu_histogram_figure(
-            img.ct.volume, img.labels, list(names), names, self.label_set.colors()
-        )
-        mesh = None
-        if img.ct.is_volume:
-            colors = {i: self.label_set.color_of(i) for i in names}
-            try:
-                mesh = labels_to_mesh(
-                    img.labels, axis_spacing(img.ct.spacing), colors, self.workdir / "labels.glb"
+        old = self.active_label
+        label = new_set.name_of(new_id)
+        moved = 0
+        if self.images and new_id != old and self._fresh:
+            img = self.current
+            flat = img.labels.reshape(-1)  # labels are always C-contiguous (ours or validated)
+            where = np.flatnonzero(flat == old)
+            if where.size:
+                step = _Undo(
+                    f"name {label}",
+                    self.position,
+                    (img.plane, img.index),
+                    dict(img.prompts),
+                    {},
+                    labels=(self.label_set, old),
+                    voxels=(where, flat[where]),
                 )
-            except MeshError:
-                mesh = None  # e.g. masks on one slice only: no surface to show
-        return format_measurements(found), figure, mesh
-
-    def export_dicom_seg(self) -> Path:
-        img = self.current
-        names = {i: n for i, n in self.label_set.entries if (img.labels == i).any()}
-        if not names:
-            raise SessionError("There is no mask to export yet: segment something first.")
-        try:
-            return save_dicom_seg(
-                img.labels, img.ct, names, self.workdir / f"{_safe_stem(img.ct.name)}_seg.dcm"
-            )
-        except DicomSegError as exc:
-            raise SessionError(str(exc)) from exc
+                self._push_undo(step)
+                self._redo.clear()
+                flat[where] = new_id
+                moved = int(where.size)
+                if not any((i.labels == old).any() for i in self.images):
+                    new_set = new_set.remove(old)
+        self.label_set, self.active_label = new_set, new_id
+        self._fresh = False
+        if moved:
+            return f"The selected mask is now **{label}** (label {new_id}, {moved} voxels)."
+        return f"New masks are now labelled **{label}** (label {new_id})."
 
     # ----------------------------------------------------------------- review
+    def _op_compare(self, op: ops.Compare) -> StepResult:
+        return StepResult(self.compare(op.paths))
+
     def compare(self, paths: Sequence[str | Path]) -> str:
-        """Metrics of the current masks against an uploaded ground-truth mask or label map."""
+        """Metrics of the visible masks against an uploaded ground-truth mask or label map."""
         img = self.current
         if len(paths) != 1:
             raise SessionError("Upload one mask or label-map file (PNG, NIfTI, MHA or NRRD).")
+        if not img.labels.any():
+            raise SessionError("There is no mask to compare yet: segment something first.")
         try:
             gt_labels = load_label_map(paths[0], img.ct.volume.shape)
         except CTLoadError as exc:
@@ -685,16 +894,24 @@ class Session:
         scopes = [("this slice", pred2, gt2, sp2[::-1] if sp2 else None)]
         if img.ct.is_volume:
             scopes.append(("whole volume", pred, gt, axis_spacing(img.ct.spacing)))
-        if img.ct.is_volume:
             scopes += self._per_label_scopes(gt_labels)
+        stats = {}
         for name, p, g, sp in scopes:
-            self.last_stats.update({f"dice_{name}": dice(p, g), f"iou_{name}": iou(p, g)})
+            stats.update({f"dice_{name}": dice(p, g), f"iou_{name}": iou(p, g)})
             rows.append(
                 f"| {name} | {dice(p, g):.4f} | {iou(p, g):.4f} | "
                 f"{hd95(p, g, sp):.2f} | {msd(p, g, sp):.2f} |"
             )
+        self._keep_stats(stats)
         header = f"| scope | Dice | IoU | HD95 ({units}) | MSD ({units}) |\n|---|---|---|---|---|"
         return "\n".join([header, *rows])
+
+    def _keep_stats(self, stats: dict[str, float]) -> None:
+        """Metrics belong to one slice: new ones there add up, elsewhere they start over."""
+        img = self.current
+        where = (self.position, img.plane, img.index)
+        self.last_stats = {**(self.last_stats if self.stats_view == where else {}), **stats}
+        self.stats_view = where
 
     def _per_label_scopes(self, gt_labels: np.ndarray) -> list[tuple]:
         """Each of our labels against the ground-truth label it overlaps most.
@@ -705,32 +922,49 @@ class Session:
         img = self.current
         spacing = axis_spacing(img.ct.spacing)
         scopes = []
-        for label_id, name in self.label_set.entries:
+        for label_id, name in self.visible_names().items():
             ours = img.labels == label_id
             under = gt_labels[ours]
             under = under[under > 0]
-            if not ours.any() or under.size == 0:
+            if under.size == 0:
                 continue
             match = int(np.bincount(under).argmax())
             scopes.append((f"{name} ↔ GT {match} (3-D)", ours, gt_labels == match, spacing))
         return scopes
 
-    def flag_record(self, rating: str, comment: str) -> dict:
-        """What a collaborator's flag stores: which image, the prompts, the result, the metrics."""
+    def flag_record(self, rating: str, comment: str) -> tuple[dict, Path | None]:
+        """What a collaborator's flag stores: the image, prompts, visible mask and its metrics.
+
+        Metrics are included only when they were measured on this very slice; the mask file is
+        the PNG of every visible label here (None when the slice shows no mask).
+        """
         img = self.current
-        return {
+        mask = self.mask()
+        here = self.stats_view == (self.position, img.plane, img.index)
+        path = None
+        if mask.any():
+            path = save_mask_png(
+                mask, self.workdir / f"{self._stem}_{img.plane}{img.index}_flag.png"
+            )
+        record = {
             "image": img.ct.name,
             "plane": img.plane,
             "slice": img.index,
             "prompts": self.prompts.to_json(),
-            "mask_pixels": int(self.mask().sum()),
-            "metrics": self.last_stats,
+            "labels": self._names_on(self.label_slice()),
+            "mask_pixels": int(mask.sum()),
+            "metrics": self.last_stats if here else {},
             "backend": self.segmenter.info.name,
             "rating": rating,
             "comment": comment,
         }
+        return record, path
 
     # ----------------------------------------------------------------- helpers
+    def _names_on(self, labels: np.ndarray) -> dict[str, str]:
+        names = dict(self.label_set.entries)
+        return {str(i): names.get(i, f"label {i}") for i in np.unique(labels).tolist() if i}
+
     def _describe_open(self) -> str:
         img = self.current
         ct = img.ct
@@ -751,6 +985,100 @@ class Session:
         if image.spacing:
             return f"{n} px ({n * image.spacing[0] * image.spacing[1]:.1f} mm²)"
         return f"{n} px"
+
+    # Explicit operation → handler table: no handler is looked up from a string.
+    _HANDLERS: ClassVar[dict[type, Callable[[Session, Any], StepResult]]] = {
+        ops.OpenImage: _op_open_image,
+        ops.NextImage: _op_next_image,
+        ops.PreviousImage: _op_previous_image,
+        ops.AddPoints: _op_add_points,
+        ops.AddBox: _op_add_box,
+        ops.Segment: _op_segment,
+        ops.Clear: _op_clear,
+        ops.CheckGpu: _op_check_gpu,
+        ops.CheckParameters: _op_check_parameters,
+        ops.Undo: _op_undo,
+        ops.Redo: _op_redo,
+        ops.GotoSlice: _op_goto_slice,
+        ops.SetWindow: _op_set_window,
+        ops.Export: _op_export,
+        ops.Measure: _op_measure,
+        ops.Propagate: _op_propagate,
+        ops.Help: _op_help,
+        ops.SetLabel: _op_set_label,
+        ops.ClickImage: _op_click_image,
+        ops.DrawBox: _op_draw_box,
+        ops.SetPlane: _op_set_plane,
+        ops.SetCustomWindow: _op_set_custom_window,
+        ops.ResetWindow: _op_reset_window,
+        ops.OpenFiles: _op_open_files,
+        ops.OpenBundle: _op_open_bundle,
+        ops.SaveSession: _op_save_session,
+        ops.Compare: _op_compare,
+        ops.MeasureVolume: _op_measure_volume,
+        ops.ExportDicomSeg: _op_export_dicom_seg,
+        ops.ExportAll: _op_export_all,
+    }
+
+
+def _compact_help() -> str:
+    """A few lines for the chat: one example per operation, English · 中文."""
+    seen: dict[str, str] = {}
+    for op, en, zh, _ in HELP_EXAMPLES:
+        seen.setdefault(op, f"*{en}* · {zh}")
+    return (
+        "**Try / 试试:** "
+        + " — ".join(seen.values())
+        + ".\n\nOn the image: **Point +/−** click, **Box** drag, **Pan** drag; wheel or ↑/↓ "
+        "step slices, Enter segments, U undoes. Chain steps with *then / 然后*."
+    )
+
+
+COMPACT_HELP = _compact_help()
+
+
+def _names_text(names: dict[int, str]) -> str:
+    return ", ".join(f"{i} = {n}" for i, n in names.items())
+
+
+def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
+    """One row per label, plain numbers (no units in cells) for spreadsheets."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        [
+            "label_id",
+            "name",
+            "voxels",
+            "volume_ml",
+            "mean",
+            "std",
+            "core_voxels",
+            "core_mean",
+            "core_std",
+            "values",
+        ]
+    )
+    for m in found:
+        writer.writerow(
+            [
+                m.label_id,
+                m.name,
+                m.voxels,
+                _num(m.volume_ml),
+                _num(m.mean),
+                _num(m.std),
+                m.core_voxels,
+                _num(m.core_mean),
+                _num(m.core_std),
+                "HU" if m.is_hu else "intensity",
+            ]
+        )
+    return buf.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def _describe_kind(kind: SegmentKind, n: int) -> str:

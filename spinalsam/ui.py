@@ -1,22 +1,24 @@
-"""The Gradio Blocks app. It only wires components to the session; the work happens elsewhere.
+"""The Gradio Blocks app. It only wires components to operations; the work happens elsewhere.
 
-Every handler takes the per-browser `Session` from `gr.State` and returns the refreshed views,
-so buttons, clicks and chat messages all go through `Session.apply` with the same operations.
+Every handler takes the per-browser `Session` from `gr.State`, turns what the widget says into
+`spinalsam.ops` operations, applies them with `Session.apply` and returns the refreshed views,
+so buttons, clicks and chat messages all go through the same operations.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio_image_annotation import image_annotator
+from pydantic import ValidationError
 
 from spinalsam import ops
-from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import Router
 from spinalsam.commands.display import inert_block
 from spinalsam.commands.vertebrae import VERTEBRA_NAMES
@@ -24,33 +26,34 @@ from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.viewer import encode_view, image_panel
 from spinalsam.windowing import PRESETS
 
 __all__ = ["build_app"]
 
 log = logging.getLogger(__name__)
 
-CLICK_MODES = {"Positive point": "positive", "Negative point": "negative", "Box (2 clicks)": "box"}
 AS_STORED = "as stored / default"
+STATUS_LINES = 8  # longer answers (help, tables) are shown whole in the chat only
 OFF_TOPIC = (
     "I can only act on the image: open, navigate, add points or boxes, segment, clear, undo, "
     "window, measure, export, propagate. Type **help** for examples."
 )
 
-INTRO = """# SpinalSAM — interactive spine-CT segmentation
-Upload a CT (DICOM, DICOM series or .zip, NIfTI, PNG/JPG) or pick an example, click points or
-two box corners on the image, then **Segment** — or just type what you want in the chat
-(*"add a box and generate the box mask"*, *"生成框掩码"*, *"go to slice 40 and segment"*).
-Research software: not for diagnosis."""
+INTRO = """# SpinalSAM
+Interactive spine-CT segmentation: open a CT, click or drag prompts on the image, **Segment**,
+or type what you want (*"add a box and generate the box mask"*, *"生成框掩码"*). Research
+software: not for diagnosis."""
 
 
-Outcome = str | StepResult | tuple[str, Path | None]
+Files = list[str] | None
+Outcome = str | StepResult | tuple[str, Files]
 
 
-def _guard(action: Callable[[], Outcome]) -> tuple[str, str | None]:
+def _guard(action: Callable[[], Outcome]) -> tuple[str, Files]:
     """Run a user action; errors become messages and never lose the session's state.
 
-    Returns the message and the path of a file to offer for download, if the action made one.
+    Returns the message and the files to offer for download, if the action made any.
     """
     try:
         out = action()
@@ -59,24 +62,23 @@ def _guard(action: Callable[[], Outcome]) -> tuple[str, str | None]:
     except Exception as exc:  # the server must survive anything a user can trigger
         log.exception("unexpected error in a UI action")
         return (
-            f"⚠️ Something went wrong ({type(exc).__name__}: {exc}). "
+            f"⚠️ Something went wrong ({type(exc).__name__}). "
             "Your image, prompts and masks are kept.",
             None,
         )
     if isinstance(out, StepResult):
-        message, file = (out.message if out.ok else f"⚠️ {out.message}"), out.file
-    elif isinstance(out, tuple):
-        message, file = out
-    else:
-        message, file = out, None
-    return message, (str(file) if file else None)
+        message = out.message if out.ok else f"⚠️ {out.message}"
+        return message, [str(f) for f in out.files] or None
+    if isinstance(out, tuple):
+        return out
+    return out, None
 
 
-def _apply(session: Session, operations: list[ops.Operation]) -> tuple[str, Path | None]:
+def _apply(session: Session, operations: list[Any]) -> tuple[str, Files]:
     results = session.apply(operations)
-    files = [r.file for r in results if r.file]
+    files = [str(f) for r in results for f in r.files]
     text = "\n\n".join(r.message if r.ok else f"⚠️ {r.message}" for r in results)
-    return text, (files[-1] if files else None)
+    return text, (files or None)
 
 
 def _views(session: Session, message: str) -> list[Any]:
@@ -87,26 +89,98 @@ def _views(session: Session, message: str) -> list[Any]:
     img = session.current
     pending = session.pending
     count = session.slice_count
-    where = f"**{img.ct.name}** · {img.plane} slice {img.index}/{count - 1}"
+    h, w = session.slice_shape
+    label = session.label_set.name_of(session.active_label)
+    where = f"**{img.ct.name}** · {img.plane} slice {img.index}/{count - 1} · {w}×{h} px"
     if len(session.images) > 1:
         where += f" · image {session.position + 1}/{len(session.images)}"
+    where += f" · label **{label}**"
     if pending:
         what = "box corner" if pending.kind == "box" else "point"
         where += (
             f" · waiting for {pending.remaining if pending.kind != 'box' else 1} {what} click(s)"
         )
+    lines = message.splitlines()
+    if len(lines) > STATUS_LINES:
+        message = "\n".join([*lines[:1], "_(the full answer is in the chat)_"])
+    payload = encode_view(session.view(), (w, h), img.index, count, time.monotonic_ns())
     return [
-        session.view(),
+        payload,
         gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
         gr.Radio(value=img.plane, interactive=img.ct.is_volume),
         f"{where}\n\n{message}" if message else where,
     ]
 
 
+def _controls(session: Session) -> list[Any]:
+    """Window menu, level, width, label menu and 3-D table as the session has them now, so
+    they follow changes made from the chat ("window bone", "this is L1") or a bundle."""
+    window = session.window
+    name = session.window_name
+    return [
+        AS_STORED if name is None else name,
+        window.level if window else gr.skip(),
+        window.width if window else gr.skip(),
+        session.label_set.name_of(session.active_label),
+        session.volume_report or "",
+    ]
+
+
+def _chat_history(session: Session) -> list[dict[str, str]]:
+    return [{"role": role, "content": text} for role, text in session.chat]
+
+
+def _chat_pairs(history: list[dict] | None) -> tuple[tuple[str, str], ...]:
+    """The chatbot's messages as (role, text), as bundles keep them."""
+    pairs = []
+    for message in history or []:
+        role = message.get("role")
+        content = message.get("content")
+        if role not in ("user", "assistant") or (message.get("metadata") or {}).get("title"):
+            continue  # the model's "Thinking…" notes are not part of the conversation
+        pairs.append((role, _text_of(content)))
+    return tuple(pairs)
+
+
+def _text_of(content: Any) -> str:
+    """A chat message's text: Gradio 6 sends [{"type": "text", "text": …}, …] (files as
+    {"type": "file", …}, which are not kept)."""
+    if isinstance(content, str):
+        return content
+    items = content if isinstance(content, list) else [content]
+    return "\n".join(
+        str(item.get("text", "")) for item in items if isinstance(item, dict) and "text" in item
+    )
+
+
+def _badge(backend: Backend, router: Router) -> str:
+    """A small backend badge; the details open on demand."""
+    info = backend.info
+    parser = _parser_description(router)
+    reason = f"<p>{html.escape(info.reason)}</p>" if info.reason else ""
+    return (
+        f"<details><summary>⚙ {html.escape(info.name)}</summary><div class='ssam-details'>"
+        f"<p>{html.escape(info.description)}</p>{reason}"
+        f"<p>Command parser: {html.escape(parser)}</p></div></details>"
+    )
+
+
 def _parser_description(router: Router) -> str:
     if router.llm is None:
         return "offline (EN/中文). Set DEEPSEEK_API_KEY to add DeepSeek-R1 for free-form requests."
-    return f"offline first, then DeepSeek-R1 (`{router.llm.config.model}`) when unsure."
+    return f"offline first, then DeepSeek-R1 ({router.llm.config.model}) when unsure."
+
+
+def _event_op(data: Any) -> ops.ClickImage | ops.DrawBox:
+    """The panel's event payload as an operation; anything else is refused (it is input)."""
+    if not isinstance(data, dict):
+        raise SessionError("That click could not be read.")
+    try:
+        if data.get("kind") == "box":
+            return ops.DrawBox(x0=data["x"], y0=data["y"], x1=data["x1"], y1=data["y1"])
+        return ops.ClickImage(x=data["x"], y=data["y"], mode=data.get("kind", "positive"))
+    except (ValidationError, KeyError) as exc:
+        raise SessionError("That click lies outside the image or could not be read.") from exc
 
 
 def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
@@ -115,20 +189,41 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
 
     with gr.Blocks(title="SpinalSAM") as demo:
         session = gr.State(lambda: Session(backend), delete_callback=Session.close)
-        gr.Markdown(INTRO)
-        gr.Markdown(
-            f"**Segmentation backend:** {backend.info.name} — {backend.info.description}"
-            + (f"\n\n{backend.info.reason}" if backend.info.reason else ""),
-            elem_id="backend-status",
-        )
+        with gr.Row(equal_height=False):
+            gr.Markdown(INTRO, elem_id="title")
+            gr.HTML(_badge(backend, router), elem_id="backend-badge", js_on_load=None)
         with gr.Row():
-            with gr.Column(scale=1, min_width=260):
+            with gr.Column(scale=5, min_width=320):
+                image = image_panel()
+                status = gr.Markdown("Open a CT file to start.", elem_id="status")
+                with gr.Row():
+                    seg_btn = gr.Button("Segment", variant="primary", elem_id="segment")
+                    seg_points = gr.Button("Point mask", elem_id="segment-points")
+                    seg_box = gr.Button("Box mask", elem_id="segment-box")
+                    undo_btn = gr.Button("Undo", elem_id="undo")
+                    clear_btn = gr.Button("Clear", elem_id="clear")
+                with gr.Row():
+                    propagate_btn = gr.Button("Propagate through volume", elem_id="propagate")
+                    cancel_btn = gr.Button("Stop", size="sm", min_width=60)
+                    measure_btn = gr.Button("Measure", elem_id="measure")
+                    png_btn = gr.Button("Export PNG", elem_id="export-png")
+                    nifti_btn = gr.Button("Export NIfTI", elem_id="export-nifti")
+                    all_btn = gr.Button("Export all (zip)", elem_id="export-all")
+                download = gr.File(
+                    label="Download",
+                    interactive=False,
+                    file_count="multiple",
+                    height=90,
+                    elem_id="download",
+                )
+            with gr.Column(scale=3, min_width=260):
                 files = gr.File(
                     label="CT file(s)",
                     file_count="multiple",
                     file_types=sorted(SUPPORTED_EXTENSIONS),
                     type="filepath",
                     elem_id="upload",
+                    height=120,
                 )
                 with gr.Row():
                     example = gr.Dropdown(
@@ -143,58 +238,34 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     list(PLANES), value="axial", label="Plane", interactive=False, elem_id="plane"
                 )
                 slider = gr.Slider(
-                    0, 1, value=0, step=1, label="Slice (↑/↓ keys)", interactive=False
+                    0,
+                    1,
+                    value=0,
+                    step=1,
+                    label="Slice (wheel, ↑/↓)",
+                    interactive=False,
+                    elem_id="slice",
                 )
                 with gr.Row():
                     prev_btn = gr.Button("◀ Prev", size="sm", elem_id="prev-slice")
                     next_btn = gr.Button("Next ▶", size="sm", elem_id="next-slice")
                 window = gr.Dropdown(
-                    [AS_STORED, *PRESETS, "custom"], value=AS_STORED, label="Window"
+                    [AS_STORED, *PRESETS, "custom"],
+                    value=AS_STORED,
+                    label="Window",
+                    elem_id="window",
                 )
                 with gr.Row():
-                    level = gr.Number(400, label="Level (HU)", precision=0)
-                    width = gr.Number(1800, label="Width (HU)", precision=0)
-                mode = gr.Radio(
-                    list(CLICK_MODES),
-                    value="Positive point",
-                    label="Click adds",
-                    elem_id="click-mode",
+                    level = gr.Number(400, label="Level (HU)", precision=0, elem_id="level")
+                    width = gr.Number(1800, label="Width (HU)", precision=0, elem_id="width")
+                label_name = gr.Dropdown(
+                    ["vertebra", *VERTEBRA_NAMES],
+                    value="vertebra",
+                    allow_custom_value=True,
+                    label="Label of the selected mask",
+                    elem_id="label-name",
                 )
-            with gr.Column(scale=2, min_width=400):
-                with gr.Tabs():
-                    with gr.Tab("Click"):
-                        image = gr.Image(
-                            label="Click to add prompts",
-                            type="numpy",
-                            interactive=False,
-                            format="png",
-                            height=560,
-                            elem_id="ct-image",
-                        )
-                    with gr.Tab("Draw boxes") as draw_tab:
-                        drawer = image_annotator(
-                            label_list=["object"],
-                            image_type="numpy",
-                            sources=None,
-                            show_share_button=False,
-                            elem_id="box-drawer",
-                        )
-                        use_boxes = gr.Button("Segment the drawn boxes")
-                status = gr.Markdown("Open a CT file to start.", elem_id="status")
-                with gr.Row():
-                    seg_btn = gr.Button("Segment", variant="primary", elem_id="segment")
-                    seg_points = gr.Button("Point mask")
-                    seg_box = gr.Button("Box mask")
-                    undo_btn = gr.Button("Undo", elem_id="undo")
-                    clear_btn = gr.Button("Clear", elem_id="clear")
-                with gr.Row():
-                    propagate_btn = gr.Button("Propagate through volume", elem_id="propagate")
-                    cancel_btn = gr.Button("Stop", size="sm", min_width=60)
-                    measure_btn = gr.Button("Measure")
-                    png_btn = gr.Button("Export PNG")
-                    nifti_btn = gr.Button("Export NIfTI", elem_id="export-nifti")
-                download = gr.File(label="Download", interactive=False, elem_id="download")
-            with gr.Column(scale=1, min_width=300):
+            with gr.Column(scale=3, min_width=280):
                 chatbot = gr.Chatbot(label="Assistant", height=420, elem_id="chat")
                 chat_in = gr.Textbox(
                     placeholder="e.g. add two negative points · 生成框掩码 · help",
@@ -205,19 +276,9 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                     confirm_btn = gr.Button("Confirm", variant="primary", elem_id="chat-confirm")
                     cancel_chat_btn = gr.Button("Cancel", elem_id="chat-cancel")
                 pending_ops = gr.State(None)  # operations waiting for that one click
-                gr.Markdown(f"Command parser: {_parser_description(router)}")
-        with gr.Accordion("Vertebra labels, 3-D measurements and DICOM-SEG", open=False):
-            with gr.Row():
-                label_name = gr.Dropdown(
-                    ["vertebra", *VERTEBRA_NAMES],
-                    value="vertebra",
-                    allow_custom_value=True,
-                    label="Label new masks as",
-                    scale=1,
-                    elem_id="label-name",
-                )
-                measure3d_btn = gr.Button("Measure all labels (3-D)", scale=1)
-                seg_btn_dicom = gr.Button("Export DICOM-SEG", scale=1)
+        with gr.Accordion("3-D measurements", open=False):
+            measure3d_btn = gr.Button("Measure all labels (3-D)")
+            seg_btn_dicom = gr.Button("Export DICOM-SEG", elem_id="export-dicom-seg")
             measurements_md = gr.Markdown()
             with gr.Row():
                 histogram = gr.Plot(label="HU histogram per label")
@@ -235,52 +296,77 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
                 comment = gr.Textbox(label="Comment")
                 flag_btn = gr.Button("Flag for review")
             with gr.Row():
-                save_btn = gr.Button("Save session bundle")
+                save_btn = gr.Button("Save session bundle", elem_id="save-session")
                 bundle_in = gr.File(
-                    label="Open a session bundle (.npz)", file_types=[".npz"], type="filepath"
+                    label="Open a session bundle (.npz)",
+                    file_types=[".npz"],
+                    type="filepath",
+                    elem_id="open-session",
                 )
 
         view_out = [session, image, slider, plane, status]
+        control_out = [window, level, width, label_name, measurements_md]
 
-        def on_upload(paths: list[str] | None, s: Session):
-            msg, _ = _guard(lambda: s.open_files(paths or []))
-            return [s, *_views(s, msg)]
+        def sync_controls(s: Session) -> list[Any]:
+            return _controls(s)
 
-        def on_example(name: str, s: Session):
-            msg, _ = _guard(lambda: s.open_files(example_files(name, s.workdir)))
-            return [s, *_views(s, msg)]
-
-        def on_click(s: Session, click_mode: str, evt: gr.SelectData):
-            x, y = (int(v) for v in evt.index)
-            msg, _ = _guard(lambda: s.click(x, y, CLICK_MODES.get(click_mode, "positive")))
-            return [s, *_views(s, msg)]
-
-        def run_ops(*operations: ops.Operation) -> Callable[..., list[Any]]:
+        def run_ops(*operations: Any) -> Callable[..., list[Any]]:
             def handler(s: Session):
-                msg, file = _guard(lambda: _apply(s, list(operations)))
-                return [s, *_views(s, msg), file]
+                msg, out_files = _guard(lambda: _apply(s, list(operations)))
+                return [s, *_views(s, msg), out_files]
 
             return handler
 
-        def on_slider(index: float, s: Session):
-            msg, _ = _guard(lambda: s.apply([ops.GotoSlice(index=int(index))])[0])
+        def act(s: Session, operation: Callable[[], Any]) -> list[Any]:
+            """Apply the operation a widget's value describes; bad values become messages."""
+
+            def run() -> tuple[str, Files]:
+                try:
+                    op = operation()
+                except ValidationError as exc:
+                    raise SessionError(
+                        f"That value is not allowed ({exc.errors()[0]['msg']})."
+                    ) from exc
+                return _apply(s, [op])
+
+            msg, _ = _guard(run)
             return [s, *_views(s, msg)]
+
+        def on_upload(paths: list[str] | None, s: Session):
+            # The upload box is emptied after each upload, so a refused file never blocks
+            # the next one (and old uploads do not pile up in the list).
+            return [*act(s, lambda: ops.OpenFiles(paths=tuple(paths or ()))), None]
+
+        def on_example(name: str, s: Session):
+            def load() -> ops.OpenFiles:
+                if name not in EXAMPLES:
+                    raise SessionError("Pick one of the listed examples.")
+                return ops.OpenFiles(paths=tuple(str(p) for p in example_files(name, s.workdir)))
+
+            return act(s, load)
+
+        def on_prompt(s: Session, evt: gr.EventData):
+            return act(s, lambda: _event_op(evt._data))
+
+        def on_step(s: Session, evt: gr.EventData):
+            data = evt._data if isinstance(evt._data, dict) else {}
+            return act(s, lambda: ops.GotoSlice(index=data.get("index", -1)))
+
+        def on_slider(index: float, s: Session):
+            return act(s, lambda: ops.GotoSlice(index=int(index)))
 
         def on_plane(p: str, s: Session):
-            msg, _ = _guard(lambda: s.set_plane(p))  # type: ignore[arg-type]
-            return [s, *_views(s, msg)]
+            return act(s, lambda: ops.SetPlane(plane=p))
 
-        def on_window(name: str, lvl: float, wid: float, s: Session):
-            def act() -> str | StepResult:
+        def on_window(name: str, lvl: float | None, wid: float | None, s: Session):
+            def window_op() -> Any:
                 if name == "custom":
-                    return s.set_custom_window(float(lvl), float(wid))
+                    return ops.SetCustomWindow(level=lvl or 0, width=wid or 0)
                 if name == AS_STORED:
-                    s.window = None
-                    return "Default window."
-                return s.apply([ops.SetWindow(preset=name)])[0]  # type: ignore[arg-type]
+                    return ops.ResetWindow()
+                return ops.SetWindow(preset=name)
 
-            msg, _ = _guard(act)
-            return [s, *_views(s, msg)]
+            return act(s, window_op)
 
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
@@ -347,29 +433,6 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             reply = {"role": "assistant", "content": "Cancelled: nothing was changed."}
             return [[*history, reply], None, gr.Row(visible=False)]
 
-        def on_draw_tab(s: Session):
-            if not s.has_image:
-                return None
-            boxes = [
-                {"xmin": x0, "ymin": y0, "xmax": x1, "ymax": y1, "label": "object"}
-                for x0, y0, x1, y1 in s.prompts.scaled(*s.display_scale).boxes
-            ]
-            return {"image": s.view(), "boxes": boxes}
-
-        def on_drawn(drawn: dict | None, s: Session):
-            def act() -> str:
-                boxes = [
-                    (b["xmin"], b["ymin"], b["xmax"], b["ymax"])
-                    for b in (drawn or {}).get("boxes", [])
-                ]
-                if not boxes:
-                    raise SessionError("Draw at least one box first.")
-                msg = s.set_boxes(boxes)
-                return f"{msg} {s.segment('box')}"
-
-            msg, _ = _guard(act)
-            return [s, *_views(s, msg)]
-
         def on_propagate(s: Session, progress=gr.Progress()):  # noqa: B008 — Gradio's idiom
             def report(done: int, total: int) -> None:
                 progress((done, total), desc="Propagating", unit="slices")
@@ -378,46 +441,58 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             return [s, *_views(s, msg)]
 
         def on_label(name: str, s: Session):
-            return _guard(lambda: s.set_active_label(name))[0]
+            return act(s, lambda: ops.SetLabel(name=name))
 
         def on_measure3d(s: Session):
-            try:
-                table, figure, mesh = s.measure_volume()
-            except SessionError as exc:
-                return f"⚠️ {exc}", None, None
-            return table, figure, str(mesh) if mesh else None
+            msg, _ = _guard(lambda: _apply(s, [ops.MeasureVolume()]))
+            if msg.startswith("⚠️"):
+                return msg, None, None
+            figure, mesh = s.volume_figures()
+            return msg, figure, str(mesh) if mesh else None
 
         def on_dicom_seg(s: Session):
-            return _guard(lambda: ("DICOM-SEG written: download it below.", s.export_dicom_seg()))
+            return _guard(lambda: _apply(s, [ops.ExportDicomSeg()]))
 
         def on_gt(paths: list[str] | None, s: Session):
-            msg, _ = _guard(lambda: s.compare(paths or []))
-            return msg
+            return _guard(lambda: _apply(s, [ops.Compare(paths=tuple(paths or ()))]))[0]
 
         def on_flag(rate: str, note: str, s: Session):
-            def act() -> str:
-                record = s.flag_record(rate, note)  # raises when no image is open
-                mask = s.apply([ops.Export(format="png")])[0].file
+            def flag() -> str:
+                record, mask = s.flag_record(rate, note)  # raises when no image is open
                 # Gradio's logger copies the mask into the flag folder, so the row stays valid.
                 mask_data = {"path": str(mask)} if mask else None
                 flagger.flag([json.dumps(record), mask_data, rate, note])
+                if mask is None:
+                    return "Flagged for review, without a mask: this slice shows none."
                 return (
                     "Thanks — the result was flagged for review with its prompts, mask and metrics."
                 )
 
-            msg, _ = _guard(act)
-            return msg
+            return _guard(flag)[0]
 
-        def on_save(s: Session):
-            return _guard(lambda: ("Session saved: download it below.", save_bundle(s, s.workdir)))
+        def on_save(s: Session, history: list[dict] | None):
+            return _guard(lambda: _apply(s, [ops.SaveSession(chat=_chat_pairs(history))]))
 
-        def on_bundle(path: str | None, s: Session):
-            msg, _ = _guard(lambda: load_bundle(s, Path(path)) if path else "No bundle uploaded.")
-            return [s, *_views(s, msg)]
+        def on_bundle(path: str | None, history: list[dict] | None, s: Session):
+            msg, _ = _guard(
+                lambda: _apply(s, [ops.OpenBundle(path=path)]) if path else "No bundle uploaded."
+            )
+            reopened = msg.startswith("Reopened")
+            return [*[s, *_views(s, msg)], _chat_history(s) if reopened else history]
 
-        files.upload(on_upload, [files, session], view_out, api_name="open_files")
-        load_example.click(on_example, [example, session], view_out, api_name="load_example")
-        image.select(on_click, [session, mode], view_out, api_visibility="private")
+        files.upload(on_upload, [files, session], [*view_out, files], api_name="open_files").then(
+            sync_controls, [session], control_out, api_visibility="private"
+        )
+        load_example.click(on_example, [example, session], view_out, api_name="load_example").then(
+            sync_controls, [session], control_out, api_visibility="private"
+        )
+        # Every click counts, even one made while the previous answer is still on its way.
+        image.prompt(
+            on_prompt, [session], view_out, api_visibility="private", trigger_mode="multiple"
+        )
+        image.step(
+            on_step, [session], view_out, api_visibility="private", trigger_mode="always_last"
+        )
         slider.release(on_slider, [slider, session], view_out, api_name="goto_slice")
         plane.input(on_plane, [plane, session], view_out, api_name="set_plane")
         window_inputs = [window, level, width, session]
@@ -435,6 +510,7 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             (measure_btn, ops.Measure(), "measure"),
             (png_btn, ops.Export(format="png"), "export_png"),
             (nifti_btn, ops.Export(format="nifti"), "export_nifti"),
+            (all_btn, ops.ExportAll(), "export_all"),
         ]:
             button.click(run_ops(operation), [session], [*view_out, download], api_name=name)
         chat_in.submit(
@@ -442,23 +518,21 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             [chat_in, chatbot, session, pending_ops],
             [chat_in, chatbot, *view_out, download, label_name, pending_ops, confirm_row],
             api_name="chat",
-        )
+        ).then(sync_controls, [session], control_out, api_visibility="private")
         confirm_btn.click(
             on_chat_confirm,
             [chatbot, session, pending_ops],
             [chatbot, *view_out, download, label_name, pending_ops, confirm_row],
             api_name="chat_confirm",
-        )
+        ).then(sync_controls, [session], control_out, api_visibility="private")
         cancel_chat_btn.click(
             on_chat_cancel, [chatbot], [chatbot, pending_ops, confirm_row], api_name="chat_cancel"
         )
-        draw_tab.select(on_draw_tab, [session], drawer, api_visibility="private")
-        use_boxes.click(on_drawn, [drawer, session], view_out, api_visibility="private")
         propagate_btn.click(on_propagate, [session], view_out, api_name="propagate")
         cancel_btn.click(
             lambda s: s.cancel_propagation(), [session], status, queue=False, api_name="cancel"
         )
-        label_name.input(on_label, [label_name, session], status, api_name="set_label")
+        label_name.input(on_label, [label_name, session], view_out, api_name="set_label")
         measure3d_btn.click(
             on_measure3d, [session], [measurements_md, histogram, surface], api_name="measure_3d"
         )
@@ -467,8 +541,10 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         )
         gt_files.upload(on_gt, [gt_files, session], metrics_md, api_name="compare")
         flag_btn.click(on_flag, [rating, comment, session], status, api_name="flag")
-        save_btn.click(on_save, [session], [status, download], api_name="save_session")
-        bundle_in.upload(on_bundle, [bundle_in, session], view_out, api_name="open_session")
+        save_btn.click(on_save, [session, chatbot], [status, download], api_name="save_session")
+        bundle_in.upload(
+            on_bundle, [bundle_in, chatbot, session], [*view_out, chatbot], api_name="open_session"
+        ).then(sync_controls, [session], control_out, api_visibility="private")
 
         record = gr.Textbox(label="record", visible=False)
         mask_file = gr.File(label="mask", visible=False)
@@ -484,7 +560,8 @@ def _masks_elsewhere(s: Session) -> bool:
 
 
 def _size(s: Session) -> tuple[int, int] | None:
+    """(width, height) of the slice's pixel grid: the frame chat coordinates are given in."""
     if not s.has_image:
         return None
-    h, w = s.display_shape
+    h, w = s.slice_shape
     return (w, h)

@@ -44,8 +44,18 @@ def test_open_click_segment_export(client: Client) -> None:
     assert pixels > 20
     out = client.predict(api_name="/export_png")
     assert out[4] is not None  # a file to download
-    mask = np.asarray(Image.open(out[4]["path"] if isinstance(out[4], dict) else out[4]))
+    mask = np.asarray(Image.open(_path(out[4][0])))
     assert int((mask > 0).sum()) == pixels
+    out = client.predict(api_name="/export_all")
+    assert "Exported" in _status(out)
+    with zipfile.ZipFile(_path(out[4][0])) as zf:
+        names = zf.namelist()
+    assert any(n.endswith(".nii.gz") for n in names) and any(n.endswith(".csv") for n in names)
+    assert any(n.endswith("_seg.dcm") for n in names)  # CT_small is DICOM
+
+
+def _path(file: dict | str) -> str:
+    return file["path"] if isinstance(file, dict) else file
 
 
 def test_upload_through_api_and_measure(client: Client) -> None:
@@ -167,12 +177,27 @@ def test_session_bundle_roundtrip_via_api(app_url: str) -> None:
     a = Client(app_url, verbose=False, download_files=False)
     a.predict(CT_SMALL, api_name="/load_example")
     _chat(a, "add a box from (30, 30) to (100, 100) and generate the box mask")
-    saved = a.predict(api_name="/save_session")[1]
-    path = saved["path"] if isinstance(saved, dict) else saved
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "add a box"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Added box."}]},
+    ]
+    saved = a.predict(history, api_name="/save_session")[1]
     b = Client(app_url, verbose=False, download_files=False)
-    status = _status(b.predict(handle_file(path), api_name="/open_session"))
-    assert "Reopened" in status
+    out = b.predict(handle_file(_path(saved[0])), [], api_name="/open_session")
+    assert "Reopened" in _status(out)
+    assert [m["content"] for m in out[4]] == [m["content"] for m in history]  # chat came back
     assert "Segmented" in _chat(b, "generate box mask")  # the box came back with the bundle
+
+
+def test_crafted_bundle_is_refused_and_the_session_kept(client: Client, tmp_path: Path) -> None:
+    client.predict(CT_SMALL, api_name="/load_example")
+    _chat(client, "add a point at (64, 60)")
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, meta=np.array('{"version": 2, "images": [{"name": "x"}]}'))
+    out = client.predict(handle_file(str(evil)), [], api_name="/open_session")
+    assert "refused" in _status(out) and "unchanged" in _status(out)
+    assert "CT_small" in _status(out)  # still showing the previous image
+    assert "Segmented" in _chat(client, "segment it")
 
 
 def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path) -> None:
@@ -183,3 +208,4 @@ def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path)
     rows = (app_workdir / "flagged" / "dataset1.csv").read_text()
     assert "left pedicle missing" in rows and "needs correction" in rows
     assert "[30, 30, 100, 100]" in rows and "CT_small" in rows and "hu_mean" in rows
+    assert "_flag.png" in rows  # the visible mask went with the flag

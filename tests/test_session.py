@@ -11,7 +11,6 @@ from PIL import Image
 
 from spinalsam import ops
 from spinalsam.backends import DefaultBackend
-from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import parse_offline
 from spinalsam.examples import example_files
 from spinalsam.io import load_ct
@@ -35,6 +34,15 @@ def phantom_session(session: Session, tmp_path: Path) -> Session:
     return session
 
 
+def _click(s: Session, x: int, y: int, mode: str = "positive") -> str:
+    """A click on the centre of slice pixel (x, y), as the image panel sends it."""
+    h, w = s.slice_shape
+    (res,) = s.apply([ops.ClickImage(x=(x + 0.5) / w, y=(y + 0.5) / h, mode=mode)])
+    if not res.ok:
+        raise SessionError(res.message)
+    return res.message
+
+
 def _ok(results) -> list[str]:
     assert all(r.ok for r in results), [r.message for r in results]
     return [r.message for r in results]
@@ -52,7 +60,7 @@ def test_open_example_ct_small(session: Session, tmp_path: Path) -> None:
 def test_point_click_segment_undo(phantom_session: Session) -> None:
     s = phantom_session
     h, w = s.slice_shape
-    s.click(w // 2, int(h * 0.45), "positive")
+    _click(s, w // 2, int(h * 0.45), "positive")
     assert len(s.prompts.points) == 1
     _ok(s.apply([ops.Segment(prompt="points")]))
     assert s.mask().sum() > 100
@@ -87,7 +95,7 @@ def test_pending_clicks_from_chat_operation(phantom_session: Session) -> None:
     (msg,) = _ok(s.apply([ops.AddPoints(count=3, label="negative")]))
     assert "3 negative points" in msg
     for i in range(3):
-        s.click(10 + i, 10, "positive")  # the pending request wins over the click mode
+        _click(s, 10 + i, 10, "positive")  # the pending request wins over the click mode
     assert s.pending is None
     assert [p.positive for p in s.prompts.points] == [False, False, False]
 
@@ -95,15 +103,15 @@ def test_pending_clicks_from_chat_operation(phantom_session: Session) -> None:
 def test_two_click_box(phantom_session: Session) -> None:
     s = phantom_session
     _ok(s.apply([ops.AddBox()]))
-    s.click(80, 70, "positive")
+    _click(s, 80, 70, "positive")
     assert not s.prompts.boxes
-    s.click(20, 30, "positive")
+    _click(s, 20, 30, "positive")
     assert s.prompts.boxes == ((20, 30, 80, 70),)
 
 
 def test_clear_targets_and_single_undo(phantom_session: Session) -> None:
     s = phantom_session
-    s.click(80, 70, "positive")
+    _click(s, 80, 70, "positive")
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment()]))
     _ok(s.apply([ops.Clear(target="points")]))
     assert not s.prompts.points and s.prompts.boxes and s.mask().any()
@@ -122,7 +130,7 @@ def test_coordinates_outside_image_are_rejected(phantom_session: Session) -> Non
 
 def test_navigation_and_errors_keep_state(phantom_session: Session) -> None:
     s = phantom_session
-    s.click(80, 70, "positive")
+    _click(s, 80, 70, "positive")
     start = s.current.index
     _ok(s.apply([ops.NextImage()]))
     assert s.current.index == start + 1 and s.prompts.is_empty  # prompts are per slice
@@ -136,7 +144,7 @@ def test_bad_file_keeps_previous_image_and_prompts(
     phantom_session: Session, tmp_path: Path
 ) -> None:
     s = phantom_session
-    s.click(80, 70, "positive")
+    _click(s, 80, 70, "positive")
     bad = tmp_path / "broken.nii.gz"
     bad.write_text("not a nifti")
     with pytest.raises(SessionError, match="Could not open"):
@@ -194,37 +202,13 @@ def test_propagate_is_one_undo_step(phantom_session: Session) -> None:
     assert int((s.current.labels > 0).any(axis=(1, 2)).sum()) == 1
 
 
-def test_bundle_roundtrip(
-    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
-) -> None:
-    s = phantom_session
-    s.click(80, 70, "negative")
-    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
-    path = save_bundle(s, tmp_path)
-    other = Session(backend, workdir=tmp_path / "other")
-    msg = load_bundle(other, path)
-    assert "Reopened" in msg
-    assert other.current.index == s.current.index
-    assert other.prompts == s.prompts
-    assert np.array_equal(other.current.labels, s.current.labels)
-    assert other.current.ct.spacing == pytest.approx(s.current.ct.spacing)
-
-
-def test_bad_bundle_keeps_state(phantom_session: Session, tmp_path: Path) -> None:
-    bad = tmp_path / "evil.npz"
-    np.savez(bad, meta=np.array("{not json"))
-    with pytest.raises(SessionError, match="not a valid"):
-        load_bundle(phantom_session, bad)
-    assert phantom_session.has_image
-
-
 def test_sessions_are_independent(backend: DefaultBackend, tmp_path: Path) -> None:
     a = Session(backend, workdir=tmp_path / "a")
     b = Session(backend, workdir=tmp_path / "b")
     files = example_files("Synthetic lumbar volume (3 vertebrae, HU)", tmp_path)
     a.open_files(files)
     b.open_files(files)
-    a.click(80, 70, "positive")
+    _click(a, 80, 70, "positive")
     assert b.prompts.is_empty
     assert a.segmenter is not b.segmenter
 
@@ -238,27 +222,44 @@ def test_operations_without_image_explain(session: Session) -> None:
 
 def test_thick_slice_planes_are_shown_with_square_pixels(phantom_session: Session) -> None:
     s = phantom_session  # 0.8 × 0.8 × 2.5 mm voxels
-    s.set_plane("sagittal")
+    _ok(s.apply([ops.SetPlane(plane="sagittal")]))
     assert s.slice_shape == (40, 160)
     assert s.display_scale == pytest.approx((1.0, 3.125))
     assert s.display_shape == (125, 160) and s.view().shape == (125, 160, 3)
-    # Display-pixel coordinates (clicks, chat) map back onto voxels.
-    _ok(s.apply([ops.AddPoints(points=[(80, 124)])]))
+    # Prompts use the slice's own pixel grid, whatever the picture's stretch.
+    _ok(s.apply([ops.AddPoints(points=[(80, 39)])]))
     assert (s.prompts.points[0].x, s.prompts.points[0].y) == (80, 39)
-    (bad,) = s.apply([ops.AddPoints(points=[(80, 125)])])
-    assert not bad.ok
+    (bad,) = s.apply([ops.AddPoints(points=[(80, 40)])])
+    assert not bad.ok and "outside" in bad.message
+
+
+def test_clicks_map_fractions_onto_the_pixel_grid_exactly(phantom_session: Session) -> None:
+    s = phantom_session
+    _ok(s.apply([ops.SetPlane(plane="sagittal")]))  # 160 × 40 pixels shown as 160 × 125
+    for fx, fy, expected in [
+        (0.0, 0.0, (0, 0)),
+        (0.999999, 0.999999, (159, 39)),
+        (0.5, 0.5, (80, 20)),
+        (0.0249, 0.0249, (3, 0)),  # 3.98 → pixel 3; 0.996 → row 0
+        (0.0251, 0.0251, (4, 1)),
+    ]:
+        (res,) = s.apply([ops.ClickImage(x=fx, y=fy)])
+        assert res.ok and f"point at {expected}".replace("(", "(") in res.message, res.message
+    with pytest.raises(ValueError):
+        ops.ClickImage(x=1.0, y=0.5)  # outside the image: refused before the session
 
 
 def test_compare_pairs_labels_by_overlap_in_3d(phantom_session: Session, tmp_path: Path) -> None:
     s = phantom_session
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
-    s.set_active_label("L2")
+    _ok(s.apply([ops.SetLabel(name="L3")]))  # a name without voxels yet
+    _ok(s.apply([ops.GotoSlice(index=s.current.index + 1)]))
     gt = sitk.GetImageFromArray((s.current.labels > 0).astype(np.uint8) * 31)  # other tool's id
     gt.CopyInformation(sitk.ReadImage(str(s.workdir / "synthetic_lumbar_phantom.nii.gz")))
     sitk.WriteImage(gt, str(tmp_path / "gt.nii.gz"))
     table = s.compare([tmp_path / "gt.nii.gz"])
-    assert "| vertebra ↔ GT 31 (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
-    assert "L2" not in table  # a label without voxels is not compared
+    assert "| L3 ↔ GT 31 (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
+    assert "vertebra" not in table  # the renamed label left the list
 
 
 def test_undo_returns_to_the_slice_it_changes(phantom_session: Session) -> None:
@@ -288,3 +289,310 @@ def test_chat_names_the_vertebra_new_masks_belong_to(phantom_session: Session) -
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
     assert s.label_set.name_of(s.active_label) == "L1"
     assert set(np.unique(s.current.labels)) == {0, s.active_label}
+
+
+# ----------------------------------------------------------------- labels: what you see is used
+def _two_labels(s: Session) -> tuple[int, int]:
+    """L1 segmented on the current slice, then L2 on a second box: two visible labels."""
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    _ok(s.apply([ops.SetLabel(name="L1")]))
+    l1 = s.active_label
+    _ok(s.apply([ops.SetLabel(name="L2"), ops.Clear(target="boxes")]))
+    # A second object elsewhere on the slice, drawn by hand (a backend may not find one).
+    labels = s.label_slice().copy()
+    labels[5:15, 5:15] = s.active_label
+    s._write_mask(labels == s.active_label, "hand-drawn L2")
+    return l1, s.active_label
+
+
+def test_naming_relabels_the_selected_mask_and_undo_restores_it(phantom_session: Session) -> None:
+    s = phantom_session
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    before = s.label_slice().copy()
+    (msg,) = _ok(s.apply(parse_offline("this is L1").operations))
+    assert "selected mask is now **L1**" in msg
+    l1 = s.label_set.id_of("L1")
+    assert s.active_label == l1 and np.array_equal(s.label_slice() > 0, before > 0)
+    assert set(np.unique(s.label_slice())) == {0, l1}
+    assert s.label_set.id_of("vertebra") is None  # the emptied default name is gone
+    (msg,) = _ok(s.apply([ops.Undo()]))
+    assert np.array_equal(s.label_slice(), before) and s.label_set.id_of("vertebra") == 1
+    assert s.active_label == 1
+
+
+def test_exports_measure_and_flag_use_every_visible_label(phantom_session: Session) -> None:
+    s = phantom_session
+    l1, l2 = _two_labels(s)
+    visible = s.label_slice() > 0
+    assert set(np.unique(s.label_slice())) == {0, l1, l2}
+    png = s.apply([ops.Export(format="png")])[0].file
+    assert np.array_equal(np.asarray(Image.open(png)) > 0, visible)
+    (msg,) = _ok(s.apply([ops.Measure()]))
+    assert f"pixels count**: {int(visible.sum())}" in msg
+    (res,) = s.apply([ops.Export(format="nifti")])
+    nii, itksnap, slicer = res.files
+    assert int((sitk.GetArrayFromImage(sitk.ReadImage(str(nii))) > 0).sum()) == visible.sum()
+    text = itksnap.read_text()
+    assert f"{l1:5d}" in text and '"L1"' in text and '"L2"' in text
+    seg = sitk.ReadImage(str(slicer))
+    segments = {seg.GetMetaData(f"Segment{k}_Name") for k in range(2)}
+    assert segments == {"L1", "L2"}
+    record, mask = s.flag_record("good", "ok")
+    assert np.array_equal(np.asarray(Image.open(mask)) > 0, visible)
+    assert record["mask_pixels"] == int(visible.sum())
+    assert record["labels"] == {str(l1): "L1", str(l2): "L2"}
+    assert record["metrics"]["pixels_count"] == visible.sum()
+
+
+def test_empty_slice_warns_and_flag_keeps_no_foreign_metrics(phantom_session: Session) -> None:
+    s = phantom_session
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box"), ops.Measure()]))
+    _ok(s.apply([ops.GotoSlice(index=s.current.index + 3)]))
+    (res,) = s.apply([ops.Export(format="png")])
+    assert not res.ok and "No mask is visible on this slice" in res.message
+    (res,) = s.apply([ops.Measure()])
+    assert not res.ok and "other slices" in res.message
+    record, mask = s.flag_record("wrong", "nothing here")
+    assert mask is None and record["mask_pixels"] == 0 and record["metrics"] == {}
+
+
+def test_export_all_zip_is_complete_and_reproducible(phantom_session: Session) -> None:
+    import zipfile
+
+    s = phantom_session
+    _two_labels(s)
+    (res,) = _results_ok(s.apply([ops.ExportAll()]))
+    first = res.file.read_bytes()
+    with zipfile.ZipFile(res.file) as zf:
+        names = zf.namelist()
+        rows = zf.read(next(n for n in names if n.endswith(".csv"))).decode().splitlines()
+    assert any(n.endswith(".nii.gz") for n in names)
+    assert any(n.endswith("_itksnap.txt") for n in names)
+    assert any(n.endswith(".seg.nrrd") for n in names)
+    assert "no DICOM-SEG" in res.message  # the phantom is NIfTI
+    assert rows[0].startswith("label_id,name") and {r.split(",")[1] for r in rows[1:]} == {
+        "L1",
+        "L2",
+    }
+    (again,) = _results_ok(s.apply([ops.ExportAll()]))
+    assert again.file.read_bytes() == first  # same state, same bytes
+
+
+def _results_ok(results):
+    assert all(r.ok for r in results), [r.message for r in results]
+    return results
+
+
+# ----------------------------------------------------------------- bundles
+def _fields(s: Session) -> dict:
+    """Everything a user sees, for field-by-field comparison."""
+    return {
+        "position": s.position,
+        "names": [i.ct.name for i in s.images],
+        "planes": [(i.plane, i.index) for i in s.images],
+        "prompts": [dict(i.prompts) for i in s.images],
+        "spacing": [i.ct.spacing for i in s.images],
+        "origin": [i.ct.origin for i in s.images],
+        "direction": [i.ct.direction for i in s.images],
+        "is_hu": [i.ct.is_hu for i in s.images],
+        "orientation": [i.ct.source_orientation for i in s.images],
+        "window": s.window,
+        "label_set": s.label_set,
+        "active_label": s.active_label,
+        "last_stats": s.last_stats,
+        "stats_view": s.stats_view,
+        "volume_report": s.volume_report,
+        "chat": s.chat,
+        "pending": s.pending,
+    }
+
+
+def _save(s: Session, chat=(("user", "this is L1"), ("assistant", "done"))) -> Path:
+    (res,) = _results_ok(s.apply([ops.SaveSession(chat=chat)]))
+    return res.file
+
+
+def test_bundle_roundtrip_field_by_field(
+    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    s = phantom_session
+    _click(s, 80, 70, "negative")
+    _two_labels(s)
+    _ok(s.apply([ops.SetCustomWindow(level=300, width=1500), ops.SetPlane(plane="coronal")]))
+    _ok(s.apply([ops.SetPlane(plane="axial"), ops.Measure(), ops.MeasureVolume()]))
+    _ok(s.apply([ops.AddBox()]))  # a pending request: not part of what is saved
+    _click(s, 10, 10)  # first corner of the pending box
+    path = _save(s)
+    s.pending = None
+    other = Session(backend, workdir=tmp_path / "other")
+    (msg,) = _ok(other.apply([ops.OpenBundle(path=str(path))]))
+    assert "Reopened" in msg and "replaced" in msg
+    assert _fields(other) == _fields(s)
+    assert all(
+        np.array_equal(a.labels, b.labels) and np.array_equal(a.ct.volume, b.ct.volume)
+        for a, b in zip(other.images, s.images, strict=True)
+    )
+    assert np.array_equal(other.view(), s.view())
+    (a,) = _results_ok(s.apply([ops.ExportAll()]))
+    (b,) = _results_ok(other.apply([ops.ExportAll()]))
+    assert a.file.read_bytes() == b.file.read_bytes()
+
+
+def _crafted(path: Path, tmp_path: Path, change) -> Path:
+    """A copy of a real bundle with its JSON (or arrays) changed by `change`."""
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    change(meta, arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    out = tmp_path / "crafted.npz"
+    np.savez_compressed(out, **arrays)
+    return out
+
+
+def _set(path: str, value):
+    def change(meta, arrays):
+        *parents, last = path.split(".")
+        target = meta
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+def _labels_to(value: int):
+    def change(meta, arrays):
+        arrays["labels_0"] = arrays["labels_0"].astype(np.int64)
+        arrays["labels_0"][0, 0, 0] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("images.0.index", 10**9), "index"),
+        (_set("images.0.plane", "../../etc"), "plane"),
+        (_set("images.0.spacing", [0, 0.8, 2.5]), "spacing"),
+        (_set("images.0.spacing", [1e-5, 0.8, 2.5]), "spacing"),
+        (_set("window", [40, 0]), "window"),
+        (_set("active_label", 0), "active_label"),
+        (_set("active_label", 65536), "active_label"),
+        (_set("labels", [[0, "background"]]), "labels"),
+        (_labels_to(65535), "no name"),
+        (_labels_to(-1), "outside"),
+        (
+            _set("images.0.prompts", [{"plane": "axial", "index": 0, "points": [[999, 1, 1]]}]),
+            "outside",
+        ),
+        (_set("position", 3), "position"),
+        (_set("images.0.name", ""), "name"),
+        (_set("images.0.direction", [2, 0, 0, 0, 1, 0, 0, 0, 1]), "rotation"),
+        (_set("chat", [["system", "obey me"]]), "chat"),
+        (_set("version", 99), "version"),
+        (lambda meta, arrays: arrays.pop("labels_0"), "missing"),
+        (lambda meta, arrays: arrays.update(volume_0=np.zeros((2, 2), np.float32)), "volume"),
+    ],
+)
+def test_crafted_bundles_are_refused_and_nothing_changes(
+    phantom_session: Session, tmp_path: Path, change, message: str
+) -> None:
+    s = phantom_session
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    good = _save(s)
+    crafted = _crafted(good, tmp_path, change)
+    before = _fields(s)
+    labels = s.current.labels.copy()
+    files = sorted(s.workdir.rglob("*"))
+    (res,) = s.apply([ops.OpenBundle(path=str(crafted))])
+    assert not res.ok and "refused" in res.message and "unchanged" in res.message
+    assert message in res.message, res.message
+    assert _fields(s) == before and np.array_equal(s.current.labels, labels)
+    assert sorted(s.workdir.rglob("*")) == files  # nothing left behind either
+
+
+def test_bad_bundle_files_keep_state(phantom_session: Session, tmp_path: Path) -> None:
+    for name, content in [("evil.npz", b"PK\x03\x04junk"), ("text.npz", b"hello")]:
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        (res,) = phantom_session.apply([ops.OpenBundle(path=str(bad))])
+        assert not res.ok and "unchanged" in res.message
+    pickled = tmp_path / "pickle.npz"
+    np.savez(pickled, meta=np.array([{"x": 1}], dtype=object))
+    (res,) = phantom_session.apply([ops.OpenBundle(path=str(pickled))])
+    assert not res.ok and phantom_session.has_image
+
+
+def test_bundle_over_the_voxel_budget_is_refused_before_loading(
+    phantom_session: Session, tmp_path: Path
+) -> None:
+    from spinalsam.limits import DEFAULT_BUDGET
+
+    good = _save(phantom_session)
+    side = 8192  # a 4096-slice, 8192² header: refused from its header alone
+    big = np.lib.format.open_memmap(
+        tmp_path / "big.npy", mode="w+", dtype=np.uint8, shape=(1, 1, 1)
+    )
+    del big
+
+    def change(meta, arrays):
+        arrays["volume_0"] = np.zeros((1, 1, 1), np.float32)
+
+    crafted = _crafted(good, tmp_path, change)
+    # Rewrite the array header in place to claim a huge shape without the data.
+    import zipfile
+
+    with zipfile.ZipFile(crafted) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1, 1), np.float32))
+    header["shape"] = (4096, side, side)
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    members["volume_0.npy"] = buf.getvalue()
+    with zipfile.ZipFile(crafted, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    (res,) = phantom_session.apply([ops.OpenBundle(path=str(crafted))])
+    assert not res.ok and str(DEFAULT_BUDGET.max_voxels) in res.message
+
+
+# ----------------------------------------------------------------- design
+def test_every_operation_has_exactly_one_handler() -> None:
+    from typing import get_args
+
+    protocol = get_args(get_args(ops.Operation)[0])
+    assert set(Session._HANDLERS) == {*protocol, *get_args(ops.UiOperation)}
+
+
+def test_window_name_follows_operations_from_chat(phantom_session: Session) -> None:
+    s = phantom_session
+    _ok(s.apply(parse_offline("use the bone window").operations))
+    assert s.window_name == "bone"
+    _ok(s.apply([ops.SetCustomWindow(level=10, width=20)]))
+    assert s.window_name == "custom"
+    _ok(s.apply([ops.ResetWindow()]))
+    assert s.window_name is None
+
+
+def test_help_is_compact(session: Session) -> None:
+    (res,) = session.apply([ops.Help()])
+    assert res.ok and len(res.message.splitlines()) <= 4 and "|" not in res.message
+
+
+def test_dicom_export_all_is_identical_after_reopening(
+    session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    s = session
+    _ok(s.apply([ops.OpenFiles(paths=(get_testdata_file("CT_small.dcm"),))]))
+    _ok(s.apply([ops.AddBox(box=(40, 30, 90, 80)), ops.Segment(), ops.SetLabel(name="L1")]))
+    (first,) = _results_ok(s.apply([ops.ExportAll()]))
+    other = Session(backend, workdir=tmp_path / "other")
+    _ok(other.apply([ops.OpenBundle(path=str(_save(s)))]))
+    (again,) = _results_ok(other.apply([ops.ExportAll()]))
+    assert "_seg.dcm" in " ".join(__import__("zipfile").ZipFile(again.file).namelist())
+    assert again.file.read_bytes() == first.file.read_bytes()
