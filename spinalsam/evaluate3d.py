@@ -103,15 +103,28 @@ def evaluate_label(
         predicted = np.zeros_like(gt)
         row.update(stopped_up="empty start mask", stopped_down="empty start mask")
     spacing = axis_spacing(ct.spacing)
+    near = _around(predicted | gt)  # surface distances need only the objects' surroundings
     row.update(
         dice=metrics.dice(predicted, gt),
-        hd95_mm=metrics.hd95(predicted, gt, spacing),
-        msd_mm=metrics.msd(predicted, gt, spacing),
+        hd95_mm=metrics.hd95(predicted[near], gt[near], spacing),
+        msd_mm=metrics.msd(predicted[near], gt[near], spacing),
         slices_propagated=max(0, int(predicted.any(axis=_in_plane_axes(plane)).sum()) - 1),
         slices_ground_truth=int(np.count_nonzero(areas)),
         seconds=time.perf_counter() - started,
     )
     return row
+
+
+def _around(mask: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of `mask` grown by one voxel: surface distances computed inside it are
+    those of the whole volume (every surface voxel is inside), at a fraction of the cost."""
+    if not mask.any():
+        return tuple(slice(None) for _ in mask.shape)
+    bounds = [
+        np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        for ax in range(mask.ndim)
+    ]
+    return tuple(slice(max(0, b[0] - 1), b[-1] + 2) for b in bounds)
 
 
 def _in_plane_axes(plane: Plane) -> tuple[int, int]:
