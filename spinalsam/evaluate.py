@@ -40,6 +40,8 @@ from spinalsam.evaluation.protocol import (
     MARGIN_MM,
     MIN_COMPONENT_PX,
     PROMPT_KINDS,
+    margin_px,
+    min_area_px,
     prompt_for,
     targets_from_mask,
 )
@@ -53,14 +55,16 @@ from spinalsam.evaluation.volume import (
 )
 from spinalsam.io import CTLoadError
 from spinalsam.planes import PLANES, Plane
-from spinalsam.segmenters.base import Prompt, Segmenter
+from spinalsam.segmenters.base import Prompt, Segmenter, SliceImage
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
 __all__ = [
+    "BOX_MARGIN_PX",
     "PROMPT_KINDS",
     "EvaluationError",
     "derive_prompts",
     "evaluate_backend",
+    "evaluate_case",
     "load_mask",
     "load_slice",
     "main",
@@ -128,6 +132,23 @@ def _case_result(case: SliceCase, records: list[dict], union: np.ndarray, ms: fl
     )
 
 
+def _scored(
+    segmenter: Segmenter, case: SliceCase, kind: str, modes: Modes
+) -> tuple[CaseResult, list[dict[str, object]]]:
+    score = score_case(segmenter, case, modes)
+    clean = [r for r in score.records if r["mode"] == "clean"]
+    return _case_result(case, clean, score.unions[kind], score.ms), score.records
+
+
+def evaluate_case(
+    segmenter: Segmenter, image: SliceImage, gt: np.ndarray, kind: str, name: str
+) -> CaseResult:
+    """Segment every component of one slice's binary mask, timing set_image plus predictions."""
+    targets = targets_from_mask(gt, margin_px(image.spacing), min_area_px(image.spacing))
+    case = SliceCase(name, image, tuple(targets), np.asarray(gt, dtype=bool))
+    return _scored(segmenter, case, kind, Modes(kinds=(kind,)))[0]
+
+
 def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
     """Mean/std over defined values; `undefined` counts the nan ones (one mask empty)."""
     arr = np.asarray(values, dtype=np.float64)
@@ -163,11 +184,9 @@ def evaluate_backend(
     )
     results, records = [], []
     for i, case in enumerate(cases, 1):
-        score = score_case(segmenter, case, modes)
-        clean = [r for r in score.records if r["mode"] == "clean"]
-        result = _case_result(case, clean, score.unions[kind], score.ms)
+        result, case_records = _scored(segmenter, case, kind, modes)
         results.append(result)
-        records += score.records
+        records += case_records
         print(f"[{label or name}] {i} {case.name}: dice {result.dice:.3f}", file=sys.stderr)
     if not results:
         raise EvaluationError("no slice holds an object to score")
