@@ -32,7 +32,13 @@ import numpy as np
 
 from spinalsam import metrics
 from spinalsam.evaluate import parse_ids
-from spinalsam.evaluation.protocol import BOX_MARGIN_PX, MARGIN_MM, grown_box, margin_px
+from spinalsam.evaluation.protocol import (
+    BOX_MARGIN_PX,
+    MARGIN_MM,
+    Margin,
+    grown_box,
+    margin_px,
+)
 from spinalsam.evaluation.sources import (
     CACHE_ROOT,
     DATA_ROOT,
@@ -53,7 +59,7 @@ START_MARGIN_MM = MARGIN_MM
 __all__ = ["evaluate_label", "evaluate_volume", "main", "start_box"]
 
 
-def start_box(gt_slice: np.ndarray, margin: int = BOX_MARGIN_PX) -> np.ndarray:
+def start_box(gt_slice: np.ndarray, margin: Margin = BOX_MARGIN_PX) -> np.ndarray:
     """Tight bounding box (x0, y0, x1, y1) of the ground truth grown by `margin`, clipped."""
     return grown_box(gt_slice, margin)
 

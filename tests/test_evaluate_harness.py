@@ -150,7 +150,7 @@ def test_prompts_are_derived_per_vertebra_per_slice(volume_files: dict, plane: s
         spacing = case.image.spacing
         assert spacing is not None
         margin = margin_px(spacing)
-        assert margin == max(1, round(3.5 / min(spacing)))
+        assert margin == tuple(max(1, round(3.5 / s)) for s in spacing)
         for target in case.targets:
             labels_seen.add(target.key.split(".")[0])
             assert target.mask.sum() >= min_area_px(spacing)
@@ -173,9 +173,11 @@ def test_slices_are_subsampled_in_mm_and_capped() -> None:
 
 
 def test_margin_and_minimum_keep_the_published_protocol_without_spacing() -> None:
-    assert margin_px(None) == BOX_MARGIN_PX == 5 and min_area_px(None) == 50
-    assert margin_px((3.0, 3.0)) == 1 and margin_px((0.7, 0.7)) == 5
-    assert margin_px((0.5, 0.5), 0.0) == 0
+    assert margin_px(None) == (BOX_MARGIN_PX, BOX_MARGIN_PX) == (5, 5)
+    assert min_area_px(None) == 50
+    assert margin_px((3.0, 3.0)) == (1, 1) and margin_px((0.7, 0.7)) == (5, 5)
+    assert margin_px((0.7, 2.5)) == (5, 1)  # anisotropic: millimetres on each axis
+    assert margin_px((0.5, 0.5), 0.0) == (0, 0)
     assert min_area_px((1.0, 1.0)) == 100 and min_area_px((3.0, 3.0)) == 12
 
 

@@ -4,7 +4,9 @@ The protocol of shared/data/README.md: per ground-truth object, the box is its t
 box grown by a margin and the point is its interior pixel farthest from the boundary. The 8-bit
 sample folders have no spacing and keep the published 5 px margin and 50 px minimum, so their
 numbers stay comparable with the paper's; where spacing is known, both are physical (the 5 px
-were set on ~0.7 mm lumbar slices: 3.5 mm), since 5 px at 3 mm would be a 15 mm margin.
+were set on ~0.7 mm lumbar slices: 3.5 mm), since 5 px at 3 mm would be a 15 mm margin. The
+margin is per axis: a sagittal slice of 0.7 × 2.5 mm voxels gets 5 px across and 1 px along
+the spine, not 5 px (12.5 mm, past the disc into the next vertebra) both ways.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "MIN_AREA_MM2",
     "MIN_COMPONENT_PX",
     "PROMPT_KINDS",
+    "Margin",
     "Target",
     "grown_box",
     "margin_px",
@@ -57,13 +60,20 @@ class Target:
     inner_radius: float  # max distance-transform value, px: how far the point is from the edge
 
 
-def margin_px(spacing_xy: tuple[float, float] | None, margin_mm: float = MARGIN_MM) -> int:
-    """The box margin in pixels: the published 5 px without spacing, else `margin_mm` (≥ 1 px)."""
+Margin = int | tuple[int, int]  # pixels, the same on both axes or (x, y)
+
+
+def margin_px(
+    spacing_xy: tuple[float, float] | None, margin_mm: float = MARGIN_MM
+) -> tuple[int, int]:
+    """The (x, y) box margin in pixels: the published 5 px without spacing, else `margin_mm`
+    on each axis (≥ 1 px; 0 for a zero margin)."""
     if spacing_xy is None:
-        return BOX_MARGIN_PX
+        return (BOX_MARGIN_PX, BOX_MARGIN_PX)
     if margin_mm <= 0:
-        return 0
-    return max(1, round(margin_mm / min(spacing_xy)))
+        return (0, 0)
+    mx, my = (max(1, round(margin_mm / s)) for s in spacing_xy)
+    return (mx, my)
 
 
 def min_area_px(spacing_xy: tuple[float, float] | None, area_mm2: float = MIN_AREA_MM2) -> int:
@@ -73,16 +83,17 @@ def min_area_px(spacing_xy: tuple[float, float] | None, area_mm2: float = MIN_AR
     return max(1, math.ceil(area_mm2 / (spacing_xy[0] * spacing_xy[1])))
 
 
-def grown_box(mask: np.ndarray, margin: int) -> np.ndarray:
+def grown_box(mask: np.ndarray, margin: Margin) -> np.ndarray:
     """Tight bounding box (x0, y0, x1, y1) of `mask` grown by `margin`, clipped to the image."""
+    mx, my = (margin, margin) if isinstance(margin, int) else margin
     ys, xs = np.nonzero(mask)
     h, w = mask.shape
     return np.array(
         [
-            max(int(xs.min()) - margin, 0),
-            max(int(ys.min()) - margin, 0),
-            min(int(xs.max()) + margin, w - 1),
-            min(int(ys.max()) + margin, h - 1),
+            max(int(xs.min()) - mx, 0),
+            max(int(ys.min()) - my, 0),
+            min(int(xs.max()) + mx, w - 1),
+            min(int(ys.max()) + my, h - 1),
         ]
     )
 
@@ -94,12 +105,12 @@ def _deepest(component: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([int(x), int(y)]), float(depth[y, x])
 
 
-def _target(key: str, component: np.ndarray, margin: int) -> Target:
+def _target(key: str, component: np.ndarray, margin: Margin) -> Target:
     point, radius = _deepest(component)
     return Target(key, component, grown_box(component, margin), point, radius)
 
 
-def targets_from_mask(mask: np.ndarray, margin: int, min_px: int) -> Iterator[Target]:
+def targets_from_mask(mask: np.ndarray, margin: Margin, min_px: int) -> Iterator[Target]:
     """One target per connected component of a binary mask (the sample folders' masks)."""
     pieces, n = ndi.label(mask)
     for index in range(1, n + 1):
@@ -109,7 +120,7 @@ def targets_from_mask(mask: np.ndarray, margin: int, min_px: int) -> Iterator[Ta
 
 
 def targets_from_labels(
-    labels: np.ndarray, ids: Iterable[int], margin: int, min_px: int
+    labels: np.ndarray, ids: Iterable[int], margin: Margin, min_px: int
 ) -> Iterator[Target]:
     """One target per connected piece of each label: the folder protocol, per vertebra.
 
