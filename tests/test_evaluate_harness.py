@@ -170,6 +170,8 @@ def test_slices_are_subsampled_in_mm_and_capped() -> None:
     capped = sample_slices(labels, [7, 8], "axial", SPACING, step_mm=0.1, max_slices=3)
     assert capped == [2, 8, 13]
     assert sample_slices(labels, [99], "axial", SPACING) == []
+    thin = labels[6:9]  # three slices: a step of 5 mm would keep one, MIN_SLICES keeps three
+    assert sample_slices(thin, [7, 8], "axial", SPACING, step_mm=5.0) == [0, 1, 2]
 
 
 def test_margin_and_minimum_keep_the_published_protocol_without_spacing() -> None:

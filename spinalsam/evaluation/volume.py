@@ -42,6 +42,8 @@ __all__ = [
 
 # Slices closer than this are near-copies of each other at 1 mm; at 3 mm every 2nd slice counts.
 SLICE_STEP_MM = 5.0
+# ...but a thin stack (dcmqi's three 1 mm slices of manual labels) keeps at least this many.
+MIN_SLICES = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +125,9 @@ def sample_slices(
 ) -> list[int]:
     """Slice indices to score: every k-th slice holding ≥ one object, k from `step_mm`.
 
-    k is the slice distance rounded to `step_mm` (at least 1). With `max_slices`, an evenly
-    spread subset of those is kept (quick runs), always including the first and last.
+    k is the slice distance rounded to `step_mm` (at least 1), lowered so that at least
+    MIN_SLICES slices are kept where there are that many. With `max_slices`, an evenly spread
+    subset of those is kept (quick runs), always including the first and last.
     """
     ids = list(ids)
     spacing = slice_spacing(spacing_xyz, plane)
@@ -138,6 +141,7 @@ def sample_slices(
         return []
     distance = slice_distance(spacing_xyz, plane)
     step = max(1, round(step_mm / distance)) if distance else 1
+    step = max(1, min(step, occupied.size // MIN_SLICES))
     chosen = occupied[np.arange(0, occupied.size, step)]
     if max_slices is not None and chosen.size > max_slices:
         chosen = chosen[np.unique(np.linspace(0, chosen.size - 1, max_slices).round().astype(int))]
