@@ -28,6 +28,7 @@ from spinalsam.evaluate import (  # noqa: E402
     load_slice,
     pair_files,
 )
+from spinalsam.evaluation.folders import folder_slice_cases  # noqa: E402
 from spinalsam.segmenters.registry import create_segmenter  # noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "data" / "spinalsam-r1-sample"
@@ -75,7 +76,7 @@ def accuracy(backend: str) -> dict[str, dict[str, object]]:
         pairs = pair_files(SAMPLE / view / "images", SAMPLE / view / "masks")
         out[view] = {}
         for kind in ("box", "point"):
-            result = evaluate_backend(backend, pairs, kind)
+            result = evaluate_backend(backend, folder_slice_cases(pairs), kind)
             out[view][kind] = {k: result[k] for k in SUMMARY}
     return out
 

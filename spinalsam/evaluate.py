@@ -1,12 +1,17 @@
-"""Evaluate segmentation backends on a folder of slices with ground-truth masks.
+"""Evaluate segmentation backends on 2-D slices with ground truth: a folder, or a labelled volume.
 
     python -m spinalsam.evaluate --images DIR --masks DIR --prompt {box,point,box+point} \
-        [--backend NAME[,NAME...]] [--csv FILE] [--json]
+        [--backend NAME[,NAME...]] [--jitter] [--flip] [--seed 0] [--csv FILE] [--json]
+    python -m spinalsam.evaluate --volume CT --labels SEG --label-ids 30,31,32 \
+        --prompt box [--planes axial,sagittal,coronal] [--slice-step-mm 5] [--max-slices N] ...
 
-Prompts follow the protocol of shared/data/README.md, so numbers compare with the paper's:
-per ground-truth connected component of at least 50 px, the box is the tight bounding box grown
-by 5 px per side and the point is the component's interior pixel farthest from its boundary.
-Each component is segmented separately; per slice the union is scored against the mask.
+Prompts follow the protocol of shared/data/README.md (spinalsam.evaluation.protocol): per
+ground-truth object the box is its tight bounding box grown by a margin and the point its
+interior pixel farthest from the boundary. Folders (8-bit renders, no spacing) keep the published
+5 px margin and 50 px minimum; volumes use 3.5 mm and 100 mm², with labels overlaid on the CT by
+physical position and slices taken in anatomical planes whatever the storage order. Each object
+is segmented separately; per slice the union is scored against the mask.
+`--jitter` adds jittered prompts, `--flip` mirrored slices (spinalsam.evaluation.robustness).
 """
 
 from __future__ import annotations
@@ -16,118 +21,68 @@ import csv
 import json
 import math
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from scipy import ndimage as ndi
 
 from spinalsam import metrics
-from spinalsam.io import CTLoadError, load_ct
-from spinalsam.planes import slice_image
+from spinalsam.evaluation.folders import (
+    EvaluationError,
+    folder_slice_cases,
+    load_mask,
+    load_slice,
+    pair_files,
+)
+from spinalsam.evaluation.protocol import (
+    BOX_MARGIN_PX,
+    MARGIN_MM,
+    MIN_COMPONENT_PX,
+    PROMPT_KINDS,
+    margin_px,
+    min_area_px,
+    prompt_for,
+    targets_from_mask,
+)
+from spinalsam.evaluation.runner import Modes, score_case, summarize
+from spinalsam.evaluation.volume import (
+    SLICE_STEP_MM,
+    SliceCase,
+    load_labelled_volume,
+    sample_slices,
+    volume_slice_cases,
+)
+from spinalsam.io import CTLoadError
+from spinalsam.planes import PLANES, Plane
 from spinalsam.segmenters.base import Prompt, Segmenter, SliceImage
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
 __all__ = [
+    "BOX_MARGIN_PX",
     "PROMPT_KINDS",
+    "EvaluationError",
     "derive_prompts",
     "evaluate_backend",
+    "evaluate_case",
     "load_mask",
     "load_slice",
     "main",
     "markdown_table",
     "pair_files",
+    "parse_ids",
 ]
 
-PROMPT_KINDS = ("box", "point", "box+point")
-MIN_COMPONENT_PX = 50  # components smaller than this are annotation specks, not vertebrae
-BOX_MARGIN_PX = 5
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".nii", ".gz"}
 SUMMARY_KEYS = ("per_vertebra_dice", "per_slice_dice", "iou", "hd95", "msd")
-
-
-class EvaluationError(ValueError):
-    """Bad command-line input (missing folder, nothing to pair); printed as is, exit code 2."""
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
-
-
-def _image_files(folder: Path) -> dict[str, Path]:
-    return {
-        _stem(p): p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
-
-
-def pair_files(images: Path, masks: Path) -> list[tuple[Path, Path]]:
-    """Image/mask pairs matched by file name (without extension), in name order."""
-    for label, folder in (("images", images), ("masks", masks)):
-        if not folder.is_dir():
-            raise EvaluationError(f"{label} folder not found: {folder}")
-    imgs, msks = _image_files(images), _image_files(masks)
-    pairs = [(imgs[k], msks[k]) for k in sorted(imgs.keys() & msks.keys())]
-    if not pairs:
-        raise EvaluationError(f"no image in {images} has a mask of the same name in {masks}")
-    return pairs
-
-
-def load_slice(path: Path) -> SliceImage:
-    """One evaluation slice exactly as the app shows it; a volume contributes its middle slice."""
-    try:
-        ct = load_ct([path])
-    except CTLoadError as exc:
-        raise EvaluationError(str(exc)) from exc
-    return slice_image(ct.volume, ct.is_hu, ct.spacing, "axial", ct.volume.shape[0] // 2)
-
-
-def load_mask(path: Path) -> np.ndarray:
-    """Ground truth as bool: any non-zero grey level is foreground."""
-    return np.asarray(Image.open(path).convert("L")) > 0
-
-
-def _farthest_interior_point(component: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the pixel deepest inside the component; the image edge counts as boundary."""
-    depth = ndi.distance_transform_edt(np.pad(component, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return int(x), int(y)
-
-
-def _component_box(component: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(component)
-    h, w = component.shape
-    return np.array(
-        [
-            max(int(xs.min()) - BOX_MARGIN_PX, 0),
-            max(int(ys.min()) - BOX_MARGIN_PX, 0),
-            min(int(xs.max()) + BOX_MARGIN_PX, w - 1),
-            min(int(ys.max()) + BOX_MARGIN_PX, h - 1),
-        ]
-    )
+ROBUSTNESS_KEYS = ("jitter", "jitter_drop", "flip", "flip_change")
 
 
 def derive_prompts(mask: np.ndarray, kind: str) -> Iterator[tuple[np.ndarray, Prompt]]:
     """(component mask, prompt) per ground-truth component of ≥ 50 px, as the protocol says."""
     if kind not in PROMPT_KINDS:
         raise EvaluationError(f"unknown prompt kind {kind!r}; choose one of {PROMPT_KINDS}")
-    labels, n = ndi.label(mask)
-    for index in range(1, n + 1):
-        component = labels == index
-        if component.sum() < MIN_COMPONENT_PX:
-            continue
-        box = _component_box(component) if "box" in kind else None
-        if "point" in kind:
-            points = np.array([_farthest_interior_point(component)])
-            prompt = Prompt(points=points, labels=np.ones(1, dtype=np.int64), box=box)
-        else:
-            prompt = Prompt(box=box)
-        yield component, prompt
+    for target in targets_from_mask(mask, BOX_MARGIN_PX, MIN_COMPONENT_PX):
+        yield target.mask, prompt_for(kind, target.box, target.point)
 
 
 @dataclass(frozen=True)
@@ -161,31 +116,37 @@ def _finite_or_none(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 4)
 
 
+def _case_result(case: SliceCase, records: list[dict], union: np.ndarray, ms: float) -> CaseResult:
+    vertebra_dice = tuple(float(r["dice"]) for r in records)
+    # Metric spacing is in array axis order (y, x); SliceImage stores (x, y).
+    spacing = case.image.spacing[::-1] if case.image.spacing else None
+    return CaseResult(
+        image=case.name,
+        n_vertebrae=len(vertebra_dice),
+        vertebra_dice=vertebra_dice,
+        dice=metrics.dice(union, case.truth),
+        iou=metrics.iou(union, case.truth),
+        hd95=metrics.hd95(union, case.truth, spacing),
+        msd=metrics.msd(union, case.truth, spacing),
+        ms=ms,
+    )
+
+
+def _scored(
+    segmenter: Segmenter, case: SliceCase, kind: str, modes: Modes
+) -> tuple[CaseResult, list[dict[str, object]]]:
+    score = score_case(segmenter, case, modes)
+    clean = [r for r in score.records if r["mode"] == "clean"]
+    return _case_result(case, clean, score.unions[kind], score.ms), score.records
+
+
 def evaluate_case(
     segmenter: Segmenter, image: SliceImage, gt: np.ndarray, kind: str, name: str
 ) -> CaseResult:
-    """Segment every component of one slice, timing set_image plus all predictions."""
-    start = time.perf_counter()
-    segmenter.set_image(image)
-    union = np.zeros(gt.shape, dtype=bool)
-    vertebra_dice = []
-    for component, prompt in derive_prompts(gt, kind):
-        pred = np.asarray(segmenter.predict(prompt), dtype=bool)
-        vertebra_dice.append(metrics.dice(pred, component))
-        union |= pred
-    ms = (time.perf_counter() - start) * 1000.0
-    # Metric spacing is in array axis order (y, x); SliceImage stores (x, y).
-    spacing = image.spacing[::-1] if image.spacing else None
-    return CaseResult(
-        image=name,
-        n_vertebrae=len(vertebra_dice),
-        vertebra_dice=tuple(vertebra_dice),
-        dice=metrics.dice(union, gt),
-        iou=metrics.iou(union, gt),
-        hd95=metrics.hd95(union, gt, spacing),
-        msd=metrics.msd(union, gt, spacing),
-        ms=ms,
-    )
+    """Segment every component of one slice's binary mask, timing set_image plus predictions."""
+    targets = targets_from_mask(gt, margin_px(image.spacing), min_area_px(image.spacing))
+    case = SliceCase(name, image, tuple(targets), np.asarray(gt, dtype=bool))
+    return _scored(segmenter, case, kind, Modes(kinds=(kind,)))[0]
 
 
 def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -202,39 +163,63 @@ def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
 
 
 def evaluate_backend(
-    backend: str, pairs: Sequence[tuple[Path, Path]], kind: str
+    backend: str | Segmenter,
+    cases: Iterable[SliceCase],
+    kind: str,
+    modes: Modes | None = None,
+    label: str = "",
 ) -> dict[str, object]:
-    """The summary object the CLI prints for one backend."""
-    segmenter = create_segmenter(backend)
-    cases = []
-    for i, (image_path, mask_path) in enumerate(pairs, 1):
-        case = evaluate_case(
-            segmenter, load_slice(image_path), load_mask(mask_path), kind, image_path.name
-        )
-        cases.append(case)
-        print(
-            f"[{backend}] {i}/{len(pairs)} {case.image}: dice {case.dice:.3f}",
-            file=sys.stderr,
-        )
-    per_vertebra = [d for c in cases for d in c.vertebra_dice]
-    return {
-        "backend": backend,
+    """The summary object the CLI prints for one backend (and one plane, for volumes).
+
+    `cases` may be a generator: slices are loaded, scored and dropped one at a time.
+    """
+    if kind not in PROMPT_KINDS:
+        raise EvaluationError(f"unknown prompt kind {kind!r}; choose one of {PROMPT_KINDS}")
+    segmenter = create_segmenter(backend) if isinstance(backend, str) else backend
+    name = backend if isinstance(backend, str) else segmenter.info.name
+    modes = (
+        Modes(kinds=(kind,))
+        if modes is None
+        else Modes((kind,), modes.jitter, modes.flip, modes.seed)
+    )
+    results, records = [], []
+    for i, case in enumerate(cases, 1):
+        result, case_records = _scored(segmenter, case, kind, modes)
+        results.append(result)
+        records += case_records
+        print(f"[{label or name}] {i} {case.name}: dice {result.dice:.3f}", file=sys.stderr)
+    if not results:
+        raise EvaluationError("no slice holds an object to score")
+    per_vertebra = [d for c in results for d in c.vertebra_dice]
+    out: dict[str, object] = {
+        "backend": name,
         "prompt": kind,
         "per_vertebra_dice": _summary(per_vertebra),
-        "per_slice_dice": _summary([c.dice for c in cases]),
-        "iou": _summary([c.iou for c in cases]),
-        "hd95": _summary([c.hd95 for c in cases]),
-        "msd": _summary([c.msd for c in cases]),
-        "ms_per_image": round(float(np.mean([c.ms for c in cases])), 2),
-        "n": len(cases),
+        "per_slice_dice": _summary([c.dice for c in results]),
+        "iou": _summary([c.iou for c in results]),
+        "hd95": _summary([c.hd95 for c in results]),
+        "msd": _summary([c.msd for c in results]),
+        "ms_per_image": round(float(np.mean([c.ms for c in results])), 2),
+        "n": len(results),
         "n_vertebrae": len(per_vertebra),
-        "per_case": [c.as_dict() for c in cases],
+        "per_case": [c.as_dict() for c in results],
     }
+    if modes.jitter or modes.flip:
+        out["robustness"] = summarize(records, kind)
+    return out
+
+
+def _column(result: dict[str, object]) -> str:
+    return f"{result['backend']} {result['plane']}" if "plane" in result else str(result["backend"])
+
+
+def _cell(value: object) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def markdown_table(results: Sequence[dict[str, object]]) -> str:
-    """Backends side by side: one row per metric, mean ± std."""
-    header = "| metric | " + " | ".join(str(r["backend"]) for r in results) + " |"
+    """Backends (and planes) side by side: one row per metric, mean ± std."""
+    header = "| metric | " + " | ".join(_column(r) for r in results) + " |"
     rule = "|---|" + "---|" * len(results)
     rows = [header, rule]
     for key in SUMMARY_KEYS:
@@ -244,6 +229,10 @@ def markdown_table(results: Sequence[dict[str, object]]) -> str:
             assert isinstance(s, dict)
             cells.append("n/a" if s["mean"] is None else f"{s['mean']:.4f} ± {s['std']:.4f}")
         rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    if all("robustness" in r for r in results):
+        for key in ROBUSTNESS_KEYS:
+            cells = [_cell(r["robustness"][key]) for r in results]  # type: ignore[index]
+            rows.append(f"| {key} | " + " | ".join(cells) + " |")
     rows.append("| ms_per_image | " + " | ".join(f"{r['ms_per_image']}" for r in results) + " |")
     rows.append(
         "| n / vertebrae | " + " | ".join(f"{r['n']} / {r['n_vertebrae']}" for r in results) + " |"
@@ -253,7 +242,7 @@ def markdown_table(results: Sequence[dict[str, object]]) -> str:
 
 def write_csv(path: Path, results: Sequence[dict[str, object]]) -> None:
     """One row per image per backend, for spreadsheets and plots."""
-    fields = ["backend", "prompt", "image", "n_vertebrae", "per_vertebra_dice_mean"]
+    fields = ["backend", "prompt", "plane", "image", "n_vertebrae", "per_vertebra_dice_mean"]
     fields += ["dice", "iou", "hd95", "msd", "ms"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -265,23 +254,94 @@ def write_csv(path: Path, results: Sequence[dict[str, object]]) -> None:
                     {
                         "backend": r["backend"],
                         "prompt": r["prompt"],
+                        "plane": r.get("plane", ""),
                         "per_vertebra_dice_mean": round(float(np.mean(vd)), 4) if vd else "",
                         **{k: case[k] for k in fields if k in case},
                     }
                 )
 
 
+def parse_ids(text: str) -> list[int]:
+    """`30,31,32` → [30, 31, 32]; raises ValueError on anything else."""
+    ids = [int(t) for t in text.split(",") if t.strip()]
+    if not ids:
+        raise ValueError("no label id given")
+    return ids
+
+
+def _parse_planes(text: str) -> list[Plane]:
+    planes = [p.strip().lower() for p in text.split(",") if p.strip()]
+    bad = [p for p in planes if p not in PLANES]
+    if not planes or bad:
+        raise ValueError(f"unknown plane {bad or text!r}; choose from {', '.join(PLANES)}")
+    return planes  # type: ignore[return-value]
+
+
 def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(
-        prog="python -m spinalsam.evaluate", description=__doc__.splitlines()[0]
+        prog="python -m spinalsam.evaluate",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
     )
-    parser.add_argument("--images", type=Path, required=True, help="folder of slices")
-    parser.add_argument("--masks", type=Path, required=True, help="masks with the same names")
+    parser.add_argument("--images", type=Path, help="folder of slices")
+    parser.add_argument("--masks", type=Path, help="masks with the same names")
+    parser.add_argument("--volume", type=Path, help="CT volume: a file or a DICOM series folder")
+    parser.add_argument("--labels", type=Path, help="label map of --volume (any grid/orientation)")
+    parser.add_argument("--label-ids", help="vertebra label ids to score, e.g. 30,31,32")
+    parser.add_argument("--planes", default="axial", help="e.g. axial,sagittal,coronal")
+    parser.add_argument(
+        "--slice-step-mm",
+        type=float,
+        default=SLICE_STEP_MM,
+        help=f"score a slice every this many mm (default {SLICE_STEP_MM})",
+    )
+    parser.add_argument("--max-slices", type=int, help="at most this many slices per plane")
+    parser.add_argument("--margin-mm", type=float, default=MARGIN_MM, help="box margin (volumes)")
     parser.add_argument("--prompt", choices=PROMPT_KINDS, required=True)
     parser.add_argument("--backend", default="default", help="NAME[,NAME...] of backends")
+    parser.add_argument("--jitter", action="store_true", help="also score jittered prompts")
+    parser.add_argument("--flip", action="store_true", help="also score mirrored slices")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the jitter")
     parser.add_argument("--csv", type=Path, help="write one row per image per backend")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser, parser.parse_args(argv)
+
+
+def _runs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[tuple[Plane | None, Callable[[], Iterable[SliceCase]]]]:
+    """(plane, slice factory) per evaluation: one for a folder (no plane), one per volume plane."""
+    if (args.images is None) == (args.volume is None):
+        parser.error("give either --images and --masks, or --volume, --labels and --label-ids")
+    if args.images is not None:
+        if args.masks is None:
+            parser.error("--images needs --masks")
+        pairs = pair_files(args.images, args.masks)
+        return [(None, lambda: folder_slice_cases(pairs))]
+    if args.labels is None or args.label_ids is None:
+        parser.error("--volume needs --labels and --label-ids")
+    try:
+        ids = parse_ids(args.label_ids)
+        planes = _parse_planes(args.planes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        volume = load_labelled_volume(args.volume, args.labels)
+    except CTLoadError as exc:
+        raise EvaluationError(str(exc)) from exc
+    missing = [i for i in ids if not (volume.labels == i).any()]
+    if missing:
+        parser.error(f"label ids {missing} are not in {args.labels} (where it overlaps the CT)")
+    name = args.volume.name
+
+    def cases(plane: Plane) -> Iterable[SliceCase]:
+        indices = sample_slices(
+            volume.labels, ids, plane, volume.ct.spacing, args.slice_step_mm, args.max_slices
+        )
+        return volume_slice_cases(volume, ids, plane, indices, name, args.margin_mm)
+
+    return [(plane, (lambda p=plane: cases(p))) for plane in planes]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,12 +350,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [b for b in backends if b not in BACKENDS]
     if not backends or unknown:
         parser.error(f"unknown backend {unknown or args.backend!r}; valid: {', '.join(BACKENDS)}")
+    modes = Modes(kinds=(args.prompt,), jitter=args.jitter, flip=args.flip, seed=args.seed)
+    results = []
     try:
-        pairs = pair_files(args.images, args.masks)
-    except EvaluationError as exc:
-        parser.error(str(exc))
-    try:
-        results = [evaluate_backend(b, pairs, args.prompt) for b in backends]
+        for plane, cases in _runs(parser, args):
+            for backend in backends:
+                result = evaluate_backend(backend, cases(), args.prompt, modes)
+                if plane is not None:
+                    result = {**result, "plane": plane}
+                results.append(result)
     except EvaluationError as exc:
         parser.error(str(exc))
     if args.csv:

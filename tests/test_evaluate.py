@@ -62,7 +62,7 @@ def test_json_output_for_box_prompts(folder: Path, tmp_path: Path) -> None:
     assert 0.0 <= result["msd"]["mean"] <= result["hd95"]["mean"] < 15.0  # pixels: no spacing
     assert result["ms_per_image"] > 0
     assert [c["image"] for c in result["per_case"]] == ["a.png", "b.png", "c.png"]
-    assert "3/3" in proc.stderr  # progress goes to stderr
+    assert "[default] 3 c.png" in proc.stderr  # progress goes to stderr
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["image"] for r in rows] == ["a.png", "b.png", "c.png"]
     assert all(r["backend"] == "default" and float(r["dice"]) >= 0.85 for r in rows)

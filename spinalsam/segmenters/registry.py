@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from spinalsam.segmenters.base import Segmenter, SegmenterError
+from spinalsam.segmenters.baseline import BaselineSegmenter
 from spinalsam.segmenters.classical import ClassicalSegmenter
 
 __all__ = ["BACKENDS", "create_segmenter"]
@@ -28,6 +29,7 @@ BACKENDS: Mapping[str, Callable[[], Segmenter]] = MappingProxyType(
         "default": ClassicalSegmenter,
         "classical": ClassicalSegmenter,
         "sam": _sam,
+        "baseline": BaselineSegmenter,
     }
 )
 
