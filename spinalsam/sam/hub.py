@@ -20,8 +20,8 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
+from spinalsam.sam.config import ModelType
 from spinalsam.sam.errors import SamError
-from spinalsam.sam.model import ModelType
 
 __all__ = [
     "HubFile",

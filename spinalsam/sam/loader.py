@@ -99,7 +99,7 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
     counts = model.parameter_counts()
     merge_adapter(model)  # serving runs plain Linear layers: same masks, no LoRA overhead
     model.to(device).eval()
-    methods, notes = _speed_up(model, settings.encoder_opt)
+    methods, notes = _speed_up(model, settings.encoder_opt, settings.export_cache_dir)
     progress(1.0, "SAM ready")
     return LoadedModel(
         model=model,
@@ -112,7 +112,9 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
     )
 
 
-def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _speed_up(
+    model: SpinalSAM, method: str | None, export_root: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Set the thread pools once, then apply `spinalsam.sam.fast` when asked.
 
     The threads are set even without a speed-up: torch's default inter-op pool only
@@ -120,7 +122,12 @@ def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tu
     run is noted, not fatal.
     """
     try:
-        from spinalsam.sam.fast import auto_method, configure_threads, optimize_encoder
+        from spinalsam.sam.fast import (
+            auto_method,
+            configure_threads,
+            default_cache_dir,
+            optimize_encoder,
+        )
     except ImportError as exc:
         note = f"encoder speed-up {method!r} unavailable: {exc}"
         return (), ((note,) if method not in (None, "none", "auto") else ())
@@ -130,6 +137,6 @@ def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tu
     if not method or method == "none":
         return (), ()
     try:
-        return tuple(optimize_encoder(model.sam, method)), ()
+        return tuple(optimize_encoder(model.sam, method, default_cache_dir(export_root))), ()
     except SamError as exc:
         return (), (f"encoder speed-up {method!r} skipped: {exc}",)
