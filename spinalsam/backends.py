@@ -7,7 +7,8 @@ embedding stay per session.
 
 The choice costs nothing when SAM is not used: the weights are looked up first (a local path or
 the Hugging Face cache, torch-free), and torch, peft and segment_anything are imported only once
-SAM is wanted and its weights are there.
+SAM is wanted and its weights are there. `auto` never downloads at start (a 375 MB surprise on
+every fresh machine); `sam` does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import TYPE_CHECKING
 
 from spinalsam.sam.config import SamSettings
 from spinalsam.sam.errors import SamError
-from spinalsam.sam.hub import ProgressCallback, download_hint, fetch_adapter, fetch_checkpoint
+from spinalsam.sam.hub import (
+    ProgressCallback,
+    download_hint,
+    fetch_adapter,
+    fetch_checkpoint,
+    weights_on_disk,
+)
 from spinalsam.sam.zerogpu import spaces_module
 from spinalsam.segmenters.base import BackendInfo, Segmenter
 from spinalsam.segmenters.registry import create_segmenter
@@ -112,9 +119,18 @@ def _choose(settings: SamSettings, progress: ProgressCallback) -> DefaultBackend
             "SPINALSAM_BACKEND=default selects the embedded segmenter; "
             "set SPINALSAM_BACKEND=auto (or sam) to use SAM."
         )
+    if settings.backend == "auto" and not weights_on_disk(
+        settings.sam_checkpoint, settings.hf_cache_dir
+    ):
+        return DefaultBackend(
+            f"SAM's weights ({settings.sam_checkpoint}) are not on this machine and "
+            "SPINALSAM_BACKEND=auto never downloads them at start. To enable SAM, "
+            f"{download_hint(settings.sam_checkpoint)}; or set SPINALSAM_BACKEND=sam to download "
+            "them at start."
+        )
     requested = "SAM was requested but is" if settings.backend == "sam" else "SAM is"
     hub = {"cache_dir": settings.hf_cache_dir, "offline": settings.offline, "progress": progress}
-    try:  # torch-free: a local path, the HF cache, or (online) a download
+    try:  # torch-free: a local path, the HF cache, or (`sam`, online) a download
         checkpoint = fetch_checkpoint(settings.sam_checkpoint, **hub)
         if settings.adapter:
             fetch_adapter(settings.adapter, **hub)

@@ -18,6 +18,7 @@ from spinalsam.sam.hub import (
     fetch_checkpoint,
     infer_model_type,
     parse_checkpoint_spec,
+    weights_on_disk,
 )
 from spinalsam.settings import SettingsError
 
@@ -132,3 +133,12 @@ def test_unreachable_hub_fails_fast_with_a_clear_reason(
     with pytest.raises(SamError, match="cannot be reached"):
         fetch_checkpoint(f"{TINY_REPO}:{TINY_FILE}", cache_dir=str(tmp_path), offline=False)
     assert time.monotonic() - start < 5  # no half-minute of retries
+
+
+def test_weights_on_disk_looks_only_at_disk(tmp_path: Path, checkpoint: Path) -> None:
+    cache = tmp_path / "hub"
+    spec = f"{TINY_REPO}:{TINY_FILE}"
+    assert not weights_on_disk(spec, str(cache))
+    prefill_hf_cache(cache, TINY_REPO, TINY_FILE, checkpoint)
+    assert weights_on_disk(spec, str(cache))
+    assert weights_on_disk(str(checkpoint)) and not weights_on_disk(str(tmp_path / "x.pth"))
