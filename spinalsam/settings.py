@@ -270,7 +270,7 @@ def _sam_table() -> dict[str, Any]:
             raise SettingsError(f"SPINALSAM_CONFIG={named!r}: config file not found")
         return {}
     try:
-        table = tomllib.loads(file.read_text()).get("sam", {})
+        table = tomllib.loads(file.read_text(encoding="utf-8")).get("sam", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{file} is not valid TOML: {exc}") from exc
     if not isinstance(table, dict):

@@ -121,7 +121,7 @@ def test_defaults_and_the_router_built_from_settings() -> None:
 
 
 def test_the_readme_table_documents_every_variable() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert settings_table() in readme, "regenerate the README table with settings_table()"
     for variable in ENV_VARS:
         assert len(re.findall(rf"`{variable}`", readme)) >= 1
@@ -130,7 +130,7 @@ def test_the_readme_table_documents_every_variable() -> None:
 def test_only_the_settings_module_reads_the_environment() -> None:
     readers = []
     for path in (REPO / "spinalsam").rglob("*.py"):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         if re.search(r"os\.environ|getenv\(", text) and path.name != "settings.py":
             readers.append(str(path.relative_to(REPO)))
     # commands/llm.py (DEEPSEEK_* from_env), training/loop.py (CUBLAS_WORKSPACE_CONFIG, a
