@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     concurrency: int = _env(
         "SPINALSAM_CONCURRENCY", 2, "an integer from 1 to 16 (requests run at once)", ge=1, le=16
     )
+    session_ttl_s: int = _env(
+        "SPINALSAM_SESSION_TTL_S",
+        DEFAULT_BUDGET.session_ttl_s,
+        "seconds ≥ 60 a session's state and files are kept after its last change",
+        ge=60,
+    )
     # --- chat LLM (DeepSeek, OpenAI-compatible) ---
     deepseek_api_key: SecretStr | None = _env(
         "DEEPSEEK_API_KEY", None, "an API key; unset: offline command parser only"
@@ -137,6 +143,9 @@ class Settings(BaseSettings):
     )
     deepseek_json_mode: Literal["auto", "on", "off"] = _env(
         "DEEPSEEK_JSON_MODE", "auto", "`auto`, `on`, `off` (ask for a JSON answer)"
+    )
+    deepseek_thinking: Literal["auto", "enabled", "disabled"] = _env(
+        "DEEPSEEK_THINKING", "auto", "`auto`, `enabled`, `disabled` (the model's reasoning mode)"
     )
     # --- Hugging Face Hub (also read by huggingface_hub itself) ---
     hf_home: Path | None = _env("HF_HOME", None, "a folder; the Hub cache is `$HF_HOME/hub`")
@@ -203,12 +212,14 @@ class Settings(BaseSettings):
 
     @property
     def budget(self) -> Budget:
-        """The resource budget with the configured upload limit (archives may unpack as much)."""
+        """The resource budget with the configured upload limit (archives may unpack as much)
+        and session lifetime."""
         upload = int(self.max_file_size)
         return dataclasses.replace(
             DEFAULT_BUDGET,
             max_upload_bytes=upload,
             max_decompressed_bytes=max(DEFAULT_BUDGET.max_decompressed_bytes, upload),
+            session_ttl_s=self.session_ttl_s,
         )
 
     @property

@@ -41,6 +41,8 @@ def _no_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("SPINALSAM_ENCODER_OPT", "onnx+openvino", "methods joined by `+`"),
         ("SPINALSAM_EMBED_CACHE_MB", "-5", "an integer ≥ 0"),
         ("HF_HUB_OFFLINE", "sometimes", "`1`/`true`"),
+        ("SPINALSAM_SESSION_TTL_S", "5", "seconds ≥ 60"),
+        ("DEEPSEEK_THINKING", "deep", "`enabled`"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_allowed(
@@ -83,6 +85,7 @@ def test_values_reach_the_layers_that_use_them(tmp_path: Path) -> None:
             "SPINALSAM_AUTH": "alice:pw1, bob:pw2",
             "SPINALSAM_SHARE": "yes",
             "SPINALSAM_CONCURRENCY": "3",
+            "SPINALSAM_SESSION_TTL_S": "600",
             "SPINALSAM_CACHE": str(tmp_path / "exports"),
             "HF_HOME": str(tmp_path / "hf"),
             "HF_HUB_OFFLINE": "1",
@@ -92,6 +95,7 @@ def test_values_reach_the_layers_that_use_them(tmp_path: Path) -> None:
     assert settings.budget.max_upload_bytes == 2 * 2**30
     assert settings.budget.max_decompressed_bytes == 2 * 2**30
     assert settings.budget.max_voxels == DEFAULT_BUDGET.max_voxels
+    assert settings.budget.session_ttl_s == 600
     options = launch_options(settings)
     assert options["max_file_size"] == 2 * 2**30 and options["share"] is True
     assert options["auth"] == [("alice", "pw1"), ("bob", "pw2")]
