@@ -55,7 +55,7 @@ def _click_latency(
     """Decoder-only and decoder + overlay times in ms over `clicks` alternating prompts."""
     from spinalsam.prompts import PromptSet
     from spinalsam.render import compose_view
-    from spinalsam.sam.fast import decode_prompt
+    from spinalsam.sam.fidelity import decode_prompt
 
     decode_ms, click_ms, click_cpu_ms = [], [], []
     for i in range(clicks):
@@ -87,10 +87,9 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     import torch
     from segment_anything import SamPredictor
 
-    from spinalsam.sam.fast import (
-        configure_threads,
+    from spinalsam.sam.fast import configure_threads, optimize_encoder
+    from spinalsam.sam.fidelity import (
         mask_agreement,
-        optimize_encoder,
         random_sam,
         synthetic_vertebra,
         vertebra_prompts,

@@ -1,21 +1,38 @@
-"""The app's process-wide backend: SAM when its weights are reachable, else the embedded default.
+"""The app's process-wide backend, chosen in this one place: SAM when wanted and its weights are
+found, else the embedded default segmenter.
 
 Chosen once at start-up (`load_backend`); each browser session then asks it for its own light
 segmenter, so the heavy model and the embedding cache are shared while prompts and the current
 embedding stay per session.
+
+The choice costs nothing when SAM is not used: the weights are looked up first (a local path or
+the Hugging Face cache, torch-free), and torch, peft and segment_anything are imported only once
+SAM is wanted and its weights are there. `auto` never downloads at start (a 375 MB surprise on
+every fresh machine); `sam` does.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from spinalsam.sam.backend import SamBackend, resolve_backend, shared_backend
-from spinalsam.sam.config import load_settings
-from spinalsam.sam.device import describe_compute, format_compute
-from spinalsam.sam.report import format_parameters
+from spinalsam.sam.config import SamSettings
+from spinalsam.sam.errors import SamError
+from spinalsam.sam.hub import (
+    ProgressCallback,
+    download_hint,
+    fetch_adapter,
+    fetch_checkpoint,
+    weights_on_disk,
+)
+from spinalsam.sam.zerogpu import spaces_module
 from spinalsam.segmenters.base import BackendInfo, Segmenter
 from spinalsam.segmenters.registry import create_segmenter
+
+if TYPE_CHECKING:
+    from spinalsam.sam.backend import SharedSam
 
 __all__ = ["DefaultBackend", "SamAppBackend", "load_backend"]
 
@@ -24,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DefaultBackend:
-    """The embedded classical segmenter: no weights, nothing shared but its description."""
+    """The embedded default segmenter: no shared weights, nothing shared but its description."""
 
     reason: str = ""
     info: BackendInfo = field(init=False)
@@ -37,6 +54,9 @@ class DefaultBackend:
         return create_segmenter("default")
 
     def describe_compute(self) -> str:
+        # Imported on demand: only the `check_gpu` operation needs torch with the default backend.
+        from spinalsam.sam.device import describe_compute, format_compute
+
         return (
             format_compute(describe_compute())
             + "\n- the embedded default segmenter runs on the CPU"
@@ -45,8 +65,8 @@ class DefaultBackend:
     def describe_parameters(self) -> str:
         why = f"\n\n{self.reason}" if self.reason else ""
         return (
-            "The active backend is the **embedded default segmenter**: a classical method with no "
-            f"learned weights, so there are no parameters to verify.{why}"
+            "The active backend is the **embedded default segmenter**: it has no SAM weights to "
+            f"verify.{why}"
         )
 
 
@@ -54,16 +74,20 @@ class DefaultBackend:
 class SamAppBackend:
     """SAM (+ LoRA + CBAM) shared by all sessions through one loader and embedding cache."""
 
-    sam: SamBackend
+    sam: SharedSam
     info: BackendInfo
 
     def new_segmenter(self) -> Segmenter:
         return self.sam.segmenter(reason=self.info.reason)
 
     def describe_compute(self) -> str:
+        from spinalsam.sam.device import format_compute
+
         return format_compute(self.sam.segmenter().describe_compute())
 
     def describe_parameters(self) -> str:
+        from spinalsam.sam.report import format_parameters
+
         return format_parameters(self.sam.segmenter().describe_parameters())
 
 
@@ -73,10 +97,63 @@ def _log_progress(fraction: float | None, message: str) -> None:
     log.info("SAM: %s%s", message, done)
 
 
-def load_backend() -> DefaultBackend | SamAppBackend:
-    """SAM if `resolve_backend` could load it with the environment's settings, else the default."""
-    _, info = resolve_backend(progress=_log_progress)
-    log.info("segmentation backend: %s — %s. %s", info.name, info.description, info.reason)
-    if info.name == "sam":
-        return SamAppBackend(shared_backend(load_settings()), info)
-    return DefaultBackend(info.reason)
+def load_backend(
+    settings: SamSettings, progress: ProgressCallback = _log_progress
+) -> DefaultBackend | SamAppBackend:
+    """SAM if the settings want it and it loads, else the default with the reason; never raises."""
+    started = time.perf_counter()
+    backend = _choose(settings, progress)
+    log.info(
+        "segmentation backend: %s — %s (chosen in %.2f s). %s",
+        backend.info.name,
+        backend.info.description,
+        time.perf_counter() - started,
+        backend.info.reason,
+    )
+    return backend
+
+
+def _choose(settings: SamSettings, progress: ProgressCallback) -> DefaultBackend | SamAppBackend:
+    if settings.backend == "default":
+        return DefaultBackend(
+            "SPINALSAM_BACKEND=default selects the embedded segmenter; "
+            "set SPINALSAM_BACKEND=auto (or sam) to use SAM."
+        )
+    if settings.backend == "auto" and not weights_on_disk(
+        settings.sam_checkpoint, settings.hf_cache_dir
+    ):
+        return DefaultBackend(
+            f"SAM's weights ({settings.sam_checkpoint}) are not on this machine and "
+            "SPINALSAM_BACKEND=auto never downloads them at start. To enable SAM, "
+            f"{download_hint(settings.sam_checkpoint)}; or set SPINALSAM_BACKEND=sam to download "
+            "them at start."
+        )
+    requested = "SAM was requested but is" if settings.backend == "sam" else "SAM is"
+    hub = {"cache_dir": settings.hf_cache_dir, "offline": settings.offline, "progress": progress}
+    try:  # torch-free: a local path, the HF cache, or (`sam`, online) a download
+        checkpoint = fetch_checkpoint(settings.sam_checkpoint, **hub)
+        if settings.adapter:
+            fetch_adapter(settings.adapter, **hub)
+    except SamError as exc:
+        return _unavailable(requested, exc, settings)
+    log.info("SAM weights found (%s); loading SAM", checkpoint)
+    spaces_module()  # on ZeroGPU, `spaces` must patch torch before CUDA is touched
+    from spinalsam.sam.backend import shared_sam
+
+    shared = shared_sam(settings)
+    try:
+        segmenter = shared.segmenter(
+            reason=f"SPINALSAM_BACKEND={settings.backend} and the SAM weights were found",
+            progress=progress,
+        )
+    except Exception as exc:  # the app must start whatever went wrong while loading SAM
+        return _unavailable(requested, exc, settings)
+    return SamAppBackend(shared, segmenter.info)
+
+
+def _unavailable(requested: str, exc: Exception, settings: SamSettings) -> DefaultBackend:
+    log.warning("%s unavailable: %s", requested, exc)
+    return DefaultBackend(
+        f"{requested} unavailable: {str(exc).rstrip('.')}. To enable SAM, "
+        f"{download_hint(settings.sam_checkpoint)}."
+    )

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from spinalsam.segmenters.base import SliceImage
+from spinalsam.settings import ENV_VARS, Settings, load_settings
 
 TINY_REPO = "spinalsam-test/tiny-sam"
 TINY_FILE = "checkpoints/sam_vit_tiny_test.pth"
@@ -42,3 +45,13 @@ def slice_image(height: int = 48, width: int = 64, seed: int = 0) -> SliceImage:
     blob = ((yy - height / 2) ** 2 + (xx - width / 2) ** 2) < (min(height, width) / 4) ** 2
     display = np.clip(rng.normal(60, 20, (height, width)) + 150 * blob, 0, 255).astype(np.uint8)
     return SliceImage(pixels=display.astype(np.float32), display=display, is_hu=False)
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """The settings start-up would read with exactly `env` set (every other variable unset)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ENV_VARS:
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return load_settings()

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from llm_stub_server import Reply, StubLLMServer
+from sam_fixtures import settings_from
 
 from spinalsam.commands import LLMConfig, LLMParser, ParseResult, Router, parse_command
 from spinalsam.commands.llm import LLMConfigError
 from spinalsam.commands.llm_config import LOCAL_KEY
 from spinalsam.commands.offline import parse_offline
 from spinalsam.ops import dump_operations
+from spinalsam.settings import SettingsError
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
@@ -400,9 +402,9 @@ def test_destructive_operations_ask_first(text: str, masks_elsewhere: bool, asks
 # -- configuration -----------------------------------------------------------------------------
 
 
-def test_config_from_env_defaults_and_secrecy() -> None:
-    assert LLMConfig.from_env({}) is None
-    config = LLMConfig.from_env({"DEEPSEEK_API_KEY": KEY})
+def test_config_from_settings_defaults_and_secrecy() -> None:
+    assert settings_from({}).llm is None
+    config = settings_from({"DEEPSEEK_API_KEY": KEY}).llm
     assert config is not None
     assert (config.base_url, config.model, config.timeout, config.json_mode, config.thinking) == (
         "https://api.deepseek.com",
@@ -412,25 +414,25 @@ def test_config_from_env_defaults_and_secrecy() -> None:
         "auto",
     )
     assert KEY not in repr(config) and KEY not in str(config)
-    custom = LLMConfig.from_env(
+    custom = settings_from(
         {
             "DEEPSEEK_API_KEY": KEY,
             "DEEPSEEK_BASE_URL": "http://127.0.0.1:9",
             "DEEPSEEK_MODEL": "deepseek-v4-pro",
             "DEEPSEEK_TIMEOUT": "3.5",
-            "DEEPSEEK_JSON_MODE": "OFF",
+            "DEEPSEEK_JSON_MODE": "off",
             "DEEPSEEK_THINKING": "enabled",
         }
-    )
+    ).llm
     assert custom == LLMConfig(KEY, "http://127.0.0.1:9", "deepseek-v4-pro", 3.5, "off", "enabled")
 
 
 def test_a_local_server_needs_no_key_but_a_remote_one_does() -> None:
-    local = LLMConfig.from_env(
+    local = settings_from(
         {"DEEPSEEK_BASE_URL": "http://localhost:11434/v1", "DEEPSEEK_MODEL": "deepseek-r1:7b"}
-    )
+    ).llm
     assert local is not None and local.api_key == LOCAL_KEY and local.model == "deepseek-r1:7b"
-    assert LLMConfig.from_env({"DEEPSEEK_BASE_URL": "https://llm.example.org/v1"}) is None
+    assert settings_from({"DEEPSEEK_BASE_URL": "https://llm.example.org/v1"}).llm is None
 
 
 @pytest.mark.parametrize(
@@ -447,9 +449,24 @@ def test_a_local_server_needs_no_key_but_a_remote_one_does() -> None:
 def test_bad_config_values_raise_an_error_naming_the_variable(
     env: dict[str, str], variable: str
 ) -> None:
-    with pytest.raises(LLMConfigError) as info:
-        LLMConfig.from_env({"DEEPSEEK_API_KEY": KEY, **env})
+    with pytest.raises(SettingsError) as info:
+        settings_from({"DEEPSEEK_API_KEY": KEY, **env})
     assert variable in str(info.value) and KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"base_url": "ftp://x"}, "DEEPSEEK_BASE_URL"),
+        ({"model": "a b"}, "DEEPSEEK_MODEL"),
+        ({"timeout": 0.0}, "DEEPSEEK_TIMEOUT"),
+    ],
+)
+def test_connect_checks_values_passed_without_settings(
+    values: dict[str, object], variable: str
+) -> None:
+    with pytest.raises(LLMConfigError, match=variable):
+        LLMConfig.connect(KEY, **values)  # type: ignore[arg-type]
 
 
 def test_cli_llm_flag_uses_the_configured_server(stub: StubLLMServer) -> None:

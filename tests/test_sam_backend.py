@@ -10,30 +10,18 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, slice_image
+from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, settings_from, slice_image
 from segment_anything import SamPredictor
 
+from spinalsam.backends import DefaultBackend, SamAppBackend, load_backend
 from spinalsam.sam import SamError, build_sam, save_tiny_checkpoint
-from spinalsam.sam.backend import SamBackend, SamSegmenter, resolve_backend
+from spinalsam.sam.backend import SamSegmenter, shared_sam
 from spinalsam.sam.cache import Embedding, EmbeddingCache, embedding_key
-from spinalsam.sam.config import SamSettings, load_settings
+from spinalsam.sam.config import SamSettings
 from spinalsam.sam.device import describe_compute, format_compute
-from spinalsam.sam.loader import ModelLoader
 from spinalsam.sam.model import TransformInfo
 from spinalsam.sam.report import format_parameters
-from spinalsam.segmenters.base import BackendInfo, Prompt, SliceImage
-
-
-class StandInDefault:
-    """Test-only stand-in for the embedded default segmenter."""
-
-    info = BackendInfo("default", "stand-in default")
-
-    def set_image(self, image: SliceImage) -> None:
-        self.shape = image.shape
-
-    def predict(self, prompt: Prompt) -> np.ndarray:
-        return np.zeros(self.shape, dtype=bool)
+from spinalsam.segmenters.base import Prompt, SliceImage
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +47,7 @@ def _settings(hf_home: Path, **extra: str) -> SamSettings:
         "SPINALSAM_ENCODER_OPT": "none",  # exact comparisons with segment_anything below
         **extra,
     }
-    return load_settings(env)
+    return settings_from(env).sam
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +56,10 @@ def sam_settings(hf_home: Path) -> SamSettings:
 
 
 def _sam(settings: SamSettings) -> SamSegmenter:
-    segmenter, info = resolve_backend(settings, fallback=StandInDefault)
-    assert isinstance(segmenter, SamSegmenter), info.reason
+    backend = load_backend(settings)
+    assert isinstance(backend, SamAppBackend), backend.info.reason
+    segmenter = backend.new_segmenter()
+    assert isinstance(segmenter, SamSegmenter)
     return segmenter
 
 
@@ -161,9 +151,9 @@ def test_sessions_share_the_model_and_the_embedding_cache(sam_settings: SamSetti
     assert first is not second and first._loaded is second._loaded
     image = slice_image(seed=3)
     first.prefetch(image).result(timeout=30)
-    before = first._cache.stats()
+    before = first._shared.cache.stats()
     second.set_image(image)
-    after = second._cache.stats()
+    after = second._shared.cache.stats()
     assert after.hits == before.hits + 1 and after.misses == before.misses
 
 
@@ -188,25 +178,19 @@ def test_box_and_prior_mask_prompts_and_bad_prompts(sam_settings: SamSettings) -
 
 
 def test_unreachable_hub_falls_back_with_a_reason(tmp_path: Path) -> None:
-    settings = load_settings({"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"})
-    segmenter, info = resolve_backend(settings, fallback=StandInDefault)
-    assert isinstance(segmenter, StandInDefault) and info.name == "default"
-    assert "no cached checkpoint for ybelkada/segment-anything" in info.reason
-    assert "SPINALSAM_SAM_CHECKPOINT" in info.reason and "hf download" in info.reason
+    settings = settings_from({"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}).sam
+    backend = load_backend(settings)
+    assert isinstance(backend, DefaultBackend) and backend.info.name != "sam"
+    reason = backend.info.reason
+    assert "ybelkada/segment-anything" in reason and "not on this machine" in reason
+    assert "SPINALSAM_SAM_CHECKPOINT" in reason and "hf download" in reason
+    assert "SPINALSAM_BACKEND=sam" in reason
+    assert backend.new_segmenter().info.name == backend.info.name
 
-    forced = settings.model_copy(update={"backend": "sam"})
-    assert "SAM was requested" in resolve_backend(forced, fallback=StandInDefault)[1].reason
+    forced = load_backend(settings.model_copy(update={"backend": "sam"})).info.reason
+    assert "SAM was requested" in forced and "no cached checkpoint for ybelkada/" in forced
     default = settings.model_copy(update={"backend": "default"})
-    assert (
-        "SPINALSAM_BACKEND=default" in resolve_backend(default, fallback=StandInDefault)[1].reason
-    )
-
-
-def test_invalid_settings_fall_back_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPINALSAM_EMBED_CACHE_MB", "-5")
-    segmenter, info = resolve_backend(fallback=StandInDefault)
-    assert isinstance(segmenter, StandInDefault)
-    assert "SPINALSAM_EMBED_CACHE_MB" in info.reason
+    assert "SPINALSAM_BACKEND=default" in load_backend(default).info.reason
 
 
 def test_describe_parameters_and_compute(sam_settings: SamSettings) -> None:
@@ -230,11 +214,11 @@ def test_a_speed_up_that_cannot_run_is_noted_not_fatal_and_loading_reports_progr
     hf_home: Path,
 ) -> None:
     messages: list[tuple[float | None, str]] = []
-    settings = _settings(hf_home, SPINALSAM_ENCODER_OPT="warp-drive")
-    segmenter, _ = resolve_backend(settings, lambda f, m: messages.append((f, m)), StandInDefault)
-    assert isinstance(segmenter, SamSegmenter)
-    notes = segmenter.describe_parameters()["notes"]
-    assert any("warp-drive" in note and "skipped" in note for note in notes)
+    settings = _settings(hf_home, SPINALSAM_ENCODER_OPT="compile")  # GPU only: cannot run here
+    backend = load_backend(settings, lambda f, m: messages.append((f, m)))
+    assert isinstance(backend, SamAppBackend), backend.info.reason
+    notes = backend.new_segmenter().describe_parameters()["notes"]
+    assert any("compile" in note and "skipped" in note for note in notes)
     assert messages[0][0] == 0.0 and messages[-1] == (1.0, "SAM ready")
 
 
@@ -242,9 +226,7 @@ def test_auto_speed_up_is_applied_and_reported(hf_home: Path) -> None:
     from spinalsam.sam.fast import auto_method
 
     expected = auto_method(torch.device("cpu"))
-    segmenter = SamBackend(
-        ModelLoader(_settings(hf_home, SPINALSAM_ENCODER_OPT="auto")), EmbeddingCache(1 << 20)
-    ).segmenter()
+    segmenter = shared_sam(_settings(hf_home, SPINALSAM_ENCODER_OPT="auto")).segmenter()
     facts = segmenter.describe_parameters()
     assert expected and expected.split("+")[0] in str(facts)
     segmenter.set_image(slice_image())

@@ -18,20 +18,18 @@ from segment_anything import SamPredictor
 from segment_anything.modeling.image_encoder import Attention
 from segment_anything.modeling.sam import Sam
 
+from spinalsam.metrics import dice
 from spinalsam.sam import SamConfig, build_spinalsam, fast, loader
-from spinalsam.sam.fast import (
-    FastEncoderError,
-    SdpaAttention,
+from spinalsam.sam.fast import SdpaAttention, optimize_encoder
+from spinalsam.sam.fidelity import (
     decode_prompt,
-    dice,
     embedding_error,
     mask_agreement,
-    optimize_encoder,
-    parse_methods,
     random_sam,
     synthetic_vertebra,
     vertebra_prompts,
 )
+from spinalsam.sam.methods import FastEncoderError, parse_methods
 from spinalsam.segmenters.base import SegmenterError
 
 HAS_ONNX = importlib.util.find_spec("onnx") is not None
@@ -41,10 +39,19 @@ HAS_NNCF = importlib.util.find_spec("nncf") is not None
 needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="the 'openvino' package is absent")
 needs_nncf = pytest.mark.skipif(not HAS_NNCF, reason="the 'nncf' package is absent")
 
-# Stated tolerances: fp32 rewrites are exact up to rounding; int8 keeps the embedding within a
-# few percent (relative L2) of the reference, which left tiny-model masks at Dice >= 0.97.
+# Stated tolerances. fp32 rewrites are exact up to rounding. bf16 (8-bit mantissa) keeps the
+# embedding within a few percent (relative L2), which left tiny-model masks at Dice >= 0.97.
 FP32_ATOL = 1e-4
-INT8_REL_L2 = 0.05
+BF16_REL_L2 = 0.05
+# int8 is judged against an error model, not a fixed number measured on one CPU: `simulated_int8`
+# runs the same quantization scheme as fp32 fake-quantization (per-channel symmetric weights,
+# per-tensor asymmetric uint8 activations on every Linear), which no CPU's int8 kernels affect.
+# Real kernels differ from it by rounding and calibration details: 1.0x (ONNX Runtime, VNNI),
+# 1.7x (torch int8) and 1.75x (OpenVINO's group-32 activations) on a Sapphire Rapids. A factor of
+# 3 over the 7-bit-weight model (the coarser of the two schemes we ship) leaves room for that,
+# and still fails the int16 saturation of non-VNNI u8s8 kernels (0.091 = 17x the 8-bit model on
+# an AMD EPYC with AVX2 only), which is the defect worth catching.
+INT8_KERNEL_FACTOR = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +69,35 @@ def image() -> torch.Tensor:
 def reference(tiny: Sam, image: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return tiny.image_encoder(image)
+
+
+@pytest.fixture(scope="module")
+def int8_rel_l2(tiny: Sam, image: torch.Tensor, reference: torch.Tensor) -> float:
+    """The tolerance for int8 methods: the error model's error, times the kernel factor."""
+    return INT8_KERNEL_FACTOR * simulated_int8(tiny, image, reference, weight_bits=7)
+
+
+def simulated_int8(
+    sam: Sam, image: torch.Tensor, reference: torch.Tensor, weight_bits: int
+) -> float:
+    """Relative L2 error of the int8 scheme simulated in fp32 (see INT8_KERNEL_FACTOR)."""
+    sam = copy.deepcopy(sam)
+    levels = 2 ** (weight_bits - 1) - 1
+
+    def quantize_input(_module: torch.nn.Module, args: tuple[torch.Tensor]) -> tuple[torch.Tensor]:
+        x = args[0]
+        low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        scale = (high - low) / 255 or 1.0
+        zero = round(-low / scale)
+        return (torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255),)
+
+    for module in sam.image_encoder.modules():
+        if type(module) is torch.nn.Linear:
+            w = module.weight.data
+            step = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
+            module.weight.data = (w / step).round().clamp(-levels, levels) * step
+            module.register_forward_pre_hook(quantize_input)
+    return embedding_error(reference, _embed(sam, image)).rel_l2
 
 
 @pytest.fixture(scope="module")
@@ -150,18 +186,18 @@ def test_bf16_autocast_within_tolerance(
 ) -> None:
     out = _embed(_optimized(tiny, "sdpa+bf16"), image)
     assert out.dtype == torch.float32  # SAM's decoder keeps getting fp32 features
-    assert 0 < embedding_error(reference, out).rel_l2 < INT8_REL_L2
+    assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
 @pytest.mark.parametrize("method", ["int8", "sdpa+int8"])
 def test_int8_within_tolerance(
-    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, method: str
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, method: str, int8_rel_l2: float
 ) -> None:
     sam = _optimized(tiny, method)
     linear = [m for m in sam.image_encoder.modules() if type(m) is torch.nn.Linear]
     assert not linear, "every encoder Linear should be dynamically quantized"
     err = embedding_error(reference, _embed(sam, image))
-    assert 0 < err.rel_l2 < INT8_REL_L2
+    assert 0 < err.rel_l2 < int8_rel_l2
 
 
 @needs_onnx
@@ -189,13 +225,24 @@ def test_damaged_onnx_cache_is_reported_and_removed(tiny: Sam, tmp_path) -> None
 
 
 @needs_onnx
+@pytest.mark.parametrize("vnni", [True, False])
 def test_onnx_int8_within_tolerance(
-    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, tmp_path
+    tiny: Sam,
+    image: torch.Tensor,
+    reference: torch.Tensor,
+    tmp_path: Path,
+    int8_rel_l2: float,
+    vnni: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Both quantization schemes: 8-bit weights (VNNI CPUs) and 7-bit ones (others)."""
+    has = fast._cpu_has
+    monkeypatch.setattr(fast, "_cpu_has", lambda flag: vnni if flag == "vnni" else has(flag))
     sam = _optimized(tiny, "onnx-int8", cache_dir=tmp_path)
-    assert sam.image_encoder.path.parent.name.endswith("-int8")
+    folder = sam.image_encoder.path.parent.name
+    assert folder.endswith("-int8") and folder.endswith("-w7-int8") is not vnni
     err = embedding_error(reference, _embed(sam, image))
-    assert 0 < err.rel_l2 < INT8_REL_L2
+    assert 0 < err.rel_l2 < int8_rel_l2
 
 
 @needs_openvino
@@ -228,12 +275,12 @@ def test_damaged_openvino_cache_is_reported_and_removed(tiny: Sam, tmp_path) -> 
 @needs_openvino
 @needs_nncf
 def test_openvino_int8_within_tolerance(
-    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, ov_cache: Path
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, ov_cache: Path, int8_rel_l2: float
 ) -> None:
     sam = _optimized(tiny, "openvino-int8", cache_dir=ov_cache)
     assert sam.image_encoder.path.parent.name.endswith("-int8")
     err = embedding_error(reference, _embed(sam, image))
-    assert 0 < err.rel_l2 < INT8_REL_L2
+    assert 0 < err.rel_l2 < int8_rel_l2
 
 
 @needs_openvino
@@ -249,7 +296,7 @@ def test_openvino_bf16_runs_in_bf16_within_tolerance(
     assert sam.image_encoder.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
     out = _embed(sam, image)
     assert out.dtype == torch.float32  # SAM's decoder keeps getting fp32 features
-    assert 0 < embedding_error(reference, out).rel_l2 < INT8_REL_L2
+    assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
 def test_loader_sets_threads_once_with_the_speed_up() -> None:
@@ -257,10 +304,10 @@ def test_loader_sets_threads_once_with_the_speed_up() -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert loader._speed_up(model, "sdpa") == (("sdpa",), ())
+        assert loader._speed_up(model, "sdpa", None) == (("sdpa",), ())
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
         torch.set_num_threads(1)
-        assert loader._speed_up(model, None) == ((), ())  # threads are set without one too
+        assert loader._speed_up(model, None, None) == ((), ())  # threads are set without one too
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
     finally:
         torch.set_num_threads(before)
@@ -276,7 +323,7 @@ def test_loader_sets_threads_once_with_the_speed_up() -> None:
     ],
 )
 def test_optimized_encoder_serves_sam_predictor(
-    tiny: Sam, method: str, tmp_path: Path, ov_cache: Path
+    tiny: Sam, method: str, tmp_path: Path, ov_cache: Path, int8_rel_l2: float
 ) -> None:
     """set_image + predict still work, and the masks agree with the reference model's."""
     cache = ov_cache if "openvino" in method else tmp_path
@@ -293,7 +340,7 @@ def test_optimized_encoder_serves_sam_predictor(
         ref_predictor, ref_predictor.features, predictor.features, (box, point)
     )
     assert len(fidelity.dice) == 2 and min(fidelity.dice) > 0.95
-    assert fidelity.embedding.rel_l2 < INT8_REL_L2
+    assert fidelity.embedding.rel_l2 < int8_rel_l2
 
 
 def test_mask_agreement_restores_features_and_detects_change(tiny: Sam) -> None:
@@ -304,6 +351,14 @@ def test_mask_agreement_restores_features_and_detects_change(tiny: Sam) -> None:
     fidelity = mask_agreement(predictor, own, shifted, vertebra_prompts(128))
     assert predictor.features is own
     assert fidelity.embedding.rel_l2 > 1.0 and min(fidelity.dice) < 0.99
+
+
+def test_int8_error_model_is_small_and_grows_with_coarser_weights(
+    tiny: Sam, image: torch.Tensor, reference: torch.Tensor, int8_rel_l2: float
+) -> None:
+    eight = simulated_int8(tiny, image, reference, weight_bits=8)
+    seven = simulated_int8(tiny, image, reference, weight_bits=7)
+    assert 0 < eight < seven < int8_rel_l2 < 0.05  # the tolerance stays a meaningful bound
 
 
 def test_dice_and_embedding_error_values() -> None:

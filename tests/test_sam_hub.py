@@ -7,10 +7,10 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache
+from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, settings_from
 
 from spinalsam.sam import SamConfig, SamError, build_spinalsam, save_adapter, save_tiny_checkpoint
-from spinalsam.sam.config import DEFAULT_CHECKPOINT, load_settings
+from spinalsam.sam.config import DEFAULT_CHECKPOINT
 from spinalsam.sam.hub import (
     HubFile,
     download_hint,
@@ -18,7 +18,9 @@ from spinalsam.sam.hub import (
     fetch_checkpoint,
     infer_model_type,
     parse_checkpoint_spec,
+    weights_on_disk,
 )
+from spinalsam.settings import SettingsError
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +45,7 @@ def test_settings_env_overrides_toml_and_reads_hf_variables(tmp_path: Path) -> N
         "HF_HOME": str(tmp_path / "hf"),
         "HF_HUB_OFFLINE": "1",
     }
-    settings = load_settings(env)
+    settings = settings_from(env).sam
     assert settings.device == "cpu"  # env wins
     assert settings.embed_cache_bytes == 64 * 2**20  # from the file
     assert settings.adapter == "me/lora"
@@ -53,13 +55,21 @@ def test_settings_env_overrides_toml_and_reads_hf_variables(tmp_path: Path) -> N
 
 
 def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(SamError, match="SPINALSAM_DEVICE='gpu'"):
-        load_settings({"SPINALSAM_DEVICE": "gpu"}, config_file=None)
-    with pytest.raises(SamError, match="not found"):
-        load_settings({"SPINALSAM_CONFIG": str(tmp_path / "absent.toml")})
+    with pytest.raises(SettingsError, match=r"SPINALSAM_DEVICE='gpu'.*`cuda`"):
+        settings_from({"SPINALSAM_DEVICE": "gpu"})
+    with pytest.raises(SettingsError, match="not found"):
+        settings_from({"SPINALSAM_CONFIG": str(tmp_path / "absent.toml")})
     (tmp_path / "bad.toml").write_text("[sam\n")
-    with pytest.raises(SamError, match="not valid TOML"):
-        load_settings({}, config_file=tmp_path / "bad.toml")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        settings_from({"SPINALSAM_CONFIG": str(tmp_path / "bad.toml")})
+    (tmp_path / "typo.toml").write_text('[sam]\ndevise = "cpu"\n')
+    with pytest.raises(SettingsError, match=r"unknown \[sam\] keys devise"):
+        settings_from({"SPINALSAM_CONFIG": str(tmp_path / "typo.toml")})
+    (tmp_path / "wrong.toml").write_text('[sam]\ndevice = "gpu"\n')
+    with pytest.raises(
+        SettingsError, match=r"SPINALSAM_DEVICE='gpu'.*`device` in the \[sam\] table"
+    ):
+        settings_from({"SPINALSAM_CONFIG": str(tmp_path / "wrong.toml")})
 
 
 def test_specs_and_model_types(checkpoint: Path) -> None:
@@ -83,7 +93,7 @@ def test_checkpoint_comes_from_the_prefilled_cache_offline(
     tmp_path: Path, checkpoint: Path
 ) -> None:
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    settings = load_settings(env, config_file=None)
+    settings = settings_from(env).sam
     pointer = prefill_hf_cache(Path(settings.hf_cache_dir), TINY_REPO, TINY_FILE, checkpoint)
     spec = f"{TINY_REPO}:{TINY_FILE}"
     found = fetch_checkpoint(spec, cache_dir=settings.hf_cache_dir, offline=settings.offline)
@@ -123,3 +133,12 @@ def test_unreachable_hub_fails_fast_with_a_clear_reason(
     with pytest.raises(SamError, match="cannot be reached"):
         fetch_checkpoint(f"{TINY_REPO}:{TINY_FILE}", cache_dir=str(tmp_path), offline=False)
     assert time.monotonic() - start < 5  # no half-minute of retries
+
+
+def test_weights_on_disk_looks_only_at_disk(tmp_path: Path, checkpoint: Path) -> None:
+    cache = tmp_path / "hub"
+    spec = f"{TINY_REPO}:{TINY_FILE}"
+    assert not weights_on_disk(spec, str(cache))
+    prefill_hf_cache(cache, TINY_REPO, TINY_FILE, checkpoint)
+    assert weights_on_disk(spec, str(cache))
+    assert weights_on_disk(str(checkpoint)) and not weights_on_disk(str(tmp_path / "x.pth"))

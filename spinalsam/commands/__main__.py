@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from spinalsam.commands.llm import LLMConfig, LLMConfigError, LLMParser
+from spinalsam.commands.llm import LLMConfigError, LLMParser
 from spinalsam.commands.router import Router
 from spinalsam.ops import dump_operations
+from spinalsam.settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     router = Router()
     if args.llm:
         try:
-            config = LLMConfig.from_env(os.environ)
-        except LLMConfigError as exc:
+            config = load_settings().llm
+        except (SettingsError, LLMConfigError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if config is None:

@@ -1,15 +1,14 @@
-"""How to reach the LLM: explicit values, plus one thin adapter from DEEPSEEK_* variables.
+"""How to reach the LLM: explicit values, validated by `LLMConfig.connect`.
 
-The parser never reads the environment itself: whoever builds it (the app's settings, a test, the
-CLI) passes values, so two routers in one process can talk to different servers. `from_env`
-only translates and validates a mapping and names the variable that is wrong.
+The parser never reads the environment itself: the app's settings (`spinalsam.settings`) read the
+DEEPSEEK_* variables once and pass values, so two routers in one process can talk to different
+servers and tests need no environment.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
@@ -61,30 +60,33 @@ class LLMConfig:
         return {"thinking": {"type": self.thinking}}
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LLMConfig | None:
-        """Settings from DEEPSEEK_* variables; None when no LLM is configured.
+    def connect(
+        cls,
+        api_key: str | None,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        model: str = DEFAULT_MODEL,
+        timeout: float = 20.0,
+        json_mode: JsonMode = "auto",
+        thinking: Thinking = "auto",
+    ) -> LLMConfig | None:
+        """The configuration for one server, or None when no LLM is configured.
 
         A key is required for remote servers; a local base URL (localhost, a private address)
-        works without one, which is what Ollama and llama.cpp expect.
+        works without one, which is what Ollama and llama.cpp expect. Errors name the
+        DEEPSEEK_* variable the value came from.
         """
-        key = env.get("DEEPSEEK_API_KEY", "").strip()
-        base_url = env.get("DEEPSEEK_BASE_URL", "").strip() or DEFAULT_BASE_URL
         _check_url(base_url)
+        if not _MODEL_NAME.fullmatch(model):
+            raise LLMConfigError("DEEPSEEK_MODEL must be a model name such as deepseek-v4-flash")
+        if not 0 < timeout <= 600:
+            raise LLMConfigError("DEEPSEEK_TIMEOUT must be between 0 and 600 seconds")
+        key = (api_key or "").strip()
         if not key:
             if not _is_local(base_url):
                 return None
             key = LOCAL_KEY
-        model = env.get("DEEPSEEK_MODEL", "").strip() or DEFAULT_MODEL
-        if not _MODEL_NAME.fullmatch(model):
-            raise LLMConfigError("DEEPSEEK_MODEL must be a model name such as deepseek-v4-flash")
-        return cls(
-            api_key=key,
-            base_url=base_url,
-            model=model,
-            timeout=_timeout(env.get("DEEPSEEK_TIMEOUT", "")),
-            json_mode=_choice(env, "DEEPSEEK_JSON_MODE", ("auto", "on", "off")),  # type: ignore[arg-type]
-            thinking=_choice(env, "DEEPSEEK_THINKING", ("auto", "enabled", "disabled")),  # type: ignore[arg-type]
-        )
+        return cls(key, base_url, model, timeout, json_mode, thinking)
 
 
 def _check_url(url: str) -> None:
@@ -105,22 +107,3 @@ def _is_local(url: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_private
-
-
-def _timeout(raw: str) -> float:
-    if not raw.strip():
-        return LLMConfig.timeout
-    try:
-        value = float(raw)
-    except ValueError:
-        raise LLMConfigError("DEEPSEEK_TIMEOUT must be a number of seconds") from None
-    if not 0 < value <= 600:
-        raise LLMConfigError("DEEPSEEK_TIMEOUT must be between 0 and 600 seconds")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip().lower() or allowed[0]
-    if value not in allowed:
-        raise LLMConfigError(f"{name} must be one of {', '.join(allowed)}")
-    return value

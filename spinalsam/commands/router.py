@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
 
 from spinalsam.commands.confirm import needs_confirmation
-from spinalsam.commands.llm import LLMConfig, LLMParser
+from spinalsam.commands.llm import LLMParser
 from spinalsam.commands.offline import parse_offline
 from spinalsam.commands.result import ParseResult
 from spinalsam.limits import DEFAULT_BUDGET
@@ -31,13 +30,6 @@ class Router:
     def __init__(self, llm: LLMParser | None = None, *, max_chars: int | None = None) -> None:
         self.llm = llm
         self.max_chars = max_chars or DEFAULT_BUDGET.max_chat_chars
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Router:
-        """A router configured from DEEPSEEK_* variables (the process environment by default,
-        until the app's settings object passes its own mapping)."""
-        config = LLMConfig.from_env(os.environ if env is None else env)
-        return cls(LLMParser(config) if config else None)
 
     def parse(
         self,

@@ -1,8 +1,7 @@
 """SAM as a `Segmenter`: one shared model and embedding cache, one light segmenter per session.
 
-`resolve_backend` is the single entry point for the app. It never raises: when SAM's weights
-cannot be reached (offline, no cache, bad settings, out of memory) it returns the embedded
-default segmenter and a `BackendInfo.reason` that says why and how to enable SAM.
+Which backend the app serves is decided in `spinalsam.backends` (the one place); this module
+only serves SAM once that decision was made, so it imports torch freely.
 """
 
 from __future__ import annotations
@@ -18,66 +17,79 @@ import torch
 import torch.nn.functional as F
 
 from spinalsam.sam.cache import Embedding, EmbeddingCache, embedding_key
-from spinalsam.sam.config import SamSettings, load_settings
+from spinalsam.sam.config import SamSettings
 from spinalsam.sam.device import describe_compute
 from spinalsam.sam.errors import SamError
-from spinalsam.sam.hub import ProgressCallback, download_hint
+from spinalsam.sam.hub import ProgressCallback
 from spinalsam.sam.loader import LoadedModel, ModelLoader
 from spinalsam.sam.model import SpinalSAM
 from spinalsam.sam.report import describe_parameters
-from spinalsam.segmenters.base import BackendInfo, Prompt, Segmenter, SliceImage
+from spinalsam.sam.zerogpu import gpu_task
+from spinalsam.segmenters.base import BackendInfo, Prompt, SliceImage
 
-__all__ = [
-    "SamBackend",
-    "SamSegmenter",
-    "create_sam_segmenter",
-    "resolve_backend",
-    "shared_backend",
-]
+__all__ = ["SamSegmenter", "SharedSam", "create_sam_segmenter", "shared_sam"]
 
 # A prior mask enters SAM as low-res logits; +-10 is a confident in/out, like SAM's own outputs.
 _PRIOR_LOGIT = 10.0
+# GPU time asked of ZeroGPU per encoder call: a ViT-H embedding takes well under a second on a
+# shared A100-class GPU; the margin covers the first call's CUDA warm-up.
+_ENCODER_GPU_S = 30
 
 
 @dataclass(frozen=True)
-class SamBackend:
-    """What all sessions of one settings share: the model loader and the embedding cache."""
+class SharedSam:
+    """What all sessions of one settings share: the model loader, the embedding cache, and the
+    encoder/decoder calls (run through `spaces.GPU` on a ZeroGPU Space)."""
 
     loader: ModelLoader
     cache: EmbeddingCache
+    embed: Callable[[SpinalSAM, np.ndarray], Embedding]
+    predict: Callable[[SpinalSAM, Embedding, Prompt], np.ndarray]
+
+    def __deepcopy__(self, memo: dict) -> SharedSam:
+        # Process-wide by design: Gradio deep-copies each new session's state.
+        return self
 
     def segmenter(self, reason: str = "", progress: ProgressCallback | None = None) -> SamSegmenter:
         """A new per-session segmenter; loads the model first if no session has yet."""
         loaded = self.loader.get(progress)
-        return SamSegmenter(loaded, self.cache, _sam_info(loaded, reason))
+        return SamSegmenter(loaded, self, _sam_info(loaded, reason))
 
 
 @lru_cache(maxsize=4)
-def shared_backend(settings: SamSettings) -> SamBackend:
-    """One backend per distinct settings for the whole process (settings are immutable)."""
-    return SamBackend(ModelLoader(settings), EmbeddingCache(settings.embed_cache_bytes))
+def shared_sam(settings: SamSettings) -> SharedSam:
+    """One shared SAM per distinct settings for the whole process (settings are immutable).
+
+    Built while the app starts, so ZeroGPU sees the GPU functions before `launch()`.
+    """
+    return SharedSam(
+        ModelLoader(settings),
+        EmbeddingCache(settings.embed_cache_bytes),
+        gpu_task(_embed, _ENCODER_GPU_S),
+        gpu_task(_predict),
+    )
 
 
 class SamSegmenter:
     """A session's view of the shared model: holds only the embedding of its current slice."""
 
-    def __init__(self, loaded: LoadedModel, cache: EmbeddingCache, info: BackendInfo) -> None:
+    def __init__(self, loaded: LoadedModel, shared: SharedSam, info: BackendInfo) -> None:
         self.info = info
         self._loaded = loaded
-        self._cache = cache
+        self._shared = shared
         self._embedding: Embedding | None = None
 
     def set_image(self, image: SliceImage) -> None:
-        self._embedding = self._cache.get_or_compute(*self._job(image))
+        self._embedding = self._shared.cache.get_or_compute(*self._job(image))
 
     def prefetch(self, image: SliceImage) -> Future[Embedding]:
         """Start the encoder on `image` in the background (e.g. when the slice is shown)."""
-        return self._cache.prefetch(*self._job(image))
+        return self._shared.cache.prefetch(*self._job(image))
 
     def predict(self, prompt: Prompt) -> np.ndarray:
         if self._embedding is None:
             raise SamError("no slice is loaded yet: open an image before segmenting")
-        return _predict(self._loaded.model, self._embedding, prompt)
+        return self._shared.predict(self._loaded.model, self._embedding, prompt)
 
     def describe_parameters(self) -> dict[str, Any]:
         return describe_parameters(self._loaded)
@@ -90,65 +102,12 @@ class SamSegmenter:
         if display.ndim != 2 or display.dtype != np.uint8:
             raise SamError(f"SAM needs the 8-bit slice render, got {display.dtype} {display.shape}")
         key = embedding_key(display, self._loaded.model_id)
-        return key, partial(_embed, self._loaded.model, display)
+        return key, partial(self._shared.embed, self._loaded.model, display)
 
 
-def create_sam_segmenter() -> SamSegmenter:
-    """SAM for one session from the environment's settings; `SamError` if it cannot load.
-
-    This is the registry's explicit "sam" backend; the app's automatic choice, which falls back
-    instead of raising, is `resolve_backend`.
-    """
-    return shared_backend(load_settings()).segmenter(reason="selected explicitly")
-
-
-def resolve_backend(
-    settings: SamSettings | None = None,
-    progress: ProgressCallback | None = None,
-    fallback: Callable[[], Segmenter] | None = None,
-) -> tuple[Segmenter, BackendInfo]:
-    """SAM when its weights are reachable, else the embedded default; never raises.
-
-    `fallback` builds the default segmenter (the registry's "default" unless given).
-    """
-    make_default = fallback or _registry_default
-    try:
-        settings = settings or load_settings()
-    except SamError as exc:
-        return _fallback(make_default, f"{exc}. Fix the setting to use SAM.")
-    if settings.backend == "default":
-        return _fallback(
-            make_default,
-            "SPINALSAM_BACKEND=default selects the embedded segmenter; "
-            "set SPINALSAM_BACKEND=auto (or sam) to use SAM.",
-        )
-    try:
-        segmenter = shared_backend(settings).segmenter(
-            reason=f"SPINALSAM_BACKEND={settings.backend} and the SAM weights were found",
-            progress=progress,
-        )
-    except Exception as exc:  # the app must start whatever went wrong while loading SAM
-        requested = "SAM was requested but is" if settings.backend == "sam" else "SAM is"
-        return _fallback(
-            make_default,
-            f"{requested} unavailable: {str(exc).rstrip('.')}. To enable SAM, "
-            f"{download_hint(settings.sam_checkpoint)}.",
-        )
-    return segmenter, segmenter.info
-
-
-def _registry_default() -> Segmenter:
-    # Imported here: the registry lists this module's factory, so a top-level import would cycle.
-    from spinalsam.segmenters.registry import create_segmenter
-
-    return create_segmenter("default")
-
-
-def _fallback(make_default: Callable[[], Segmenter], reason: str) -> tuple[Segmenter, BackendInfo]:
-    segmenter = make_default()
-    # The protocol requires `info`; tolerate a default that lacks it rather than fail start-up.
-    base = getattr(segmenter, "info", None) or BackendInfo("default", "embedded default segmenter")
-    return segmenter, BackendInfo(base.name, base.description, reason)
+def create_sam_segmenter(settings: SamSettings) -> SamSegmenter:
+    """SAM for one session; `SamError` if it cannot load (the registry's explicit "sam")."""
+    return shared_sam(settings).segmenter(reason="selected explicitly")
 
 
 def _sam_info(loaded: LoadedModel, reason: str) -> BackendInfo:

@@ -2,8 +2,8 @@
 
 A click only runs SAM's light prompt decoder (tens of ms); the cost a user feels is the ViT image
 encoder, which runs once per new slice. This module swaps in faster but numerically equivalent
-ways of running that encoder, and measures how far each one drifts from the fp32 reference so
-that callers pick only Dice-preserving speed-ups (see docs/speed.md for the measurements).
+ways of running that encoder; `spinalsam.sam.fidelity` measures how far each one drifts from
+the fp32 reference so that callers pick only Dice-preserving speed-ups (docs/speed.md).
 
 Methods (combine with "+", e.g. "sdpa+int8"):
 
@@ -29,87 +29,31 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
-from segment_anything.predictor import SamPredictor
-from skimage.draw import disk, ellipse
 from torch import nn
 
-from spinalsam.sam.errors import SamError
-from spinalsam.sam.tiny import build_tiny_sam
-from spinalsam.segmenters.base import Prompt
+from spinalsam.sam.methods import RUNTIMES, FastEncoderError, parse_methods
 
 __all__ = [
-    "METHODS",
-    "EmbeddingError",
-    "FastEncoderError",
-    "Fidelity",
     "SdpaAttention",
     "auto_method",
     "build_mobile_sam",
     "configure_threads",
-    "decode_prompt",
-    "dice",
-    "embedding_error",
-    "mask_agreement",
+    "default_cache_dir",
     "optimize_encoder",
-    "parse_methods",
-    "random_sam",
-    "synthetic_vertebra",
-    "vertebra_prompts",
 ]
 
-METHODS = ("sdpa", "int8", "onnx", "onnx-int8", "openvino", "openvino-int8", "bf16", "compile")
-# Methods that replace the torch encoder with another runtime (CPU only, exclusive with each
-# other and with every method that changes how torch runs the same Linear layers).
-_RUNTIMES = frozenset({"onnx", "onnx-int8", "openvino", "openvino-int8"})
 ONNX_OPSET = 17
 # Largest attention bias materialised at once (float32 elements, 128 MiB). ViT-B's global blocks
 # would otherwise need a 12 x 4096 x 4096 bias (805 MB) per call, which blows the RSS budget.
 _MAX_BIAS_ELEMENTS = 1 << 25
-# Mutually exclusive: each of these replaces how the same Linear layers / graph are executed.
-_EXCLUSIVE = (
-    *(frozenset({a, b}) for a in _RUNTIMES for b in _RUNTIMES if a < b),
-    *(frozenset({a, b}) for a in _RUNTIMES for b in ("int8", "compile")),
-    # OpenVINO takes bf16 as its inference precision; ONNX Runtime's CPU kernels have none.
-    frozenset({"bf16", "onnx"}),
-    frozenset({"bf16", "onnx-int8"}),
-    frozenset({"bf16", "int8"}),
-)
-
-
-class FastEncoderError(SamError):
-    """An encoder speed-up was asked for that cannot be applied here (shown in the UI as is)."""
-
-
-# --------------------------------------------------------------------------- method selection
-
-
-def parse_methods(spec: str) -> tuple[str, ...]:
-    """Split "sdpa+int8" into known, compatible method names (empty spec / "none" = reference)."""
-    names = tuple(p.strip().lower() for p in spec.split("+") if p.strip())
-    if names in ((), ("none",), ("fp32",)):
-        return ()
-    unknown = [n for n in names if n not in METHODS]
-    if unknown:
-        raise FastEncoderError(
-            f"unknown encoder speed-up {', '.join(unknown)}; choose from {', '.join(METHODS)}"
-        )
-    chosen = frozenset(names)
-    for pair in _EXCLUSIVE:
-        if pair <= chosen:
-            a, b = sorted(pair)
-            raise FastEncoderError(f"encoder speed-ups {a} and {b} cannot be combined")
-    return tuple(m for m in METHODS if m in chosen)
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -262,12 +206,12 @@ class OnnxEncoder(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-def default_cache_dir() -> Path:
-    """Where exported ONNX/OpenVINO encoders live (SPINALSAM_CACHE, else ~/.cache/spinalsam/onnx).
+def default_cache_dir(root: str | Path | None = None) -> Path:
+    """Where exported ONNX/OpenVINO encoders live: `root/onnx` (SPINALSAM_CACHE), else
+    ~/.cache/spinalsam/onnx.
 
     One folder per export, keyed by a hash of the weights, so both runtimes share it.
     """
-    root = os.environ.get("SPINALSAM_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "spinalsam") / "onnx"
 
 
@@ -292,14 +236,19 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
         import onnx  # noqa: F401  (torch's exporter and the quantizer both need it)
     except ImportError as err:
         raise FastEncoderError("onnx: install the 'onnx' package to export the encoder") from err
+    # Without VNNI, ONNX Runtime's u8s8 kernels add pairs of 8-bit products in int16, which
+    # saturates (rel. L2 0.091 instead of 0.005 on a tiny SAM, AMD EPYC/AVX2); 7-bit weights keep
+    # every pair sum below 2^15, at a small cost in precision.
+    reduce_range = not _cpu_has("vnni")
     return _cached_encoder(
         encoder,
         cache_dir / "encoder",
         "",
         export=partial(_torch_export, encoder),
-        derive=_quantize_onnx if quantize else None,
+        derive=partial(_quantize_onnx, reduce_range=reduce_range) if quantize else None,
         filename="encoder.onnx",
         what="export the image encoder to ONNX",
+        int8_tag="-w7" if reduce_range else "",
     )
 
 
@@ -311,8 +260,10 @@ def _cached_encoder(
     derive: Callable[[Path, Path], None] | None,
     filename: str,
     what: str,
+    int8_tag: str = "",
 ) -> Path:
-    """Build the fp32 artefact once per weights (and its int8 variant when `derive` is given).
+    """Build the fp32 artefact once per weights (and its int8 variant when `derive` is given,
+    `int8_tag` naming how it was quantized).
 
     Artefacts are folders named by a hash of the weights and attention kind, built under a
     temporary name and renamed when complete, so an interrupted build is never picked up.
@@ -321,7 +272,7 @@ def _cached_encoder(
         sorted(type(m).__name__ for m in encoder.modules() if isinstance(m, Attention))
     )
     fp32 = stem.with_name(f"{stem.name}-{_weights_key(encoder, kinds + key_extra)}")
-    int8 = fp32.with_name(fp32.name + "-int8")
+    int8 = fp32.with_name(fp32.name + int8_tag + "-int8")
     try:
         _build_once(fp32, export)
         if derive is not None:
@@ -364,8 +315,9 @@ def _torch_export(encoder: nn.Module, folder: Path) -> None:
         )
 
 
-def _quantize_onnx(source: Path, folder: Path) -> None:
-    """ONNX Runtime dynamic quantization: int8 weights per channel, activations per call.
+def _quantize_onnx(source: Path, folder: Path, reduce_range: bool = False) -> None:
+    """ONNX Runtime dynamic quantization: int8 weights per channel (7-bit with `reduce_range`),
+    activations per call.
 
     Only MatMul/Gemm (the transformer's Linear layers, nearly all the FLOPs) are quantized: the
     few convolutions stay fp32, and TinyViT's folded Conv weights are not initializers anyway.
@@ -377,6 +329,7 @@ def _quantize_onnx(source: Path, folder: Path) -> None:
         folder / "encoder.onnx",
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=reduce_range,
         op_types_to_quantize=["MatMul", "Gemm"],
         use_external_data_format=len(list(source.parent.iterdir())) > 1,
     )
@@ -495,7 +448,7 @@ def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tu
     """
     methods = parse_methods(method)
     device = sam.device
-    runtime = next((m for m in methods if m in _RUNTIMES), None)
+    runtime = next((m for m in methods if m in RUNTIMES), None)
     if ("int8" in methods or runtime) and device.type != "cpu":
         raise FastEncoderError(
             "int8, ONNX and OpenVINO speed-ups run on the CPU; move SAM to the CPU first"
@@ -535,134 +488,6 @@ def optimize_encoder(sam: Sam, method: str, cache_dir: Path | None = None) -> tu
             ) from err
     sam.image_encoder = encoder
     return methods
-
-
-# --------------------------------------------------------------------------- fidelity
-
-
-@dataclass(frozen=True)
-class EmbeddingError:
-    """How far an optimized embedding is from the fp32 reference."""
-
-    max_abs: float
-    mean_abs: float
-    rel_l2: float  # ||opt - ref|| / ||ref||
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """Embedding error plus Dice of decoded masks (optimized vs reference) for each prompt."""
-
-    embedding: EmbeddingError
-    dice: tuple[float, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self.embedding), "dice": list(self.dice)}
-
-
-def embedding_error(reference: torch.Tensor, optimized: torch.Tensor) -> EmbeddingError:
-    ref = reference.detach().double().cpu()
-    diff = optimized.detach().double().cpu() - ref
-    return EmbeddingError(
-        max_abs=float(diff.abs().max()),
-        mean_abs=float(diff.abs().mean()),
-        rel_l2=float(diff.norm() / ref.norm().clamp_min(1e-12)),
-    )
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap; two empty masks agree perfectly."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
-
-
-def decode_prompt(predictor: SamPredictor, prompt: Prompt) -> np.ndarray:
-    """One boolean mask (single-mask output) for `prompt` from the predictor's current image."""
-    masks, _, _ = predictor.predict(
-        point_coords=prompt.points.astype(np.float32) if len(prompt.points) else None,
-        point_labels=prompt.labels if len(prompt.labels) else None,
-        box=prompt.box,
-        multimask_output=False,
-    )
-    return masks[0]
-
-
-def mask_agreement(
-    predictor: SamPredictor,
-    reference: torch.Tensor,
-    optimized: torch.Tensor,
-    prompts: Sequence[Prompt],
-) -> Fidelity:
-    """Decode the same prompts from both embeddings with one decoder and compare the masks.
-
-    `predictor` must have had `set_image` called on the image (it fixes the coordinate frame);
-    its own features are restored afterwards.
-    """
-    own = predictor.features
-    try:
-        scores = []
-        for prompt in prompts:
-            predictor.features = reference
-            ref_mask = decode_prompt(predictor, prompt)
-            predictor.features = optimized
-            scores.append(dice(ref_mask, decode_prompt(predictor, prompt)))
-    finally:
-        predictor.features = own
-    return Fidelity(embedding_error(reference, optimized), tuple(scores))
-
-
-# --------------------------------------------------------------------------- test material
-
-
-def synthetic_vertebra(size: int = 512, seed: int = 0) -> np.ndarray:
-    """An axial-CT-like RGB slice: bright vertebral body and arch around a dark canal.
-
-    Gives the fidelity check a realistic object to prompt on without shipping patient data.
-    """
-    rng = np.random.default_rng(seed)
-    img = np.full((size, size), 40.0)
-    s = size / 512
-    img[ellipse(256 * s, 256 * s, 200 * s, 230 * s, img.shape)] = 70.0  # soft tissue
-    img[ellipse(220 * s, 256 * s, 70 * s, 85 * s, img.shape)] = 230.0  # cortical shell
-    img[ellipse(220 * s, 256 * s, 58 * s, 73 * s, img.shape)] = 160.0  # cancellous body
-    img[ellipse(330 * s, 256 * s, 50 * s, 60 * s, img.shape)] = 210.0  # posterior arch
-    img[disk((322 * s, 256 * s), 30 * s, shape=img.shape)] = 45.0  # spinal canal
-    img += rng.normal(0.0, 6.0, img.shape)
-    gray = np.clip(img, 0, 255).astype(np.uint8)
-    return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def vertebra_prompts(size: int = 512) -> tuple[Prompt, Prompt]:
-    """A box around and a click inside the vertebral body of `synthetic_vertebra(size)`."""
-    s = size / 512
-    box = np.array([171, 150, 341, 290], dtype=np.float64) * s
-    point = np.array([[256 * s, 220 * s]]).round().astype(np.int64)
-    return Prompt(box=box), Prompt(points=point, labels=np.array([1]))
-
-
-def random_sam(name: str = "vit_b", seed: int = 0) -> Sam:
-    """A seeded random-weight SAM (vit_b/l/h, vit_tiny, mobile_sam) for speed/fidelity runs.
-
-    Compute is the same as with real checkpoints. Relative and absolute position tables are
-    zero-initialised by segment_anything; they get small random values here so the
-    relative-position path is really exercised (zeros would hide a wrong bias).
-    """
-    torch.manual_seed(seed)
-    if name == "vit_tiny":
-        sam = build_tiny_sam()
-    elif name == "mobile_sam":
-        sam = build_mobile_sam()
-    elif name in ("vit_b", "vit_l", "vit_h"):
-        sam = sam_model_registry[name](checkpoint=None)
-    else:
-        raise FastEncoderError(
-            f"unknown SAM model {name!r}; choose vit_b, vit_l, vit_h or vit_tiny"
-        )
-    with torch.no_grad():
-        for pname, param in sam.image_encoder.named_parameters():
-            if "rel_pos" in pname or pname == "pos_embed" or "attention_biases" in pname:
-                param.normal_(0.0, 0.1)
-    return sam.eval()  # also refreshes MobileSAM's cached attention biases
 
 
 def build_mobile_sam(checkpoint: str | Path | None = None) -> Sam:

@@ -16,12 +16,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import huggingface_hub.constants
-from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub import hf_hub_download, snapshot_download, try_to_load_from_cache
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 
+from spinalsam.sam.config import ModelType
 from spinalsam.sam.errors import SamError
-from spinalsam.sam.model import ModelType
 
 __all__ = [
     "HubFile",
@@ -31,6 +31,7 @@ __all__ = [
     "fetch_checkpoint",
     "infer_model_type",
     "parse_checkpoint_spec",
+    "weights_on_disk",
 ]
 
 ProgressCallback = Callable[[float | None, str], None]
@@ -92,6 +93,18 @@ def download_hint(spec: str) -> str:
             "(or `huggingface-cli download …`), or set SPINALSAM_SAM_CHECKPOINT to a local .pth"
         )
     return "set SPINALSAM_SAM_CHECKPOINT to an existing .pth file or to `repo_id:filename`"
+
+
+def weights_on_disk(spec: str, cache_dir: str | None = None) -> bool:
+    """Whether the checkpoint `spec` names is a local file or already in the Hub cache.
+
+    No network and no torch: the app asks this before deciding to import the SAM stack.
+    """
+    target = parse_checkpoint_spec(spec)
+    if isinstance(target, Path):
+        return target.is_file()
+    found = try_to_load_from_cache(target.repo_id, target.filename, cache_dir=cache_dir)
+    return isinstance(found, str)
 
 
 def fetch_checkpoint(

@@ -7,7 +7,9 @@ module-level global. A failed load is remembered too: it is reported, not retrie
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from spinalsam.sam.hub import ProgressCallback, fetch_adapter, fetch_checkpoint,
 from spinalsam.sam.model import SamConfig, SpinalSAM, build_spinalsam
 
 __all__ = ["LoadedModel", "ModelLoader"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class ModelLoader:
                 try:
                     self._loaded = _load(self.settings, progress or _silent)
                 except SamError as exc:
+                    log.warning("SAM could not be loaded (not retried): %s", exc)
                     self._error = exc
             if self._error is not None:
                 raise self._error
@@ -83,6 +88,7 @@ def _silent(fraction: float | None, message: str) -> None:
 
 
 def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
+    started = time.perf_counter()
     progress(0.0, "locating SAM weights")
     hub = {"cache_dir": settings.hf_cache_dir, "offline": settings.offline, "progress": progress}
     path = fetch_checkpoint(settings.sam_checkpoint, **hub)
@@ -99,7 +105,16 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
     counts = model.parameter_counts()
     merge_adapter(model)  # serving runs plain Linear layers: same masks, no LoRA overhead
     model.to(device).eval()
-    methods, notes = _speed_up(model, settings.encoder_opt)
+    methods, notes = _speed_up(model, settings.encoder_opt, settings.export_cache_dir)
+    log.info(
+        "SAM %s loaded from %s on %s, encoder %s, in %.1f s%s",
+        model_type,
+        path,
+        device.type,
+        "+".join(methods) or "plain fp32",
+        time.perf_counter() - started,
+        "".join(f"; {note}" for note in notes),
+    )
     progress(1.0, "SAM ready")
     return LoadedModel(
         model=model,
@@ -112,7 +127,9 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
     )
 
 
-def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _speed_up(
+    model: SpinalSAM, method: str | None, export_root: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Set the thread pools once, then apply `spinalsam.sam.fast` when asked.
 
     The threads are set even without a speed-up: torch's default inter-op pool only
@@ -120,7 +137,12 @@ def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tu
     run is noted, not fatal.
     """
     try:
-        from spinalsam.sam.fast import auto_method, configure_threads, optimize_encoder
+        from spinalsam.sam.fast import (
+            auto_method,
+            configure_threads,
+            default_cache_dir,
+            optimize_encoder,
+        )
     except ImportError as exc:
         note = f"encoder speed-up {method!r} unavailable: {exc}"
         return (), ((note,) if method not in (None, "none", "auto") else ())
@@ -130,6 +152,6 @@ def _speed_up(model: SpinalSAM, method: str | None) -> tuple[tuple[str, ...], tu
     if not method or method == "none":
         return (), ()
     try:
-        return tuple(optimize_encoder(model.sam, method)), ()
+        return tuple(optimize_encoder(model.sam, method, default_cache_dir(export_root))), ()
     except SamError as exc:
         return (), (f"encoder speed-up {method!r} skipped: {exc}",)

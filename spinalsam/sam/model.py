@@ -30,6 +30,7 @@ from torch import nn
 
 from spinalsam.sam.adapters import adapter_config, load_adapter
 from spinalsam.sam.cbam import CBAM
+from spinalsam.sam.config import ModelType
 from spinalsam.sam.errors import SamError
 from spinalsam.sam.tiny import build_tiny_sam, tiny_img_size
 
@@ -45,7 +46,6 @@ __all__ = [
     "load_sam",
 ]
 
-ModelType = Literal["vit_b", "vit_l", "vit_h", "vit_tiny"]
 LoraTarget = Literal["qkv", "proj"]
 _MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 

@@ -1,7 +1,9 @@
-"""Backend names → factories, so the UI and the CLI pick a segmenter by name.
+"""Segmenter names → factories, so the CLI tools and the app pick a segmenter by name.
 
-A new backend is one line in `BACKENDS`: a name and a zero-argument callable returning a
+A new segmenter is one line in `BACKENDS`: a name and a zero-argument callable returning a
 `Segmenter`. Factories are called lazily so that importing the registry never loads weights.
+Dependencies point one way only: the registry may import `spinalsam.sam` (on use); nothing in
+`spinalsam.sam` imports the registry. The app's automatic choice is `spinalsam.backends`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ __all__ = ["BACKENDS", "create_segmenter"]
 
 
 def _sam() -> Segmenter:
-    """SAM (+ adapter) as configured by SPINALSAM_SAM_CHECKPOINT / SPINALSAM_ADAPTER etc."""
+    """SAM (+ adapter) as the settings (SPINALSAM_SAM_CHECKPOINT, SPINALSAM_ADAPTER…) describe."""
     # Imported on use: torch, peft and segment_anything take seconds to import.
     from spinalsam.sam.backend import create_sam_segmenter
+    from spinalsam.settings import load_settings
 
-    return create_sam_segmenter()
+    return create_sam_segmenter(load_settings().sam)
 
 
 BACKENDS: Mapping[str, Callable[[], Segmenter]] = MappingProxyType(
