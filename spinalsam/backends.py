@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from spinalsam.limits import DEFAULT_BUDGET
 from spinalsam.sam.backend import SamBackend, resolve_backend, shared_backend
 from spinalsam.sam.config import load_settings
 from spinalsam.sam.device import describe_compute, format_compute
 from spinalsam.sam.report import format_parameters
 from spinalsam.segmenters.base import BackendInfo, Segmenter
+from spinalsam.segmenters.bounded import BoundedSegmenter
 from spinalsam.segmenters.registry import create_segmenter
 
 __all__ = ["DefaultBackend", "SamAppBackend", "load_backend"]
@@ -34,7 +36,7 @@ class DefaultBackend:
         self.info = BackendInfo(base.name, base.description, self.reason)
 
     def new_segmenter(self) -> Segmenter:
-        return create_segmenter("default")
+        return _bounded(create_segmenter("default"))
 
     def describe_compute(self) -> str:
         return (
@@ -58,13 +60,18 @@ class SamAppBackend:
     info: BackendInfo
 
     def new_segmenter(self) -> Segmenter:
-        return self.sam.segmenter(reason=self.info.reason)
+        return _bounded(self.sam.segmenter(reason=self.info.reason))
 
     def describe_compute(self) -> str:
         return format_compute(self.sam.segmenter().describe_compute())
 
     def describe_parameters(self) -> str:
         return format_parameters(self.sam.segmenter().describe_parameters())
+
+
+def _bounded(segmenter: Segmenter) -> Segmenter:
+    """Every session segments on at most the budget's pixels per call (see segmenters.bounded)."""
+    return BoundedSegmenter(segmenter, DEFAULT_BUDGET.max_segment_pixels)
 
 
 def _log_progress(fraction: float | None, message: str) -> None:

@@ -25,6 +25,7 @@ from spinalsam.dicomseg import DicomSegError, save_dicom_seg
 from spinalsam.export import save_mask_png, save_nifti
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet
+from spinalsam.limits import DEFAULT_BUDGET
 from spinalsam.measurements import (
     MeasurementError,
     format_measurements,
@@ -36,6 +37,7 @@ from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
 from spinalsam.planes import (
     Plane,
     axis_spacing,
+    display_scale,
     n_slices,
     put_slice,
     slice_image,
@@ -199,14 +201,12 @@ class Session:
         """Display pixels per voxel (x, y) of the current view.
 
         Reformatted planes of volumes with thick slices are stretched to square pixels, as
-        radiology viewers show them; coordinates from clicks and chat are display pixels.
+        radiology viewers show them, on a grid bounded by the budget; coordinates from clicks and
+        chat are display pixels.
         """
         img = self.current
         spacing = slice_spacing(img.ct.spacing, img.plane)
-        if spacing is None:
-            return (1.0, 1.0)
-        finest = min(spacing)
-        return (spacing[0] / finest, spacing[1] / finest)
+        return display_scale(self.slice_shape, spacing, DEFAULT_BUDGET.max_display_side_px)
 
     @property
     def display_shape(self) -> tuple[int, int]:
