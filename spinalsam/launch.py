@@ -5,12 +5,17 @@ Sharing and authentication are opt-in (a clinician demo must never be public by 
 - `SPINALSAM_AUTH="user:password[,user2:password2]"` requires a login;
 - `SPINALSAM_FLAG_DIR` is where collaborators' flags are stored (default `./flagged`);
 - `SPINALSAM_MAX_FILE_SIZE` caps uploads (default `1gb`), `SPINALSAM_CONCURRENCY` the number of
-  requests that run at once (default 2: the model is shared, the CPU has two cores).
+  requests that run at once (default 2: the model is shared, the CPU has two cores);
+- `SPINALSAM_SESSION_TTL_S` overrides the budget's session lifetime (seconds after the last
+  change; default `spinalsam.limits.DEFAULT_BUDGET.session_ttl_s`).
+Every session may have at most `Budget.max_jobs_per_session` requests waiting, the queue holds
+at most `QUEUE_MAX_SIZE`, and logins back off per user name (`spinalsam.guards`).
 `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` are read by Gradio itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -21,6 +26,8 @@ import gradio as gr
 from spinalsam.backends import load_backend
 from spinalsam.commands import Router
 from spinalsam.commands.llm import LLMConfigError
+from spinalsam.guards import LoginGuard, limit_jobs_per_session
+from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.ui import build_app
 
 __all__ = ["create_demo", "launch_options"]
@@ -48,13 +55,28 @@ KEYS_JS = """
 """
 
 _TRUE = {"1", "true", "yes", "on"}
+QUEUE_MAX_SIZE = 64  # requests of all users waiting at once; more get "queue full"
 
 
 def create_demo() -> gr.Blocks:
     flag_dir = Path(os.environ.get("SPINALSAM_FLAG_DIR", "flagged"))
-    demo = build_app(load_backend(), _router(), flag_dir)
+    budget = session_budget(os.environ.get("SPINALSAM_SESSION_TTL_S"))
+    demo = build_app(load_backend(), _router(), flag_dir, budget)
     concurrency = int(os.environ.get("SPINALSAM_CONCURRENCY", "2"))
-    return demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    return guarded_queue(demo, budget, concurrency)
+
+
+def session_budget(ttl_s: str | None, base: Budget = DEFAULT_BUDGET) -> Budget:
+    """The budget, with the session lifetime overridden when a value is given (tests, demos)."""
+    if not ttl_s:
+        return base
+    return dataclasses.replace(base, session_ttl_s=int(ttl_s))
+
+
+def guarded_queue(demo: gr.Blocks, budget: Budget, concurrency: int) -> gr.Blocks:
+    """Gradio's queue, bounded overall and per session, so no user can starve the others."""
+    limit_jobs_per_session(demo, budget.max_jobs_per_session)
+    return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
 
 
 def _router() -> Router:
@@ -76,7 +98,8 @@ def launch_options(env: dict[str, str] | None = None) -> dict[str, Any]:
         "js": KEYS_JS,
     }
     if env.get("SPINALSAM_AUTH"):
-        options["auth"] = _parse_auth(env["SPINALSAM_AUTH"])
+        # A coroutine function: Gradio awaits it, so back-off delays never block the server.
+        options["auth"] = LoginGuard(dict(_parse_auth(env["SPINALSAM_AUTH"]))).check
     return options
 
 

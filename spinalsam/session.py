@@ -151,7 +151,7 @@ class Session:
             if len(paths) > 1 and all(_is_picture(p) for p in paths):
                 cts = [load_ct([p]) for p in sorted(paths, key=lambda p: Path(p).name)]
             else:
-                cts = [load_ct(paths)]
+                cts = [load_ct(paths, workdir=self.workdir)]
         except CTLoadError as exc:
             raise SessionError(f"Could not open the file: {exc}") from exc
         self.images = [_Image.new(ct) for ct in cts]

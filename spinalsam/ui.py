@@ -6,7 +6,9 @@ so buttons, clicks and chat messages all go through `Session.apply` with the sam
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
+import gc
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +22,9 @@ from spinalsam.bundle import load_bundle, save_bundle
 from spinalsam.commands import Router
 from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
+from spinalsam.flags import FlagStore
 from spinalsam.io import SUPPORTED_EXTENSIONS
+from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
 from spinalsam.windowing import PRESETS
@@ -108,12 +112,31 @@ def _parser_description(router: Router) -> str:
     return f"offline first, then DeepSeek-R1 (`{router.llm.config.model}`) when unsure."
 
 
-def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
-    """The whole UI around one shared backend (model) and command router."""
-    flagger = gr.CSVLogger()
+def _end_session(s: Session) -> None:
+    """Free a session's files and memory: Gradio calls this when its state expires or is deleted.
 
-    with gr.Blocks(title="SpinalSAM") as demo:
-        session = gr.State(lambda: Session(backend), delete_callback=Session.close)
+    After the session's arrays are gone, glibc keeps freed heap pages unless asked to return
+    them; malloc_trim makes RSS go back to the baseline instead of staying at its peak.
+    """
+    s.close()
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def build_app(
+    backend: Backend, router: Router, flag_dir: Path, budget: Budget = DEFAULT_BUDGET
+) -> gr.Blocks:
+    """The whole UI around one shared backend (model) and command router.
+
+    Sessions end `budget.session_ttl_s` after their last change (API clients have no heartbeat,
+    so this is what frees them) or as soon as the browser tab closes (`demo.unload`); Gradio's
+    cache of uploaded and generated files is swept on the same schedule (`delete_cache`).
+    """
+    flags = FlagStore(flag_dir, budget)
+    ttl = budget.session_ttl_s
+    with gr.Blocks(title="SpinalSAM", delete_cache=(min(ttl, 600), ttl)) as demo:
+        session = gr.State(lambda: Session(backend), time_to_live=ttl, delete_callback=_end_session)
         gr.Markdown(INTRO)
         gr.Markdown(
             f"**Segmentation backend:** {backend.info.name} — {backend.info.description}"
@@ -358,13 +381,18 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
 
         def on_flag(rate: str, note: str, s: Session):
             def act() -> str:
-                record = s.flag_record(rate, note)  # raises when no image is open
+                limit = budget.max_flag_comment_chars
+                record = s.flag_record(rate, note[:limit])  # raises when no image is open
                 mask = s.apply([ops.Export(format="png")])[0].file
-                # Gradio's logger copies the mask into the flag folder, so the row stays valid.
-                mask_data = {"path": str(mask)} if mask else None
-                flagger.flag([json.dumps(record), mask_data, rate, note])
+                saved = flags.add(rate, note, record, Path(mask).read_bytes() if mask else None)
+                cut = (
+                    f" Your comment was cut to its first {limit} characters."
+                    if saved.truncated
+                    else ""
+                )
                 return (
-                    "Thanks — the result was flagged for review with its prompts, mask and metrics."
+                    "Thanks — the result was flagged for review with its prompts, mask and "
+                    f"metrics.{cut}"
                 )
 
             msg, _ = _guard(act)
@@ -423,9 +451,11 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
         save_btn.click(on_save, [session], [status, download], api_name="save_session")
         bundle_in.upload(on_bundle, [bundle_in, session], view_out, api_name="open_session")
 
-        record = gr.Textbox(label="record", visible=False)
-        mask_file = gr.File(label="mask", visible=False)
-        flagger.setup([record, mask_file, rating, comment], str(flag_dir))
+        def on_unload(request: gr.Request) -> None:
+            """The tab closed: free the session now, not when Gradio's one-hour grace ends."""
+            demo.state_holder.delete_state(request.session_hash)
+
+        demo.unload(on_unload)
     return demo
 
 
