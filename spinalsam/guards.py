@@ -70,7 +70,11 @@ def limit_jobs_per_session(demo: gr.Blocks, max_jobs: int) -> SessionJobLimit:
 
     limit = SessionJobLimit(max_jobs, pending)
     for fn in demo.fns.values():
-        if fn.queue and fn.inputs and fn.validator is None:
+        # A validator gets preprocessed inputs, and preprocessing an upload of a refused file
+        # type fails before the validator runs, turning Gradio's clear "Invalid file type" into
+        # a bare HTTP 400: uploads are left to the queue's overall bound and the upload budget.
+        uploads = any(isinstance(block, gr.File) for block in fn.inputs)
+        if fn.queue and fn.inputs and fn.validator is None and not uploads:
             fn.validator = _validator(limit, len(fn.inputs))
     return limit
 
