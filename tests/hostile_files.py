@@ -160,7 +160,7 @@ def nifti_gz_bomb(tmp: Path, canary: Path) -> list[Path]:
 
 
 def dicom_deflate_bomb(tmp: Path, canary: Path) -> list[Path]:
-    """A deflated DICOM whose dataset inflates to more than the budget (4 GiB of zeros)."""
+    """A deflated DICOM whose dataset inflates to more than the budget (1.1 GiB of zeros)."""
     ds = pydicom.dcmread(CT_SMALL)
     ds.save_as(tmp / "plain.dcm", enforce_file_format=True)
     meta = pydicom.filereader.read_file_meta_info(tmp / "plain.dcm")
@@ -173,7 +173,7 @@ def dicom_deflate_bomb(tmp: Path, canary: Path) -> list[Path]:
     with path.open("wb") as fh:
         fh.write(buf.getvalue())
         zeros = bytes(64 << 20)
-        for _ in range(64):  # 4 GiB
+        for _ in range(18):  # 1.1 GiB, just over the budget
             fh.write(deflater.compress(zeros))
         fh.write(deflater.flush())
     return [path]
