@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import SimpleITK as sitk
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -35,7 +34,7 @@ from attack_harness import (  # noqa: E402 — tests/ holds the shared attack co
     session_intact,
 )
 from gradio_client import handle_file  # noqa: E402
-from hostile_files import ATTACKS, Attack, write_canary  # noqa: E402
+from hostile_files import ATTACKS, Attack, huge_slice, write_canary  # noqa: E402
 
 from spinalsam.limits import DEFAULT_BUDGET  # noqa: E402
 
@@ -52,18 +51,16 @@ def largest_volume(tmp: Path, canary: Path) -> list[Path]:
     return [tmp / "largest.nii.gz"]
 
 
-def huge_slice(server: AttackServer, tmp: Path) -> dict:
-    yy, xx = np.mgrid[:4096, :4096]
-    picture = np.where((yy - 2000) ** 2 + (xx - 1800) ** 2 < 500**2, 220, 30).astype(np.uint8)
-    Image.fromarray(picture).save(tmp / "huge.png")
+def segment_huge_slice(server: AttackServer, tmp: Path) -> dict:
+    path, (x, y) = huge_slice(tmp)
     client = server.client()
     before = server.rss()
-    client.predict([handle_file(str(tmp / "huge.png"))], api_name="/open_files")
+    client.predict([handle_file(str(path))], api_name="/open_files")
     start = time.perf_counter()
-    out = client.predict("add a positive point at (900, 1000) and segment", [], api_name="/chat")
+    out = client.predict(f"add a positive point at ({x}, {y}) and segment", [], api_name="/chat")
     return {
         "name": "segment_4096x4096_slice",
-        "message": out[5][:200],
+        "message": out[5][-120:],
         "seconds": round(time.perf_counter() - start, 2),
         "rss_growth_mb": round((server.rss() - before) / MIB, 1),
     }
@@ -153,7 +150,7 @@ def main() -> None:
         results["uploads"] = [
             run_upload_attack(server, a, work / "files", canary).as_dict() for a in attacks
         ]
-        results["segment"] = huge_slice(server, work)
+        results["segment"] = segment_huge_slice(server, work)
         results["queue"] = flood(server)
         results["login"] = passwords(server, 60 if args.quick else 300)
         results["expiry"] = expiry(server, work, 10 if args.quick else 50)

@@ -356,17 +356,8 @@ class _Loader:
             )
         self.check_volume_size(size, path.name, _PIXEL_BYTES.get(reader.GetPixelID(), 8))
         self.check_spacing(reader.GetSpacing(), path.name)
-        try:
-            img = reader.Execute()
-        except RuntimeError as exc:
-            raise CTLoadError(f"'{path.name}' is damaged or incomplete.") from exc
-        if nonfinite is not None:
-            values = sitk.GetArrayFromImage(img)
-            values[nonfinite.reshape(values.shape)] = np.nan
-            restored = sitk.GetImageFromArray(values)
-            restored.CopyInformation(img)
-            img = restored
-        return _from_sitk(img, is_hu=None, name=path.name)
+        # Passed on without a local name: _from_sitk can free ITK's copy once it has its own.
+        return _from_sitk(_execute(reader, path, nonfinite), is_hu=None, name=path.name)
 
     # --- DICOM -------------------------------------------------------------------------------
 
@@ -391,30 +382,20 @@ class _Loader:
         )
         if first.pixel_spacing:
             self.check_spacing(first.pixel_spacing, series[0].name)
-        try:
-            img = _gdcm_read(series)
-        except RuntimeError as exc:
-            raise CTLoadError(
-                "The DICOM slices could not be combined into one volume: they differ in size or "
-                "some files are damaged or incomplete."
-            ) from exc
-        if first.pixel_spacing is None:
-            img.SetSpacing([1.0] * img.GetDimension())  # GDCM's default; dropped below
-        else:
-            self.check_spacing(img.GetSpacing(), series[0].name)
         name = first.description or archive or series[0].name
         if len(series) > 1:
             name = f"{name} ({len(series)} slices)"
         if note:
             name = f"{name} — {note}"
         ct = _from_sitk(
-            img,
+            _gdcm_read(series),
             is_hu=first.modality == "CT",
             name=name,
             dicom_files=tuple(str(f) for f in series),
         )
-        if first.pixel_spacing is None:  # never present a made-up 1 mm as the file's spacing
-            ct = _without_spacing(ct)
+        if first.pixel_spacing is None:  # never present GDCM's made-up 1 mm as the file's
+            return _without_spacing(ct)
+        self.check_spacing(ct.spacing or (), series[0].name)  # z: from the slice positions
         return ct
 
     # --- zip ---------------------------------------------------------------------------------
@@ -572,15 +553,36 @@ def _dicom_facts(path: Path) -> headers.DicomFacts:
 
 def _gdcm_read(series: list[Path]) -> sitk.Image:
     """GDCM reads the checked files in the given order (one file: ImageFileReader)."""
+    reader: sitk.ImageFileReader | sitk.ImageSeriesReader
     if len(series) == 1:
         reader = sitk.ImageFileReader()
-        reader.SetImageIO("GDCMImageIO")
         reader.SetFileName(str(series[0]))
-        return reader.Execute()
-    reader = sitk.ImageSeriesReader()
+    else:
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames([str(f) for f in series])
     reader.SetImageIO("GDCMImageIO")
-    reader.SetFileNames([str(f) for f in series])
-    return reader.Execute()
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise CTLoadError(
+            "The DICOM slices could not be combined into one volume: they differ in size or "
+            "some files are damaged or incomplete."
+        ) from exc
+
+
+def _execute(reader: sitk.ImageFileReader, path: Path, nonfinite: np.ndarray | None) -> sitk.Image:
+    """Decode a checked NIfTI/MHA/NRRD; voxels ITK zeroed that were NaN/inf become NaN again."""
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise CTLoadError(f"'{path.name}' is damaged or incomplete.") from exc
+    if nonfinite is None:
+        return img
+    values = sitk.GetArrayFromImage(img)
+    values[nonfinite.reshape(values.shape)] = np.nan
+    restored = sitk.GetImageFromArray(values)
+    restored.CopyInformation(img)
+    return restored
 
 
 def _without_spacing(ct: CTImage) -> CTImage:
@@ -680,18 +682,22 @@ def _from_sitk(
 ) -> CTImage:
     """LPS-reoriented CTImage; `is_hu=None` means decide from the values (NIfTI rule above).
 
-    Copies are kept to one float32 volume plus ITK's own image: the budget's voxel limit is set
-    so that this peak stays well under 1 GiB.
+    Memory: callers pass the decoded image without keeping a reference, so ITK's copy is freed
+    as soon as it is reoriented; at most one ITK image (two while reorienting) and the float32
+    volume exist at once. The budget's voxel limit is set so that this peak stays under 1 GiB.
     """
     if img.GetDimension() == 2:
         img = sitk.JoinSeries(img)
     source = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection())
-    img = sitk.DICOMOrient(img, "LPS")
+    if source != "LPS":
+        img = sitk.DICOMOrient(img, "LPS")
     raw = sitk.GetArrayViewFromImage(img)
     if raw.ndim == 4:  # colour DICOM (secondary capture of a render): luma, not HU
         raw = raw[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         is_hu = False
-    pixels = _finite(np.array(raw, dtype=np.float32), name)
+    pixels = np.array(raw, dtype=np.float32)
+    if not np.issubdtype(raw.dtype, np.integer):  # integers are always finite
+        pixels = _finite(pixels, name)
     if is_hu is None:
         is_hu = _looks_like_hu(pixels, raw.dtype)
     if not is_hu and not _is_byte_range(raw):

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from fixtures_ct import synthetic_ct, write_dicom_series, write_zip
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-__all__ = ["ATTACKS", "CANARY_SECRET", "Attack", "write_canary"]
+__all__ = ["ATTACKS", "CANARY_SECRET", "Attack", "huge_slice", "write_canary"]
 
 CANARY_SECRET = b"SPINALSAM-CANARY-7f3a9c-DEEPSEEK_API_KEY=sk-not-a-real-key"
 CT_SMALL = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
@@ -228,6 +228,20 @@ def dicom_mixed_orientations(tmp: Path, canary: Path) -> list[Path]:
 def zip_fails_after_unpack(tmp: Path, canary: Path) -> list[Path]:
     """Unpacks fine (64 MiB of zeros, highly compressible) and then holds no DICOM."""
     return [write_zip(tmp / "junk.zip", {f"{i}.dcm": bytes(16 << 20) for i in range(4)})]
+
+
+def huge_slice(tmp: Path) -> tuple[Path, tuple[int, int]]:
+    """A 4096² CT slice (0.1 mm pixels) and a click on its vertebra, in display pixels (2048²).
+
+    One click on such a slice took 138 s before segmentation was bounded to 1024² pixels.
+    """
+    small = synthetic_ct((1, 512, 512))
+    big = np.repeat(np.repeat(small, 8, axis=1), 8, axis=2)
+    img = sitk.GetImageFromArray(big)
+    img.SetSpacing((0.1, 0.1, 1.0))
+    path = tmp / "huge_slice.nii.gz"
+    sitk.WriteImage(img, str(path), True)
+    return path, (int(0.6 * 4096) // 2, int(0.65 * 4096) // 2)  # the ring's centre
 
 
 @dataclass(frozen=True)
