@@ -239,10 +239,10 @@ def _fragment_count(ds: pydicom.Dataset, path: Path) -> int:
         offset = ds._dict[_PIXEL_TAG].value_tell  # type: ignore[union-attr]
         fh.seek(offset)
         try:
-            count, _ = parse_fragments(fh)
+            count, _ = parse_fragments(fh)  # the first item is the Basic Offset Table
         except (ValueError, struct.error) as exc:
             raise HeaderError(f"'{path.name}' has damaged compressed pixel data.") from exc
-    return int(count)
+    return max(int(count) - 1, 0)
 
 
 _ENCAPSULATED = {

@@ -206,6 +206,11 @@ class _Loader:
 
     # --- checks against the budget, from headers -----------------------------------------
 
+    @property
+    def _max_dicom_bytes(self) -> int:
+        """The most one uncompressed DICOM file can need: one 64-bit slice plus 16 MiB header."""
+        return self.budget.max_side_px**2 * 8 + (16 << 20)
+
     def check_slice_size(self, width: int, height: int, name: str) -> None:
         side = self.budget.max_side_px
         if width > side or height > side:
@@ -369,9 +374,10 @@ class _Loader:
         positions. `archive` names the zip the files came from, for messages and the image name.
         """
         for f in files:
-            self.inflated += headers.inflated_dicom_bytes(
-                f, self.budget.max_decompressed_bytes - self.inflated
-            )
+            left = self.budget.max_decompressed_bytes - self.inflated
+            # pydicom and GDCM each inflate a deflated file whole, in memory: one file may
+            # inflate to at most what its largest possible slice needs.
+            self.inflated += headers.inflated_dicom_bytes(f, min(left, self._max_dicom_bytes))
         series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
         facts = [_dicom_facts(f) for f in series]
         keep, note = headers.consistent_slices(facts, [f.name for f in series])

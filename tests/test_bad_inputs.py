@@ -417,3 +417,13 @@ def test_the_canary_attack_is_real_without_the_header_check(tmp_path: Path) -> N
     assert CANARY_SECRET in leaked
     with pytest.raises(CTLoadError, match="keeps its pixels in another file"):
         load_ct([path])
+
+
+def test_compressed_dicom_announcing_more_frames_than_fragments(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(pydicom.data.get_testdata_file("MR_small_RLE.dcm"))
+    ds.NumberOfFrames = 5
+    ds.save_as(tmp_path / "frames.dcm")
+    with pytest.raises(
+        CTLoadError, match="announces 5 frames but holds compressed data for only 1"
+    ):
+        load_ct([tmp_path / "frames.dcm"])
