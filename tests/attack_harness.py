@@ -109,7 +109,13 @@ class AttackServer:
         return psutil.Process(self.proc.pid).memory_info().rss
 
     def client(self, user: str = "doc") -> Client:
-        return Client(self.url, auth=(user, USERS[user]), verbose=False, download_files=False)
+        return Client(
+            self.url,
+            auth=(user, USERS[user]),
+            verbose=False,
+            download_files=False,
+            httpx_kwargs={"timeout": 120},  # the shared CI machine can be slow to answer
+        )
 
     def leftovers(self) -> list[Path]:
         """Session folders and unpacked archives still on disk (besides the template's)."""
