@@ -32,6 +32,9 @@ __all__ = [
     "consistent_slices",
     "dicom_facts",
     "inflated_dicom_bytes",
+    "metaimage_data_file",
+    "nrrd_data_file",
+    "paired_data_name",
 ]
 
 _HEADER_BYTES = 64 * 1024  # text headers longer than this are not images we accept
@@ -49,12 +52,8 @@ def _text_head(path: Path) -> bytes:
         return fh.read(_HEADER_BYTES)
 
 
-def check_metaimage(path: Path) -> None:
-    """Accept only a MetaImage whose pixels are inside the same file (`ElementDataFile = LOCAL`).
-
-    MetaIO reads `key = value` lines up to `ElementDataFile`; any other value names a file (or a
-    list or pattern of files) on the server, which is exactly the arbitrary-file-read attack.
-    """
+def metaimage_data_file(path: Path) -> str:
+    """The `ElementDataFile` value of a MetaImage header (`LOCAL`: the pixels follow it)."""
     for raw in _text_head(path).split(b"\n"):
         line = raw.decode("latin-1").strip()
         key, sep, value = line.partition("=")
@@ -65,39 +64,70 @@ def check_metaimage(path: Path) -> None:
                 f"'{path.name}' is damaged or not really a MHA file (no valid MetaImage header)."
             )
         if key.strip().lower() == "elementdatafile":
-            if value.strip() != "LOCAL":
-                raise HeaderError(
-                    f"'{path.name}' keeps its pixels in another file ('ElementDataFile = "
-                    f"{value.strip()[:60]}'); only .mha files with the data inside "
-                    "(ElementDataFile = LOCAL) are accepted. Save the image as one .mha or "
-                    ".nii.gz file."
-                )
-            return
+            return value.strip()
     raise HeaderError(
-        f"'{path.name}' has no 'ElementDataFile = LOCAL' line in its header; it is not a "
-        "complete single-file MetaImage."
+        f"'{path.name}' has no 'ElementDataFile' line in its header; it is not a complete "
+        "MetaImage."
     )
+
+
+def check_metaimage(path: Path) -> None:
+    """Accept only a MetaImage whose pixels are inside the same file (`ElementDataFile = LOCAL`).
+
+    MetaIO reads `key = value` lines up to `ElementDataFile`; any other value names a file (or a
+    list or pattern of files) on the server, which is exactly the arbitrary-file-read attack.
+    """
+    value = metaimage_data_file(path)
+    if value != "LOCAL":
+        raise HeaderError(
+            f"'{path.name}' keeps its pixels in another file ('ElementDataFile = {value[:60]}'); "
+            "only .mha files with the data inside (ElementDataFile = LOCAL) are accepted. Save "
+            "the image as one .mha or .nii.gz file, or upload a .mhd header with its data file."
+        )
+
+
+def nrrd_data_file(path: Path) -> str | None:
+    """The `data file:` of a NRRD header, or None when the data is attached to the header."""
+    head = _text_head(path)
+    if not head.startswith(b"NRRD000"):
+        raise HeaderError(f"'{path.name}' is not a valid NRRD file (no NRRD magic).")
+    for raw in head.split(b"\n")[1:]:
+        line = raw.decode("latin-1").strip()
+        if not line:
+            return None  # the blank line ends the header; the data follows in this file
+        if line.startswith("#") or ":=" in line:
+            continue  # comments and key/value pairs do not change where data is read from
+        field, _, value = line.partition(":")
+        if field.strip().lower().replace(" ", "") == "datafile":
+            return value.strip()
+    raise HeaderError(f"'{path.name}' has no complete NRRD header (no blank line ending it).")
 
 
 def check_nrrd(path: Path) -> None:
     """Accept only an attached NRRD: a `data file:` field makes teem read other files."""
-    head = _text_head(path)
-    if not head.startswith(b"NRRD000"):
-        raise HeaderError(f"'{path.name}' is not a valid NRRD file (no NRRD magic).")
-    lines = head.split(b"\n")
-    for raw in lines[1:]:
-        line = raw.decode("latin-1").strip()
-        if not line:
-            return  # the blank line ends the header; the data follows in this file
-        if line.startswith("#") or ":=" in line:
-            continue  # comments and key/value pairs do not change where data is read from
-        field = line.partition(":")[0].strip().lower()
-        if field.replace(" ", "") == "datafile":
-            raise HeaderError(
-                f"'{path.name}' is a detached NRRD header that points to other files; upload "
-                "a single .nrrd with the data attached (or a .nii.gz)."
-            )
-    raise HeaderError(f"'{path.name}' has no complete NRRD header (no blank line ending it).")
+    if nrrd_data_file(path) is not None:
+        raise HeaderError(
+            f"'{path.name}' is a detached NRRD header that points to other files; upload "
+            "a single .nrrd with the data attached (or a .nii.gz), or a .nhdr with its data file."
+        )
+
+
+def paired_data_name(path: Path) -> str | None:
+    """The one data file a detached header (.mhd / .nhdr) names; None when the data is inside.
+
+    Only a plain file name is accepted: the caller then looks it up among the files of the same
+    upload and nowhere else. Paths, lists and file-name patterns are refused.
+    """
+    value = metaimage_data_file(path) if path.suffix.lower() == ".mhd" else nrrd_data_file(path)
+    if value is None or value == "LOCAL":
+        return None
+    plain = value not in (".", "..") and not any(c in value for c in "/\\%:* \t")
+    if not plain or value.upper() == "LIST":
+        raise HeaderError(
+            f"'{path.name}' names its data as '{value[:60]}'; a header may only name one data "
+            "file by its plain file name, uploaded together with it."
+        )
+    return value
 
 
 _NIFTI1_MAGIC = b"n+1\x00"

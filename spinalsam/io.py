@@ -55,17 +55,28 @@ __all__ = [
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _DICOM = (".dcm", ".dicom")
 _VOLUME = (".nii", ".nii.gz", ".mha", ".nrrd")
+_DETACHED_HEADER = (".mhd", ".nhdr")  # headers whose pixels are in a separate data file
+_DETACHED_DATA = (".raw", ".zraw")
 _ARCHIVE = (".zip",)
-SUPPORTED_EXTENSIONS: tuple[str, ...] = RASTER_EXTENSIONS + _DICOM + _VOLUME + _ARCHIVE
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (
+    RASTER_EXTENSIONS + _DICOM + _VOLUME + _DETACHED_HEADER + _DETACHED_DATA + _ARCHIVE
+)
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _SUPPORTED_HINT = (
     "Upload a PNG/JPEG image, a DICOM file, several DICOM files of one series (or a .zip of "
-    "them), or a NIfTI volume (.nii / .nii.gz)."
+    "them), a NIfTI volume (.nii / .nii.gz), a single-file .mha / .nrrd, or a .mhd / .nhdr "
+    "header together with its data file."
 )
 _COPY_CHUNK = 1 << 20
 UNPACK_PREFIX = "unpacked-"  # folders under a session's workdir that hold one unpacked archive
-_IMAGE_IO = {"nifti": "NiftiImageIO", ".mha": "MetaImageIO", ".nrrd": "NrrdImageIO"}
+_IMAGE_IO = {
+    "nifti": "NiftiImageIO",
+    ".mha": "MetaImageIO",
+    ".mhd": "MetaImageIO",
+    ".nrrd": "NrrdImageIO",
+    ".nhdr": "NrrdImageIO",
+}
 _PIXEL_BYTES = {
     sitk.sitkUInt8: 1,
     sitk.sitkInt8: 1,
@@ -184,6 +195,8 @@ class _Loader:
                 "can be opened."
             )
         kinds = [_kind(f) for f in files]
+        if "header" in kinds or "data" in kinds:
+            return self._load_detached(files, kinds)
         if len(files) == 1:
             return self._load_single(files[0], kinds[0])
         if any(kind != "dicom" for kind in kinds):
@@ -364,6 +377,35 @@ class _Loader:
         # Passed on without a local name: _from_sitk can free ITK's copy once it has its own.
         return _from_sitk(_execute(reader, path, nonfinite), is_hu=None, name=path.name)
 
+    def _load_detached(self, files: list[Path], kinds: list[str]) -> CTImage:
+        """A .mhd/.nhdr header, with the data file it names taken from the same upload only.
+
+        The header must name its data by a plain file name (`headers.paired_data_name`); the
+        header and that one uploaded file are placed alone in a fresh folder, so the reader
+        cannot reach any other file whatever the header says.
+        """
+        header = [f for f, k in zip(files, kinds, strict=True) if k == "header"]
+        if len(header) != 1 or len(files) > 2:
+            raise CTLoadError(
+                "Upload one .mhd or .nhdr header together with the one data file it names "
+                "(e.g. scan.mhd + scan.raw), and nothing else."
+            )
+        wanted = headers.paired_data_name(header[0])
+        data = [f for f in files if f != header[0]]
+        if wanted is None:  # the pixels are inside the header file after all
+            if data:
+                raise CTLoadError(f"'{header[0].name}' holds its own pixels; upload it alone.")
+            return self._load_itk_volume(header[0])
+        if [f.name for f in data] != [wanted]:
+            raise CTLoadError(
+                f"'{header[0].name}' keeps its pixels in '{wanted}'; upload that file together "
+                "with the header (only files of the same upload are read)."
+            )
+        with tempfile.TemporaryDirectory(prefix="spinalsam-pair-") as tmp:
+            os.symlink(header[0].resolve(), Path(tmp) / header[0].name)
+            os.symlink(data[0].resolve(), Path(tmp) / wanted)
+            return self._load_itk_volume(Path(tmp) / header[0].name)
+
     # --- DICOM -------------------------------------------------------------------------------
 
     def _load_dicom(self, files: list[Path], archive: str | None = None) -> CTImage:
@@ -453,6 +495,10 @@ def _kind(path: Path) -> str:
         return "raster"
     if suffix in (".mha", ".nrrd"):
         return "itk"
+    if suffix in _DETACHED_HEADER:
+        return "header"
+    if suffix in _DETACHED_DATA:
+        return "data"
     if suffix in _ARCHIVE:
         return "zip"
     if suffix in _DICOM or _has_dicom_magic(path):

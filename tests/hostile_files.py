@@ -73,6 +73,23 @@ def mha_lowercase_key(tmp: Path, canary: Path) -> list[Path]:
     return [path]
 
 
+def mhd_alone(tmp: Path, canary: Path) -> list[Path]:
+    """A detached header uploaded without data, naming the canary by its plain file name."""
+    return _mhd_pair(tmp, canary, canary.name)[:1]
+
+
+def mhd_pair_other_name(tmp: Path, canary: Path) -> list[Path]:
+    """A header + data file, but the header names a `../` path instead of the uploaded file."""
+    return _mhd_pair(tmp, canary, _relative(canary))
+
+
+def _mhd_pair(tmp: Path, canary: Path, target: str) -> list[Path]:
+    (header,) = _mha_referencing(tmp, target, "scan.mhd")
+    data = tmp / "scan.raw"
+    data.write_bytes(bytes(64 * 64))
+    return [header, data]
+
+
 def _nrrd_detached(tmp: Path, target: str) -> list[Path]:
     path = tmp / "scan.nrrd"
     path.write_text(
@@ -260,6 +277,8 @@ ATTACKS: list[Attack] = [
     Attack("mha_proc_environ", mha_environ, r"keeps its pixels in another file", True),
     Attack("mha_list", mha_list, r"keeps its pixels in another file", True),
     Attack("mha_lowercase_key", mha_lowercase_key, r"keeps its pixels in another file", True),
+    Attack("mhd_without_its_data", mhd_alone, r"upload that file together", True),
+    Attack("mhd_pair_naming_a_path", mhd_pair_other_name, r"plain file name", True),
     Attack("nrrd_absolute_reference", nrrd_absolute, r"detached NRRD", True),
     Attack("nrrd_relative_reference", nrrd_relative, r"detached NRRD", True),
     Attack("nifti_pair_header", nifti_pair, r"separate \.img file", True),

@@ -177,3 +177,12 @@ def test_existing_bad_input_suite_through_the_server(server: AttackServer, tmp_p
         sent += 1
     assert sent >= 25
     assert session_intact(client)
+
+
+def test_detached_header_with_its_data_opens(server: AttackServer, tmp_path: Path) -> None:
+    """The legitimate use of a detached header: both files in one upload."""
+    vol = np.zeros((3, 16, 24), np.int16) - 1000
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(tmp_path / "scan.mhd"))
+    files = [handle_file(str(tmp_path / "scan.mhd")), handle_file(str(tmp_path / "scan.raw"))]
+    status = server.client().predict(files, api_name="/open_files")[3]
+    assert "Opened **scan.mhd**: volume 24×16×3" in status
