@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from spinalsam.limits import DEFAULT_BUDGET
 from spinalsam.sam.config import SamSettings
 from spinalsam.sam.errors import SamError
 from spinalsam.sam.hub import (
@@ -29,6 +30,7 @@ from spinalsam.sam.hub import (
 )
 from spinalsam.sam.zerogpu import spaces_module
 from spinalsam.segmenters.base import BackendInfo, Segmenter
+from spinalsam.segmenters.bounded import BoundedSegmenter
 from spinalsam.segmenters.registry import create_segmenter
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ class DefaultBackend:
         self.info = BackendInfo(base.name, base.description, self.reason)
 
     def new_segmenter(self) -> Segmenter:
-        return create_segmenter("default")
+        return _bounded(create_segmenter("default"))
 
     def describe_compute(self) -> str:
         # Imported on demand: only the `check_gpu` operation needs torch with the default backend.
@@ -78,7 +80,7 @@ class SamAppBackend:
     info: BackendInfo
 
     def new_segmenter(self) -> Segmenter:
-        return self.sam.segmenter(reason=self.info.reason)
+        return _bounded(self.sam.segmenter(reason=self.info.reason))
 
     def describe_compute(self) -> str:
         from spinalsam.sam.device import format_compute
@@ -89,6 +91,11 @@ class SamAppBackend:
         from spinalsam.sam.report import format_parameters
 
         return format_parameters(self.sam.segmenter().describe_parameters())
+
+
+def _bounded(segmenter: Segmenter) -> Segmenter:
+    """Every session segments on at most the budget's pixels per call (see segmenters.bounded)."""
+    return BoundedSegmenter(segmenter, DEFAULT_BUDGET.max_segment_pixels)
 
 
 def _log_progress(fraction: float | None, message: str) -> None:

@@ -1,8 +1,11 @@
 """CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), NIfTI, MHA/NRRD.
 
-Every upload is hostile until proven otherwise: sizes are checked from headers before any pixel is
-decoded, zips are unpacked only under names we choose, and every failure becomes a `CTLoadError`
-whose message is shown to the user as is.
+Every upload is hostile until proven otherwise: every size is checked against one `Budget`
+(`spinalsam.limits`) from headers before any pixel is decoded, headers that would make a decoder
+read another file are refused before SimpleITK opens the file (`spinalsam.headers`), each decoder
+is named explicitly (ITK never guesses a format from the content), zips are unpacked only under
+names we choose and deleted at once when they fail to open, and every failure becomes a
+`CTLoadError` whose message is shown to the user as is.
 
 Volumes are reoriented to LPS (x → patient left, y → posterior, z → superior) so that `vol[z]` is
 an axial slice in radiological display without further flips; the file's own orientation is kept
@@ -18,6 +21,7 @@ label maps with ids up to 255) keep their values, others are stretched from min.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
 import shutil
@@ -26,22 +30,20 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
+from spinalsam import headers
+from spinalsam.limits import DEFAULT_BUDGET, Budget
+
 __all__ = [
-    "MAX_FILES",
-    "MAX_FILE_BYTES",
-    "MAX_PIXELS_PER_SLICE",
-    "MAX_SLICES",
-    "MAX_VOXELS",
     "RASTER_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "CTImage",
@@ -50,24 +52,40 @@ __all__ = [
     "load_label_map",
 ]
 
-MAX_FILE_BYTES = 1 << 30  # all uploaded files together, and everything a zip unpacks to
-MAX_PIXELS_PER_SLICE = 8192 * 8192
-MAX_SLICES = 2000
-MAX_VOXELS = 600_000_000  # 2.4 GB as float32: the most one session should hold
-MAX_FILES = MAX_SLICES  # one DICOM file per slice; also caps a zip's entries
-
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _DICOM = (".dcm", ".dicom")
 _VOLUME = (".nii", ".nii.gz", ".mha", ".nrrd")
+_DETACHED_HEADER = (".mhd", ".nhdr")  # headers whose pixels are in a separate data file
+_DETACHED_DATA = (".raw", ".zraw")
 _ARCHIVE = (".zip",)
-SUPPORTED_EXTENSIONS: tuple[str, ...] = RASTER_EXTENSIONS + _DICOM + _VOLUME + _ARCHIVE
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (
+    RASTER_EXTENSIONS + _DICOM + _VOLUME + _DETACHED_HEADER + _DETACHED_DATA + _ARCHIVE
+)
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _SUPPORTED_HINT = (
     "Upload a PNG/JPEG image, a DICOM file, several DICOM files of one series (or a .zip of "
-    "them), or a NIfTI volume (.nii / .nii.gz)."
+    "them), a NIfTI volume (.nii / .nii.gz), a single-file .mha / .nrrd, or a .mhd / .nhdr "
+    "header together with its data file."
 )
 _COPY_CHUNK = 1 << 20
+UNPACK_PREFIX = "unpacked-"  # folders under a session's workdir that hold one unpacked archive
+_IMAGE_IO = {
+    "nifti": "NiftiImageIO",
+    ".mha": "MetaImageIO",
+    ".mhd": "MetaImageIO",
+    ".nrrd": "NrrdImageIO",
+    ".nhdr": "NrrdImageIO",
+}
+_PIXEL_BYTES = {
+    sitk.sitkUInt8: 1,
+    sitk.sitkInt8: 1,
+    sitk.sitkUInt16: 2,
+    sitk.sitkInt16: 2,
+    sitk.sitkUInt32: 4,
+    sitk.sitkInt32: 4,
+    sitk.sitkFloat32: 4,
+}  # anything else counts 8 bytes per value
 
 
 class CTLoadError(ValueError):
@@ -96,16 +114,24 @@ class CTImage:
         return self.volume.shape[0] > 1
 
 
-def load_ct(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
-    """Load one image/volume from one or several uploaded files.
+def load_ct(
+    paths: Sequence[str | os.PathLike[str]],
+    budget: Budget = DEFAULT_BUDGET,
+    workdir: Path | None = None,
+) -> CTImage:
+    """Load one image/volume from one or several uploaded files, within `budget`.
 
-    Several files must all be DICOM slices; a .zip must hold a DICOM series. Raises
-    `CTLoadError` and nothing else, whatever the input.
+    Several files must all be DICOM slices; a .zip must hold a DICOM series. A zip is unpacked
+    under `workdir` (a folder the caller owns and deletes, e.g. the session's) or else a fresh
+    temp folder; after a successful load, archives unpacked earlier under `workdir` are deleted,
+    because the caller replaces its images with this one. Raises `CTLoadError` and nothing else.
     """
     try:
-        return _load(paths)
+        return _Loader(budget, workdir).load(paths)
     except CTLoadError:
         raise
+    except headers.HeaderError as exc:
+        raise CTLoadError(str(exc)) from exc
     except MemoryError as exc:
         raise CTLoadError("This file is too large to open on this server.") from exc
     except Exception as exc:
@@ -117,20 +143,22 @@ def load_ct(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
         ) from exc
 
 
-def load_label_map(path: str | os.PathLike[str], shape: tuple[int, ...]) -> np.ndarray:
+def load_label_map(
+    path: str | os.PathLike[str], shape: tuple[int, ...], budget: Budget = DEFAULT_BUDGET
+) -> np.ndarray:
     """Label ids exactly as stored, on the (Z, Y, X) LPS grid of an image of `shape`.
 
     `load_ct` rescales non-HU data to 0..255 for display; label maps must keep their ids
     (VerSe and others go past 255), so volumes are read again without rescaling.
     """
     path = Path(path)
-    ct = load_ct([path])  # every format, size and safety check, with its messages
+    ct = load_ct([path], budget)  # every format, size and safety check, with its messages
     values = ct.volume
     if _kind(path) in ("nifti", "itk"):
-        image = sitk.ReadImage(str(path))
+        image = _itk_reader(path).Execute()  # the header already passed load_ct's checks
         if image.GetDimension() == 3:
             image = sitk.DICOMOrient(image, "LPS")
-        values = sitk.GetArrayFromImage(image).reshape(ct.volume.shape)
+        values = sitk.GetArrayViewFromImage(image).reshape(ct.volume.shape)
     if values.shape != tuple(shape):
         raise CTLoadError(
             f"'{path.name}' has {values.shape[::-1]} voxels but the image has {tuple(shape)[::-1]} "
@@ -141,32 +169,311 @@ def load_label_map(path: str | os.PathLike[str], shape: tuple[int, ...]) -> np.n
     return values.astype(np.int32)
 
 
-def _load(paths: Sequence[str | os.PathLike[str]]) -> CTImage:
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    if len(paths) == 0:
-        raise CTLoadError(f"No file was given. {_SUPPORTED_HINT}")
-    if len(paths) > MAX_FILES:
-        raise CTLoadError(
-            f"Too many files ({len(paths)}); at most {MAX_FILES} files (slices) can be opened "
-            "at once."
+@dataclass
+class _Loader:
+    """One upload's load: the budget it is checked against, and the bytes it inflated so far."""
+
+    budget: Budget
+    workdir: Path | None
+    inflated: int = field(default=0)
+
+    def load(self, paths: Sequence[str | os.PathLike[str]]) -> CTImage:
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        if len(paths) == 0:
+            raise CTLoadError(f"No file was given. {_SUPPORTED_HINT}")
+        if len(paths) > self.budget.max_files:
+            raise CTLoadError(
+                f"Too many files ({len(paths)}); at most {self.budget.max_files} files (slices) "
+                "can be opened at once."
+            )
+        files = [_checked_file(Path(p)) for p in paths]
+        total = sum(f.stat().st_size for f in files)
+        if total > self.budget.max_upload_bytes:
+            raise CTLoadError(
+                f"The upload is {_gib(total)}; at most {_gib(self.budget.max_upload_bytes)} "
+                "can be opened."
+            )
+        kinds = [_kind(f) for f in files]
+        if "header" in kinds or "data" in kinds:
+            return self._load_detached(files, kinds)
+        if len(files) == 1:
+            return self._load_single(files[0], kinds[0])
+        if any(kind != "dicom" for kind in kinds):
+            raise CTLoadError(
+                "Several files can only be opened together when they are all DICOM slices of "
+                "one series. Open other images one at a time."
+            )
+        return self._load_dicom(files)
+
+    def _load_single(self, path: Path, kind: str) -> CTImage:
+        if kind == "raster":
+            return self._load_raster(path)
+        if kind == "zip":
+            return self._load_zip(path)
+        if kind == "dicom":
+            return self._load_dicom([path])
+        if kind == "nifti":
+            return self._load_itk_volume(path, self._nifti_nonfinite(path))
+        return self._load_itk_volume(path)
+
+    # --- checks against the budget, from headers -----------------------------------------
+
+    @property
+    def _max_dicom_bytes(self) -> int:
+        """The most one uncompressed DICOM file can need: one 64-bit slice plus 16 MiB header."""
+        return self.budget.max_side_px**2 * 8 + (16 << 20)
+
+    def check_slice_size(self, width: int, height: int, name: str) -> None:
+        side = self.budget.max_side_px
+        if width > side or height > side:
+            raise CTLoadError(
+                f"'{name}' is too large ({width} × {height} pixels); images up to {side} × "
+                f"{side} pixels are supported."
+            )
+
+    def check_volume_size(self, size: Sequence[int], name: str, value_bytes: int = 4) -> None:
+        """`size` is ITK's (x, y, z, …) order; checked from the header, before decoding."""
+        if any(s < 1 for s in size):
+            raise CTLoadError(
+                f"'{name}' has an empty dimension (size {list(size)}); it holds no image."
+            )
+        width, height, slices = (*size, 1, 1)[:3]
+        self.check_slice_size(width, height, name)
+        if slices > self.budget.max_slices:
+            raise CTLoadError(
+                f"'{name}' has {slices} slices; at most {self.budget.max_slices} are supported."
+            )
+        voxels = math.prod(int(s) for s in size)
+        if voxels > self.budget.max_voxels:
+            raise CTLoadError(
+                f"'{name}' has {voxels:,} voxels; at most {self.budget.max_voxels:,} are supported."
+            )
+        if voxels * value_bytes > self.budget.max_decompressed_bytes:
+            raise CTLoadError(
+                f"'{name}' holds {_gib(voxels * value_bytes)} of pixel data once decompressed; "
+                f"at most {_gib(self.budget.max_decompressed_bytes)} is supported."
+            )
+
+    def check_spacing(self, spacing: Sequence[float], name: str) -> None:
+        """Spacing outside the budget's range is a broken or hostile header, not a CT."""
+        low, high = self.budget.min_spacing_mm, self.budget.max_spacing_mm
+        for s in spacing:
+            if not (math.isfinite(s) and low <= s <= high):
+                shown = " × ".join(f"{v:.3g}" for v in spacing)
+                raise CTLoadError(
+                    f"'{name}' declares a voxel spacing of {shown} mm; spacings from {low:g} to "
+                    f"{high:g} mm are supported. The header is damaged or not a CT's."
+                )
+
+    # --- PNG / JPEG --------------------------------------------------------------------------
+
+    def _load_raster(self, path: Path) -> CTImage:
+        """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit) and checks PNG CRCs."""
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                self.check_slice_size(width, height, path.name)
+                if img.format == "PNG":
+                    img.verify()  # walks every chunk's CRC without decoding pixels
+            with Image.open(path) as img:
+                pixels = _raster_to_gray(img)
+        except Image.DecompressionBombError as exc:  # Pillow refuses before we see the size
+            side = self.budget.max_side_px
+            raise CTLoadError(
+                f"'{path.name}' is too large; images up to {side} × {side} pixels are supported."
+            ) from exc
+        except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as exc:
+            raise CTLoadError(
+                f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
+                "really a PNG/JPEG."
+            ) from exc
+        return CTImage(
+            volume=pixels[np.newaxis],
+            spacing=None,
+            origin=(0.0, 0.0, 0.0),
+            direction=_IDENTITY,
+            is_hu=False,
+            name=path.name,
         )
-    files = [_checked_file(Path(p)) for p in paths]
-    total = sum(f.stat().st_size for f in files)
-    if total > MAX_FILE_BYTES:
-        raise CTLoadError(
-            f"The upload is {total / 2**30:.1f} GiB; at most {MAX_FILE_BYTES / 2**30:.0f} GiB "
-            "can be opened."
+
+    # --- NIfTI / MHA / NRRD ------------------------------------------------------------------
+
+    def _nifti_nonfinite(self, path: Path) -> np.ndarray | None:
+        """Check a NIfTI file ITK would misread, and find its NaN/inf voxels (None: none).
+
+        ITK's NIfTI reader pads a short file with zeros, treats a 0-sized dimension as 1, reads
+        a `ni1` header's pixels from another file and turns NaN/inf into 0 (which is water in
+        HU): we refuse the first three, and return where the fourth happens, in the file's
+        (…, z, y, x) array order, so those voxels become the minimum instead.
+        """
+        gz = path.name.lower().endswith(".gz")
+        masks: list[np.ndarray] = []
+        try:
+            with gzip.open(path, "rb") if gz else path.open("rb") as fh:
+                raw = fh.read(544)
+                header = _parse_nifti_header(raw, path.name)
+                headers.check_nifti_magic(raw, path.name)
+                # Before decompressing anything more: the declared size is what ITK allocates.
+                self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))
+                voxels = math.prod(header.dims)
+                needed = voxels * header.bitpix // 8
+                float_type = _NIFTI_FLOATS.get(header.datatype)
+                dtype = np.dtype(header.endian + float_type) if float_type else None
+                fh.seek(header.vox_offset)
+                available = 0
+                # Read no more than the header announces, so a gzip bomb cannot keep us busy.
+                while available < needed and (
+                    chunk := fh.read(min(_COPY_CHUNK, needed - available))
+                ):
+                    available += len(chunk)
+                    if dtype is not None:
+                        values = np.frombuffer(chunk, dtype, len(chunk) // dtype.itemsize)
+                        masks.append(~np.isfinite(values))
+                fh.read(_COPY_CHUNK)  # reaches the end of a gzip stream, where its CRC is checked
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CTLoadError(
+                f"'{path.name}' is damaged or incomplete (the compressed data ends early or is "
+                "corrupt)."
+            ) from exc
+        if available < needed:
+            raise CTLoadError(
+                f"'{path.name}' is incomplete: it holds {available} of the {needed} bytes of "
+                "image data its header announces. Please upload the complete file."
+            )
+        if not masks:
+            return None
+        nonfinite = np.concatenate(masks)
+        return nonfinite.reshape(header.dims[::-1]) if nonfinite.any() else None
+
+    def _load_itk_volume(self, path: Path, nonfinite: np.ndarray | None = None) -> CTImage:
+        """NIfTI/MHA/NRRD; `nonfinite` marks voxels ITK zeroed that were NaN/inf in the file."""
+        suffix = path.suffix.lower()
+        if suffix == ".mha":
+            headers.check_metaimage(path)  # before SimpleITK opens the file
+        elif suffix == ".nrrd":
+            headers.check_nrrd(path)
+        reader = _itk_reader(path)
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            raise CTLoadError(
+                f"'{path.name}' could not be read as a medical image: it is damaged or not "
+                f"really a {_format_name(path)} file."
+            ) from exc
+        size = reader.GetSize()
+        if reader.GetDimension() > 3:
+            raise CTLoadError(
+                f"'{path.name}' is a {reader.GetDimension()}-D series (size {list(size)}); only "
+                "2-D images and 3-D volumes are supported. Export a single 3-D volume."
+            )
+        if reader.GetNumberOfComponents() > 1:
+            raise CTLoadError(
+                f"'{path.name}' stores {reader.GetNumberOfComponents()} values per voxel (a "
+                "vector or colour volume); a CT volume stores one value per voxel."
+            )
+        self.check_volume_size(size, path.name, _PIXEL_BYTES.get(reader.GetPixelID(), 8))
+        self.check_spacing(reader.GetSpacing(), path.name)
+        # Passed on without a local name: _from_sitk can free ITK's copy once it has its own.
+        return _from_sitk(_execute(reader, path, nonfinite), is_hu=None, name=path.name)
+
+    def _load_detached(self, files: list[Path], kinds: list[str]) -> CTImage:
+        """A .mhd/.nhdr header, with the data file it names taken from the same upload only.
+
+        The header must name its data by a plain file name (`headers.paired_data_name`); the
+        header and that one uploaded file are placed alone in a fresh folder, so the reader
+        cannot reach any other file whatever the header says.
+        """
+        header = [f for f, k in zip(files, kinds, strict=True) if k == "header"]
+        if len(header) != 1 or len(files) > 2:
+            raise CTLoadError(
+                "Upload one .mhd or .nhdr header together with the one data file it names "
+                "(e.g. scan.mhd + scan.raw), and nothing else."
+            )
+        wanted = headers.paired_data_name(header[0])
+        data = [f for f in files if f != header[0]]
+        if wanted is None:  # the pixels are inside the header file after all
+            if data:
+                raise CTLoadError(f"'{header[0].name}' holds its own pixels; upload it alone.")
+            return self._load_itk_volume(header[0])
+        if [f.name for f in data] != [wanted]:
+            raise CTLoadError(
+                f"'{header[0].name}' keeps its pixels in '{wanted}'; upload that file together "
+                "with the header (only files of the same upload are read)."
+            )
+        with tempfile.TemporaryDirectory(prefix="spinalsam-pair-") as tmp:
+            os.symlink(header[0].resolve(), Path(tmp) / header[0].name)
+            os.symlink(data[0].resolve(), Path(tmp) / wanted)
+            return self._load_itk_volume(Path(tmp) / header[0].name)
+
+    # --- DICOM -------------------------------------------------------------------------------
+
+    def _load_dicom(self, files: list[Path], archive: str | None = None) -> CTImage:
+        """Group files into series with GDCM, keep the largest consistent one, and read it.
+
+        Every header is checked first (`spinalsam.headers`): pixel data matching the declared
+        frames and size, bounded inflation, one orientation and size, distinct evenly spaced
+        positions. `archive` names the zip the files came from, for messages and the image name.
+        """
+        for f in files:
+            left = self.budget.max_decompressed_bytes - self.inflated
+            # pydicom and GDCM each inflate a deflated file whole, in memory: one file may
+            # inflate to at most what its largest possible slice needs.
+            self.inflated += headers.inflated_dicom_bytes(f, min(left, self._max_dicom_bytes))
+        series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
+        facts = [_dicom_facts(f) for f in series]
+        keep, note = headers.consistent_slices(facts, [f.name for f in series])
+        series, facts = [series[i] for i in keep], [facts[i] for i in keep]
+        first = facts[0]
+        self.check_volume_size(
+            (first.columns, first.rows, first.frames * len(series)), series[0].name
         )
-    kinds = [_kind(f) for f in files]
-    if len(files) == 1:
-        return _load_single(files[0], kinds[0])
-    if any(kind != "dicom" for kind in kinds):
-        raise CTLoadError(
-            "Several files can only be opened together when they are all DICOM slices of one "
-            "series. Open other images one at a time."
+        if first.pixel_spacing:
+            self.check_spacing(first.pixel_spacing, series[0].name)
+        name = first.description or archive or series[0].name
+        if len(series) > 1:
+            name = f"{name} ({len(series)} slices)"
+        if note:
+            name = f"{name} — {note}"
+        ct = _from_sitk(
+            _gdcm_read(series),
+            is_hu=first.modality == "CT",
+            name=name,
+            dicom_files=tuple(str(f) for f in series),
         )
-    return _load_dicom(files)
+        if first.pixel_spacing is None:  # never present GDCM's made-up 1 mm as the file's
+            return _without_spacing(ct)
+        self.check_spacing(ct.spacing or (), series[0].name)  # z: from the slice positions
+        return ct
+
+    # --- zip ---------------------------------------------------------------------------------
+
+    def _load_zip(self, path: Path) -> CTImage:
+        """Unpack, load, and delete the unpacked files at once when anything fails."""
+        with self._unpack_folder() as target:
+            files = _unpack_zip(path, target, self.budget)
+            ct = self._load_dicom(files, archive=path.name)
+        return ct
+
+    @contextmanager
+    def _unpack_folder(self) -> Iterator[Path]:
+        parent = self.workdir
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=UNPACK_PREFIX, dir=parent))
+        try:
+            yield target
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        if parent is not None:  # the caller's earlier images are replaced by this one
+            for old in parent.glob(f"{UNPACK_PREFIX}*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _checked_file(path: Path) -> Path:
@@ -188,6 +495,10 @@ def _kind(path: Path) -> str:
         return "raster"
     if suffix in (".mha", ".nrrd"):
         return "itk"
+    if suffix in _DETACHED_HEADER:
+        return "header"
+    if suffix in _DETACHED_DATA:
+        return "data"
     if suffix in _ARCHIVE:
         return "zip"
     if suffix in _DICOM or _has_dicom_magic(path):
@@ -201,46 +512,12 @@ def _has_dicom_magic(path: Path) -> bool:
     return head[128:132] == b"DICM"
 
 
-def _load_single(path: Path, kind: str) -> CTImage:
-    if kind == "raster":
-        return _load_raster(path)
-    if kind == "zip":
-        return _load_dicom(_unpack_zip(path), archive=path.name)
-    if kind == "dicom":
-        return _load_dicom([path])
-    if kind == "nifti":
-        return _load_itk_volume(path, _nifti_nonfinite(path))
-    return _load_itk_volume(path)
-
-
-# --- PNG / JPEG ------------------------------------------------------------------------------
-
-
-def _load_raster(path: Path) -> CTImage:
-    """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit) and checks PNG CRCs."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if img.format == "PNG" and width * height <= MAX_PIXELS_PER_SLICE:
-                img.verify()  # walks every chunk's CRC without decoding pixels
-        _check_slice_size(width, height, path.name)
-        with Image.open(path) as img:
-            pixels = _raster_to_gray(img)
-    except Image.DecompressionBombError as exc:
-        raise _too_large_slice(path.name) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as exc:
-        raise CTLoadError(
-            f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
-            "really a PNG/JPEG."
-        ) from exc
-    return CTImage(
-        volume=pixels[np.newaxis],
-        spacing=None,
-        origin=(0.0, 0.0, 0.0),
-        direction=_IDENTITY,
-        is_hu=False,
-        name=path.name,
-    )
+def _itk_reader(path: Path) -> sitk.ImageFileReader:
+    """A reader bound to the format its extension names: ITK must never pick an IO by content."""
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(_IMAGE_IO[_kind(path) if _kind(path) == "nifti" else path.suffix.lower()])
+    reader.SetFileName(str(path))
+    return reader
 
 
 def _raster_to_gray(img: Image.Image) -> np.ndarray:
@@ -250,7 +527,7 @@ def _raster_to_gray(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32)
 
 
-# --- NIfTI / MHA / NRRD ----------------------------------------------------------------------
+# --- NIfTI header ----------------------------------------------------------------------------
 
 
 class _NiftiHeader(NamedTuple):
@@ -262,48 +539,6 @@ class _NiftiHeader(NamedTuple):
 
 
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32/float64
-
-
-def _nifti_nonfinite(path: Path) -> np.ndarray | None:
-    """Check a NIfTI file ITK would misread, and find its NaN/inf voxels (None: there are none).
-
-    ITK's NIfTI reader pads a short file with zeros, treats a 0-sized dimension as 1 and turns
-    NaN/inf into 0 (which is water in HU): we refuse the first two, and return where the third
-    happens, in the file's (…, z, y, x) array order, so those voxels become the minimum instead.
-    """
-    gz = path.name.lower().endswith(".gz")
-    masks: list[np.ndarray] = []
-    try:
-        with gzip.open(path, "rb") if gz else path.open("rb") as fh:
-            header = _parse_nifti_header(fh.read(544), path.name)
-            _check_volume_size(header.dims, path.name)  # before decompressing anything more
-            voxels = int(np.prod(header.dims, dtype=np.int64))
-            needed = voxels * header.bitpix // 8
-            float_type = _NIFTI_FLOATS.get(header.datatype)
-            dtype = np.dtype(header.endian + float_type) if float_type else None
-            fh.seek(header.vox_offset)
-            available = 0
-            # Read no more than the header announces, so a gzip bomb cannot keep us busy.
-            while available < needed and (chunk := fh.read(min(_COPY_CHUNK, needed - available))):
-                available += len(chunk)
-                if dtype is not None:
-                    values = np.frombuffer(chunk, dtype, len(chunk) // dtype.itemsize)
-                    masks.append(~np.isfinite(values))
-            fh.read(_COPY_CHUNK)  # reaches the end of a gzip stream, where its CRC is checked
-    except (OSError, EOFError, zlib.error) as exc:
-        raise CTLoadError(
-            f"'{path.name}' is damaged or incomplete (the compressed data ends early or is "
-            "corrupt)."
-        ) from exc
-    if available < needed:
-        raise CTLoadError(
-            f"'{path.name}' is incomplete: it holds {available} of the {needed} bytes of image "
-            "data its header announces. Please upload the complete file."
-        )
-    if not masks:
-        return None
-    nonfinite = np.concatenate(masks)
-    return nonfinite.reshape(header.dims[::-1]) if nonfinite.any() else None
 
 
 def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
@@ -327,82 +562,11 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
     return _NiftiHeader(dims, datatype, bitpix, max(offset, 348), endian)
 
 
-def _load_itk_volume(path: Path, nonfinite: np.ndarray | None = None) -> CTImage:
-    """NIfTI/MHA/NRRD; `nonfinite` marks voxels ITK zeroed that were NaN/inf in the file."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise CTLoadError(
-            f"'{path.name}' could not be read as a medical image: it is damaged or not really "
-            f"a {_format_name(path)} file."
-        ) from exc
-    size = reader.GetSize()
-    if reader.GetDimension() > 3:
-        raise CTLoadError(
-            f"'{path.name}' is a {reader.GetDimension()}-D series (size {list(size)}); only "
-            "2-D images and 3-D volumes are supported. Export a single 3-D volume."
-        )
-    if reader.GetNumberOfComponents() > 1:
-        raise CTLoadError(
-            f"'{path.name}' stores {reader.GetNumberOfComponents()} values per voxel (a vector "
-            "or colour volume); a CT volume stores one value per voxel."
-        )
-    _check_volume_size(size, path.name)
-    try:
-        img = reader.Execute()
-    except RuntimeError as exc:
-        raise CTLoadError(f"'{path.name}' is damaged or incomplete.") from exc
-    if nonfinite is not None:
-        values = sitk.GetArrayFromImage(img)
-        values[nonfinite.reshape(values.shape)] = np.nan
-        restored = sitk.GetImageFromArray(values)
-        restored.CopyInformation(img)
-        img = restored
-    return _from_sitk(img, is_hu=None, name=path.name)
-
-
 def _format_name(path: Path) -> str:
     return "NIfTI" if _kind(path) == "nifti" else path.suffix.lstrip(".").upper()
 
 
 # --- DICOM -----------------------------------------------------------------------------------
-
-
-def _load_dicom(files: list[Path], archive: str | None = None) -> CTImage:
-    """Group files into series with GDCM, keep the largest, and read it in GDCM's slice order.
-
-    `archive` names the zip the files came from, for messages and the image name.
-    """
-    series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
-    header = _dicom_header(series[0])
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(series[0]))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise CTLoadError(
-            f"'{series[0].name}' could not be read: the DICOM file is damaged or incomplete."
-        ) from exc
-    width, height, frames = (*reader.GetSize(), 1)[:3]
-    _check_volume_size((width, height, frames * len(series)), series[0].name)
-    try:
-        img = reader.Execute() if len(series) == 1 else sitk.ReadImage([str(f) for f in series])
-    except RuntimeError as exc:
-        raise CTLoadError(
-            "The DICOM slices could not be combined into one volume: they differ in size or "
-            "some files are damaged or incomplete."
-        ) from exc
-    name = str(header.get("SeriesDescription", "") or "").strip() or archive or series[0].name
-    if len(series) > 1:
-        name = f"{name} ({len(series)} slices)"
-    return _from_sitk(
-        img,
-        is_hu=str(header.get("Modality", "")).upper() == "CT",
-        name=name,
-        dicom_files=tuple(str(f) for f in series),
-    )
 
 
 def _largest_series(files: list[Path], archive: str | None) -> list[Path]:
@@ -422,41 +586,78 @@ def _largest_series(files: list[Path], archive: str | None) -> list[Path]:
     return [links[f] for f in max(groups, key=len)]
 
 
-def _dicom_header(path: Path) -> pydicom.Dataset:
-    """The header without pixel data; tells a non-DICOM file from a DICOM without an image."""
+def _dicom_facts(path: Path) -> headers.DicomFacts:
+    """The checked header; tells a non-DICOM file from a DICOM without an image."""
     try:
-        ds = pydicom.dcmread(path, defer_size="1 KB", force=True)
-        has_pixels = any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    except Exception as exc:
-        # force=True parses arbitrary bytes, and garbage fails in many different ways.
-        raise CTLoadError(f"'{path.name}' is not a valid DICOM file. {_SUPPORTED_HINT}") from exc
-    if not has_pixels:
-        if _has_dicom_magic(path) or "SOPClassUID" in ds:
+        facts = headers.dicom_facts(path)
+    except headers.HeaderError as exc:
+        hint = f" {_SUPPORTED_HINT}" if "not a valid" in str(exc) else ""
+        raise CTLoadError(f"{exc}{hint}") from exc
+    if not facts.has_pixels:
+        if _has_dicom_magic(path) or facts.looks_like_dicom:
             raise CTLoadError(
                 f"'{path.name}' is a DICOM file without image (pixel) data, e.g. a report or "
                 "a structured document; upload the image slices instead."
             )
         raise CTLoadError(f"'{path.name}' is not a valid DICOM file. {_SUPPORTED_HINT}")
-    return ds
+    return facts
+
+
+def _gdcm_read(series: list[Path]) -> sitk.Image:
+    """GDCM reads the checked files in the given order (one file: ImageFileReader)."""
+    reader: sitk.ImageFileReader | sitk.ImageSeriesReader
+    if len(series) == 1:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(series[0]))
+    else:
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames([str(f) for f in series])
+    reader.SetImageIO("GDCMImageIO")
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise CTLoadError(
+            "The DICOM slices could not be combined into one volume: they differ in size or "
+            "some files are damaged or incomplete."
+        ) from exc
+
+
+def _execute(reader: sitk.ImageFileReader, path: Path, nonfinite: np.ndarray | None) -> sitk.Image:
+    """Decode a checked NIfTI/MHA/NRRD; voxels ITK zeroed that were NaN/inf become NaN again."""
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise CTLoadError(f"'{path.name}' is damaged or incomplete.") from exc
+    if nonfinite is None:
+        return img
+    values = sitk.GetArrayFromImage(img)
+    values[nonfinite.reshape(values.shape)] = np.nan
+    restored = sitk.GetImageFromArray(values)
+    restored.CopyInformation(img)
+    return restored
+
+
+def _without_spacing(ct: CTImage) -> CTImage:
+    return CTImage(
+        volume=ct.volume,
+        spacing=None,
+        origin=ct.origin,
+        direction=ct.direction,
+        is_hu=ct.is_hu,
+        name=ct.name,
+        source_orientation=ct.source_orientation,
+        dicom_files=ct.dicom_files,
+    )
 
 
 # --- zip -------------------------------------------------------------------------------------
 
 
-def _unpack_zip(path: Path) -> list[Path]:
-    """Unpack to a fresh folder under names we choose, so no entry can point anywhere else.
-
-    The folder is kept (not deleted) because `CTImage.dicom_files` refers to its files.
-    """
+def _unpack_zip(path: Path, target: Path, budget: Budget) -> list[Path]:
+    """Unpack into `target` under names we choose, so no entry can point anywhere else."""
     try:
         with zipfile.ZipFile(path) as zf:
-            members = _checked_members(zf, path.name)
-            target = Path(tempfile.mkdtemp(prefix="spinalsam-zip-"))
-            try:
-                return _extract(zf, members, target)
-            except BaseException:
-                shutil.rmtree(target, ignore_errors=True)
-                raise
+            return _extract(zf, _checked_members(zf, path.name, budget), target, budget)
     except NotImplementedError as exc:
         raise CTLoadError(
             f"'{path.name}' uses a zip compression method this server cannot unpack; please "
@@ -466,10 +667,12 @@ def _unpack_zip(path: Path) -> list[Path]:
         raise CTLoadError(f"'{path.name}' is not a readable zip archive (damaged?).") from exc
 
 
-def _checked_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
+def _checked_members(zf: zipfile.ZipFile, name: str, budget: Budget) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
-    if len(infos) > MAX_FILES:
-        raise CTLoadError(f"'{name}' holds {len(infos)} entries; at most {MAX_FILES} are allowed.")
+    if len(infos) > budget.max_files:
+        raise CTLoadError(
+            f"'{name}' holds {len(infos)} entries; at most {budget.max_files} are allowed."
+        )
     members = []
     for info in infos:
         if info.is_dir():
@@ -486,18 +689,20 @@ def _checked_members(zf: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
         if entry.parts[0] != "__MACOSX" and not entry.name.startswith("."):
             members.append(info)
     declared = sum(info.file_size for info in members)
-    if declared > MAX_FILE_BYTES:
+    if declared > budget.max_decompressed_bytes:
         raise CTLoadError(
-            f"'{name}' would unpack to {declared / 2**30:.1f} GiB; at most "
-            f"{MAX_FILE_BYTES / 2**30:.0f} GiB is allowed."
+            f"'{name}' would unpack to {_gib(declared)}; at most "
+            f"{_gib(budget.max_decompressed_bytes)} is allowed."
         )
     if not members:
         raise CTLoadError(f"'{name}' is empty: it holds no DICOM files.")
     return members
 
 
-def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path) -> list[Path]:
-    budget = MAX_FILE_BYTES  # re-counted while unpacking: declared sizes can lie
+def _extract(
+    zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path, budget: Budget
+) -> list[Path]:
+    left = budget.max_decompressed_bytes  # re-counted while unpacking: declared sizes can lie
     out = []
     for i, info in enumerate(members):
         # One folder per entry keeps the entry's own (sanitised) name for messages.
@@ -505,11 +710,11 @@ def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path) 
         dest.parent.mkdir()
         with zf.open(info) as src, dest.open("wb") as dst:
             while chunk := src.read(_COPY_CHUNK):
-                budget -= len(chunk)
-                if budget < 0:
+                left -= len(chunk)
+                if left < 0:
                     raise CTLoadError(
-                        f"The zip unpacks to more than {MAX_FILE_BYTES / 2**30:.0f} GiB and was "
-                        "not opened."
+                        f"The zip unpacks to more than {_gib(budget.max_decompressed_bytes)} "
+                        "and was not opened."
                     )
                 dst.write(chunk)
         out.append(dest)
@@ -524,47 +729,27 @@ def _safe_name(entry: str) -> str:
 # --- shared ----------------------------------------------------------------------------------
 
 
-def _check_slice_size(width: int, height: int, name: str) -> None:
-    if width * height > MAX_PIXELS_PER_SLICE:
-        raise _too_large_slice(name, width, height)
-
-
-def _too_large_slice(name: str, width: int | None = None, height: int | None = None) -> CTLoadError:
-    side = int(MAX_PIXELS_PER_SLICE**0.5)
-    size = f" ({width} × {height} pixels)" if width else ""
-    return CTLoadError(
-        f"'{name}' is too large{size}; images up to {side} × {side} pixels are supported."
-    )
-
-
-def _check_volume_size(size: Sequence[int], name: str) -> None:
-    """`size` is ITK's (x, y, z, …) order; checked from the header, before decoding."""
-    if any(s < 1 for s in size):
-        raise CTLoadError(
-            f"'{name}' has an empty dimension (size {list(size)}); it holds no image."
-        )
-    width, height, slices = (*size, 1, 1)[:3]
-    _check_slice_size(width, height, name)
-    if slices > MAX_SLICES:
-        raise CTLoadError(f"'{name}' has {slices} slices; at most {MAX_SLICES} are supported.")
-    voxels = int(np.prod(size, dtype=np.int64))
-    if voxels > MAX_VOXELS:
-        raise CTLoadError(f"'{name}' has {voxels:,} voxels; at most {MAX_VOXELS:,} are supported.")
-
-
 def _from_sitk(
     img: sitk.Image, *, is_hu: bool | None, name: str, dicom_files: tuple[str, ...] = ()
 ) -> CTImage:
-    """LPS-reoriented CTImage; `is_hu=None` means decide from the values (NIfTI rule above)."""
+    """LPS-reoriented CTImage; `is_hu=None` means decide from the values (NIfTI rule above).
+
+    Memory: callers pass the decoded image without keeping a reference, so ITK's copy is freed
+    as soon as it is reoriented; at most one ITK image (two while reorienting) and the float32
+    volume exist at once. The budget's voxel limit is set so that this peak stays under 1 GiB.
+    """
     if img.GetDimension() == 2:
         img = sitk.JoinSeries(img)
     source = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(img.GetDirection())
-    img = sitk.DICOMOrient(img, "LPS")
-    raw = sitk.GetArrayFromImage(img)
+    if source != "LPS":
+        img = sitk.DICOMOrient(img, "LPS")
+    raw = sitk.GetArrayViewFromImage(img)
     if raw.ndim == 4:  # colour DICOM (secondary capture of a render): luma, not HU
         raw = raw[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
         is_hu = False
-    pixels = _finite(raw.astype(np.float32), name)
+    pixels = np.array(raw, dtype=np.float32)
+    if not np.issubdtype(raw.dtype, np.integer):  # integers are always finite
+        pixels = _finite(pixels, name)
     if is_hu is None:
         is_hu = _looks_like_hu(pixels, raw.dtype)
     if not is_hu and not _is_byte_range(raw):
@@ -592,13 +777,14 @@ def _is_byte_range(raw: np.ndarray) -> bool:
 
 
 def _finite(pixels: np.ndarray, name: str) -> np.ndarray:
-    """NaN/inf voxels (masked-out regions in NIfTI) become the lowest real value."""
+    """NaN/inf voxels (masked-out regions in NIfTI) become the lowest real value, in place."""
     finite = np.isfinite(pixels)
     if finite.all():
         return pixels
     if not finite.any():
         raise CTLoadError(f"'{name}' holds no valid values (every voxel is NaN or infinite).")
-    return np.where(finite, pixels, pixels[finite].min()).astype(np.float32)
+    pixels[~finite] = pixels[finite].min()
+    return pixels
 
 
 def _to_byte_range(pixels: np.ndarray) -> np.ndarray:

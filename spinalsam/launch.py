@@ -2,7 +2,9 @@
 process, and Gradio's launch options.
 
 Sharing and authentication are opt-in (a clinician demo must never be public by accident); every
-variable is a field of `spinalsam.settings.Settings` and listed in the README.
+variable is a field of `spinalsam.settings.Settings` and listed in the README. Every session may
+have at most `Budget.max_jobs_per_session` requests waiting, the queue holds at most
+`QUEUE_MAX_SIZE`, and logins back off per user name (`spinalsam.guards`).
 `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` are read by Gradio itself.
 """
 
@@ -16,16 +18,27 @@ from spinalsam.assets import APP_CSS
 from spinalsam.backends import load_backend
 from spinalsam.commands import Router
 from spinalsam.commands.llm import LLMParser
+from spinalsam.guards import LoginGuard, limit_jobs_per_session
+from spinalsam.limits import Budget
 from spinalsam.settings import Settings
 from spinalsam.ui import build_app
 
-__all__ = ["create_demo", "launch_options"]
+__all__ = ["QUEUE_MAX_SIZE", "create_demo", "guarded_queue", "launch_options"]
+
+QUEUE_MAX_SIZE = 64  # requests of all users waiting at once; more get "queue full"
 
 
 def create_demo(settings: Settings) -> gr.Blocks:
     """The app for `settings`: the backend is chosen (and SAM loaded) before the UI is built."""
-    demo = build_app(load_backend(settings.sam), _router(settings), settings.flag_dir)
-    return demo.queue(default_concurrency_limit=settings.concurrency, max_size=64)
+    budget = settings.budget
+    demo = build_app(load_backend(settings.sam), _router(settings), settings.flag_dir, budget)
+    return guarded_queue(demo, budget, settings.concurrency)
+
+
+def guarded_queue(demo: gr.Blocks, budget: Budget, concurrency: int) -> gr.Blocks:
+    """Gradio's queue, bounded overall and per session, so no user can starve the others."""
+    limit_jobs_per_session(demo, budget.max_jobs_per_session)
+    return demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX_SIZE)
 
 
 def _router(settings: Settings) -> Router:
@@ -43,5 +56,6 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "css": APP_CSS,  # layout only; the image panel brings its own CSS and JS
     }
     if settings.auth_pairs:
-        options["auth"] = settings.auth_pairs
+        # A coroutine function: Gradio awaits it, so back-off delays never block the server.
+        options["auth"] = LoginGuard(dict(settings.auth_pairs)).check
     return options

@@ -3,8 +3,15 @@ segment call, chat) is checked against.
 
 SpinalSAM runs as a public web service on 2 CPU cores and a few GiB of memory per process, so
 every number here is chosen so that one hostile input costs well under 1 GiB of memory and a
-few seconds of CPU, while a real clinical CT (512² × up to ~1000 slices) still opens. Numbers
+few seconds of CPU, while a real clinical CT (512² × up to 512 slices) still opens. Numbers
 are in voxels, bytes and millimetres, never in "whatever the file says".
+
+Where each limit is enforced: `spinalsam.io` (upload, zip, DICOM series, NIfTI/MHA/NRRD, ground
+truth: everything from headers, before pixels are decoded), `spinalsam.planes.display_scale`
+(display grid), `spinalsam.segmenters.bounded` (pixels per segment call), `spinalsam.flags`
+(comment length), `spinalsam.ui` (session lifetime), `spinalsam.guards` (jobs per session), and
+the bundle validation. The README's "Security and resource limits" table explains each number;
+`bench/attacks.py` measures what the attacks of issue 12 cost under this budget.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ class Budget:
     max_upload_bytes: int = 1 << 30
     max_decompressed_bytes: int = 1 << 30
     max_files: int = 2000  # files of one upload / entries of one zip (one DICOM file per slice)
-    # Volumes: 512 × 512 × 640 voxels = 0.67 GB as float32, the most one session may hold.
-    max_voxels: int = 512 * 512 * 640
+    # Volumes: 512 × 512 × 512 voxels = 0.54 GB as float32 (+ 0.27 GB uint16 labels once
+    # painted), the most one session may hold. Measured (bench/attacks.py): 512 × 512 × 640
+    # peaked at +1.44 GB RSS while loading, over the 1 GB a single upload may cost.
+    max_voxels: int = 512 * 512 * 512
     max_slices: int = 2000
     max_side_px: int = 4096  # longest side of one stored slice
     # Spacing outside this range is a broken or hostile header, not a CT.

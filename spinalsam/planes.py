@@ -19,6 +19,7 @@ __all__ = [
     "PLANES",
     "Plane",
     "axis_spacing",
+    "display_scale",
     "n_slices",
     "put_slice",
     "slice_image",
@@ -70,6 +71,27 @@ def slice_spacing(
         return None
     sx, sy, sz = spacing_xyz
     return {"axial": (sx, sy), "coronal": (sx, sz), "sagittal": (sy, sz)}[_plane(plane)]
+
+
+def display_scale(
+    shape: tuple[int, int], spacing_xy: tuple[float, float] | None, max_side: int
+) -> tuple[float, float]:
+    """Display pixels per voxel (x, y) of a (rows, cols) slice: square pixels, bounded grid.
+
+    Radiology viewers stretch reformatted planes of thick-slice volumes so pixels are square;
+    the stretch is the spacing ratio, which a hostile header can make 1000:1 or more, so the
+    result is then scaled down until the longer side fits `max_side` (the budget's display grid)
+    and never below one pixel. Memory for the displayed view is thus bounded by max_side².
+    """
+    fx, fy = (1.0, 1.0)
+    if spacing_xy is not None:
+        finest = min(spacing_xy)
+        fx, fy = spacing_xy[0] / finest, spacing_xy[1] / finest
+    rows, cols = shape
+    longest = max(rows * fy, cols * fx)
+    if longest > max_side:
+        fx, fy = fx * max_side / longest, fy * max_side / longest
+    return max(fx, 1.0 / cols), max(fy, 1.0 / rows)
 
 
 def axis_spacing(

@@ -34,6 +34,7 @@ from spinalsam.export import (
 )
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet, label_color
+from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.measurements import (
     LabelMeasurement,
     MeasurementError,
@@ -46,6 +47,7 @@ from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
 from spinalsam.planes import (
     Plane,
     axis_spacing,
+    display_scale,
     n_slices,
     put_slice,
     slice_image,
@@ -140,8 +142,11 @@ class Session:
     turns widgets into operations and shows the result.
     """
 
-    def __init__(self, backend: Backend, workdir: Path | None = None) -> None:
+    def __init__(
+        self, backend: Backend, workdir: Path | None = None, budget: Budget = DEFAULT_BUDGET
+    ) -> None:
         self.backend = backend
+        self.budget = budget  # the one resource budget every input of this session is held to
         self.segmenter = backend.new_segmenter()
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spinalsam-"))
@@ -184,9 +189,9 @@ class Session:
             raise SessionError("No file was uploaded.")
         try:
             if len(paths) > 1 and all(_is_picture(p) for p in paths):
-                cts = [load_ct([p]) for p in sorted(paths, key=lambda p: Path(p).name)]
+                cts = [load_ct([p], self.budget) for p in sorted(paths, key=lambda p: Path(p).name)]
             else:
-                cts = [load_ct(paths)]
+                cts = [load_ct(paths, self.budget, self.workdir)]
         except CTLoadError as exc:
             raise SessionError(f"Could not open the file: {exc}") from exc
         self._reset([_Image.new(ct) for ct in cts])
@@ -195,7 +200,7 @@ class Session:
     def _open_bundle(self, path: Path) -> str:
         """Replace the state by a saved one, validated completely before anything changes."""
         try:
-            saved = bundle.read_bundle(path, self.workdir)
+            saved = bundle.read_bundle(path, self.workdir, self.budget)
         except bundle.BundleError as exc:
             raise SessionError(
                 f"That session bundle was refused ({exc}); your current work is unchanged."
@@ -261,15 +266,13 @@ class Session:
         """Display pixels per voxel (x, y) of the current view.
 
         Reformatted planes of volumes with thick slices are stretched to square millimetres, as
-        radiology viewers show them. Only the picture is stretched: prompts (clicks, chat
-        coordinates) always use the slice's own pixel grid (`slice_shape`).
+        radiology viewers show them, on a grid bounded by the budget. Only the picture is
+        stretched: prompts (clicks, chat coordinates) always use the slice's own pixel grid
+        (`slice_shape`).
         """
         img = self.current
         spacing = slice_spacing(img.ct.spacing, img.plane)
-        if spacing is None:
-            return (1.0, 1.0)
-        finest = min(spacing)
-        return (spacing[0] / finest, spacing[1] / finest)
+        return display_scale(self.slice_shape, spacing, self.budget.max_display_side_px)
 
     @property
     def display_shape(self) -> tuple[int, int]:
@@ -882,7 +885,7 @@ class Session:
         if not img.labels.any():
             raise SessionError("There is no mask to compare yet: segment something first.")
         try:
-            gt_labels = load_label_map(paths[0], img.ct.volume.shape)
+            gt_labels = load_label_map(paths[0], img.ct.volume.shape, self.budget)
         except CTLoadError as exc:
             raise SessionError(f"Could not use the ground truth: {exc}") from exc
         gt = gt_labels > 0

@@ -113,9 +113,17 @@ class Settings(BaseSettings):
     # --- serving ---
     share: bool = _env("SPINALSAM_SHARE", False, "`1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`")
     auth: SecretStr | None = _env(
-        "SPINALSAM_AUTH", None, "`user:password[,user2:password2]`; unset: no login"
+        "SPINALSAM_AUTH",
+        None,
+        "`user:password[,user2:password2]`; unset: no login. 5 wrong passwords in a row lock the "
+        "user name for 30 s, doubling up to 15 min",
     )
-    flag_dir: Path = _env("SPINALSAM_FLAG_DIR", Path("flagged"), "a folder for flagged results")
+    flag_dir: Path = _env(
+        "SPINALSAM_FLAG_DIR",
+        Path("flagged"),
+        "a folder for flagged results: one SQLite file; `python -m spinalsam.flags DIR out.csv` "
+        "exports CSV + mask PNGs",
+    )
     max_file_size: ByteSize = _env(
         "SPINALSAM_MAX_FILE_SIZE",
         ByteSize(DEFAULT_BUDGET.max_upload_bytes),
@@ -128,8 +136,9 @@ class Settings(BaseSettings):
     session_ttl_s: int = _env(
         "SPINALSAM_SESSION_TTL_S",
         DEFAULT_BUDGET.session_ttl_s,
-        "seconds ≥ 60 a session's state and files are kept after its last change",
-        ge=60,
+        "seconds ≥ 10 a session's state and files are kept after its last change (a closed tab "
+        "frees them at once)",
+        ge=10,
     )
     # --- chat LLM (DeepSeek, OpenAI-compatible) ---
     deepseek_api_key: SecretStr | None = _env(

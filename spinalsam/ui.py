@@ -7,8 +7,10 @@ so buttons, clicks and chat messages all go through the same operations.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import html
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,9 @@ from spinalsam.commands import Router
 from spinalsam.commands.display import inert_block
 from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
+from spinalsam.flags import FlagStore
 from spinalsam.io import SUPPORTED_EXTENSIONS
+from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
 from spinalsam.viewer import encode_view, image_panel
@@ -183,12 +187,33 @@ def _event_op(data: Any) -> ops.ClickImage | ops.DrawBox:
         raise SessionError("That click lies outside the image or could not be read.") from exc
 
 
-def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
-    """The whole UI around one shared backend (model) and command router."""
-    flagger = gr.CSVLogger()
+def _end_session(s: Session) -> None:
+    """Free a session's files and memory: Gradio calls this when its state expires or is deleted.
 
-    with gr.Blocks(title="SpinalSAM") as demo:
-        session = gr.State(lambda: Session(backend), delete_callback=Session.close)
+    After the session's arrays are gone, glibc keeps freed heap pages unless asked to return
+    them; malloc_trim makes RSS go back to the baseline instead of staying at its peak.
+    """
+    s.close()
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def build_app(
+    backend: Backend, router: Router, flag_dir: Path, budget: Budget = DEFAULT_BUDGET
+) -> gr.Blocks:
+    """The whole UI around one shared backend (model) and command router.
+
+    Sessions end `budget.session_ttl_s` after their last change (API clients have no heartbeat,
+    so this is what frees them) or as soon as the browser tab closes (`demo.unload`); Gradio's
+    cache of uploaded and generated files is swept on the same schedule (`delete_cache`).
+    """
+    flags = FlagStore(flag_dir, budget)
+    ttl = budget.session_ttl_s
+    with gr.Blocks(title="SpinalSAM", delete_cache=(min(ttl, 600), ttl)) as demo:
+        session = gr.State(
+            lambda: Session(backend, budget=budget), time_to_live=ttl, delete_callback=_end_session
+        )
         with gr.Row(equal_height=False):
             gr.Markdown(INTRO, elem_id="title")
             gr.HTML(_badge(backend, router), elem_id="backend-badge", js_on_load=None)
@@ -458,14 +483,19 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
 
         def on_flag(rate: str, note: str, s: Session):
             def flag() -> str:
-                record, mask = s.flag_record(rate, note)  # raises when no image is open
-                # Gradio's logger copies the mask into the flag folder, so the row stays valid.
-                mask_data = {"path": str(mask)} if mask else None
-                flagger.flag([json.dumps(record), mask_data, rate, note])
+                limit = budget.max_flag_comment_chars
+                record, mask = s.flag_record(rate, note[:limit])  # raises when no image is open
+                saved = flags.add(rate, note, record, mask.read_bytes() if mask else None)
+                cut = (
+                    f" Your comment was cut to its first {limit} characters."
+                    if saved.truncated
+                    else ""
+                )
                 if mask is None:
-                    return "Flagged for review, without a mask: this slice shows none."
+                    return f"Flagged for review, without a mask: this slice shows none.{cut}"
                 return (
-                    "Thanks — the result was flagged for review with its prompts, mask and metrics."
+                    "Thanks — the result was flagged for review with its prompts, mask and "
+                    f"metrics.{cut}"
                 )
 
             return _guard(flag)[0]
@@ -546,9 +576,11 @@ def build_app(backend: Backend, router: Router, flag_dir: Path) -> gr.Blocks:
             on_bundle, [bundle_in, chatbot, session], [*view_out, chatbot], api_name="open_session"
         ).then(sync_controls, [session], control_out, api_visibility="private")
 
-        record = gr.Textbox(label="record", visible=False)
-        mask_file = gr.File(label="mask", visible=False)
-        flagger.setup([record, mask_file, rating, comment], str(flag_dir))
+        def on_unload(request: gr.Request) -> None:
+            """The tab closed: free the session now, not when Gradio's one-hour grace ends."""
+            demo.state_holder.delete_state(request.session_hash)
+
+        demo.unload(on_unload)
     return demo
 
 

@@ -15,6 +15,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from spinalsam.flags import FlagStore
+
 pytestmark = pytest.mark.slow
 
 CT_SMALL = "CT vertebra slice (pydicom CT_small.dcm, HU)"
@@ -205,7 +207,7 @@ def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path)
     _chat(client, "add a box from (30, 30) to (100, 100) and generate the box mask")
     client.predict(api_name="/measure")
     assert "Thanks" in client.predict("needs correction", "left pedicle missing", api_name="/flag")
-    rows = (app_workdir / "flagged" / "dataset1.csv").read_text()
+    rows = str(FlagStore(app_workdir / "flagged").rows())
     assert "left pedicle missing" in rows and "needs correction" in rows
     assert "[30, 30, 100, 100]" in rows and "CT_small" in rows and "hu_mean" in rows
     assert "_flag.png" in rows  # the visible mask went with the flag

@@ -5,6 +5,7 @@ Each builder writes its file(s) into a fresh temp dir and returns what the UI wo
 
 from __future__ import annotations
 
+import re
 import stat
 import struct
 import tempfile
@@ -26,9 +27,21 @@ from fixtures_ct import (
     write_png,
     write_zip,
 )
+from hostile_files import (
+    ATTACKS,
+    CANARY_SECRET,
+    Attack,
+    dicom_mixed_orientations,
+    mha_absolute,
+    write_canary,
+    zip_fails_after_unpack,
+)
 from PIL import Image
 
-from spinalsam.io import MAX_FILES, CTLoadError, load_ct
+from spinalsam.io import CTLoadError, load_ct
+from spinalsam.limits import DEFAULT_BUDGET, Budget
+
+MAX_FILES = DEFAULT_BUDGET.max_files
 
 CT_SMALL = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
 TEXT = b"patient notes, definitely not an image\n" * 20
@@ -216,7 +229,7 @@ CASES: list[tuple[str, Builder, str]] = [
     ("nifti_huge_header", nifti_huge_header, r"too large \(30000 × 30000 pixels\)"),
     ("nifti_all_nan", nifti_all_nan, r"no valid values"),
     ("nifti_too_many_slices", nifti_too_many_slices, r"2001 slices; at most 2000"),
-    ("huge_png", huge_png, r"too large.*8192 × 8192"),
+    ("huge_png", huge_png, r"too large.*4096 × 4096"),
     ("png_bad_header_crc", png_bad_header_crc, r"damaged, incomplete"),
     ("png_bad_data_crc", png_bad_data_crc, r"damaged, incomplete"),
     ("truncated_jpeg", truncated_jpeg, r"damaged, incomplete"),
@@ -228,7 +241,6 @@ CASES: list[tuple[str, Builder, str]] = [
     ("zip_only_text", zip_only_text, r"'notes\.zip' holds no readable DICOM image"),
     ("zip_corrupt", zip_corrupt, r"not a readable zip"),
     ("zip_too_many_entries", zip_too_many_entries, r"2001 entries"),
-    ("mixed_series", mixed_series, r"could not be combined into one volume"),
     ("too_many_files", too_many_files, r"Too many files \(2001\)"),
     ("dicom_and_png", dicom_and_png, r"all DICOM slices of one series"),
     ("two_pngs", two_pngs, r"all DICOM slices of one series"),
@@ -323,3 +335,95 @@ def test_flipped_bytes_never_escape_as_other_errors(tmp_path: Path, ext: str) ->
             assert str(exc)
         else:
             assert ct.volume.dtype == np.float32 and np.isfinite(ct.volume).all()
+
+
+# --- issue 12: hostile headers (the same files tests/test_attacks.py sends to the server) -----
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_hostile_upload_is_refused_or_bounded(tmp_path: Path, attack: Attack) -> None:
+    canary = write_canary(tmp_path)
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    paths = attack.build(upload, canary)
+    if not attack.accepted:
+        with pytest.raises(CTLoadError, match=attack.message) as info:
+            load_ct(paths)
+        assert CANARY_SECRET.decode() not in str(info.value)
+        return
+    ct = load_ct(paths)
+    assert re.search(attack.message, f"{ct.name}, spacing {_spacing(ct)}")
+    assert CANARY_SECRET not in ct.volume.astype(np.uint8).tobytes()
+
+
+def _spacing(ct) -> str:
+    return " × ".join(f"{s:.3g}" for s in ct.spacing) if ct.spacing else "none"
+
+
+def test_mixed_orientations_keep_the_largest_group(tmp_path: Path) -> None:
+    (upload,) = dicom_mixed_orientations(tmp_path, write_canary(tmp_path))
+    ct = load_ct([upload])
+    assert ct.volume.shape == (4, 20, 20)
+    assert "2 slice(s) of another orientation or size were left out" in ct.name
+
+
+def test_mixed_sizes_in_one_series_are_split(tmp_path: Path) -> None:
+    ct = load_ct(mixed_series(tmp_path))
+    assert ct.volume.shape == (3, 20, 24) and "left out" in ct.name
+
+
+def test_failed_zip_is_deleted_at_once(tmp_path: Path) -> None:
+    workdir = tmp_path / "session"
+    (upload,) = zip_fails_after_unpack(tmp_path, write_canary(tmp_path))
+    with pytest.raises(CTLoadError, match="holds no readable DICOM"):
+        load_ct([upload], workdir=workdir)
+    assert not list(workdir.iterdir())
+
+
+def test_new_zip_replaces_the_previous_unpack(tmp_path: Path) -> None:
+    workdir = tmp_path / "session"
+    series = write_dicom_series(tmp_path / "s", synthetic_ct((3, 16, 16)))
+    upload = write_zip(tmp_path / "ok.zip", {f.name: f for f in series})
+    first = load_ct([upload], workdir=workdir)
+    second = load_ct([upload], workdir=workdir)
+    assert not Path(first.dicom_files[0]).exists() and Path(second.dicom_files[0]).exists()
+    assert len(list(workdir.iterdir())) == 1
+
+
+def test_budget_is_the_one_limit(tmp_path: Path) -> None:
+    """Every size check reads the budget it is given, not a constant of its own."""
+    small = Budget(max_voxels=1000)
+    path = write_nifti(tmp_path / "v.nii.gz", synthetic_ct((3, 16, 24)))
+    with pytest.raises(CTLoadError, match=r"1,152 voxels; at most 1,000"):
+        load_ct([path], small)
+    with pytest.raises(CTLoadError, match=r"spacings from 1 to 2 mm"):
+        load_ct([path], Budget(min_spacing_mm=1, max_spacing_mm=2))
+    with pytest.raises(CTLoadError, match=r"16 × 16 pixels are supported"):
+        load_ct([path], Budget(max_side_px=16))
+
+
+def test_dicom_without_pixel_spacing_has_no_spacing(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(CT_SMALL)
+    del ds.PixelSpacing
+    ds.save_as(tmp_path / "nospacing.dcm")
+    assert load_ct([tmp_path / "nospacing.dcm"]).spacing is None
+
+
+def test_the_canary_attack_is_real_without_the_header_check(tmp_path: Path) -> None:
+    """SimpleITK alone follows ElementDataFile: this is what `headers.check_metaimage` stops."""
+    canary = write_canary(tmp_path)
+    (path,) = mha_absolute(tmp_path, canary)
+    leaked = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).tobytes()
+    assert CANARY_SECRET in leaked
+    with pytest.raises(CTLoadError, match="keeps its pixels in another file"):
+        load_ct([path])
+
+
+def test_compressed_dicom_announcing_more_frames_than_fragments(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(pydicom.data.get_testdata_file("MR_small_RLE.dcm"))
+    ds.NumberOfFrames = 5
+    ds.save_as(tmp_path / "frames.dcm")
+    with pytest.raises(
+        CTLoadError, match="announces 5 frames but holds compressed data for only 1"
+    ):
+        load_ct([tmp_path / "frames.dcm"])

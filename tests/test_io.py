@@ -226,3 +226,34 @@ def test_label_map_keeps_ids_above_255(tmp_path: Path) -> None:
     assert loaded[1, 6 - 1 - 2, 8 - 1 - 3] == 300
     with pytest.raises(CTLoadError, match="same grid"):
         load_label_map(tmp_path / "seg.nii.gz", (4, 6, 9))
+
+
+@pytest.mark.parametrize(("header", "data"), [("scan.mhd", "scan.raw"), ("scan.nhdr", "scan.raw")])
+def test_detached_header_reads_its_data_from_the_same_upload(
+    tmp_path: Path, header: str, data: str
+) -> None:
+    vol = synthetic_ct((3, 16, 24))
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(tmp_path / header))
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == sorted([header, data])
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for i, f in enumerate(files):  # separate folders, as a browser upload stores them
+        (upload / str(i)).mkdir()
+        f.rename(upload / str(i) / f.name)
+    ct = load_ct(sorted(upload.rglob("scan.*")))
+    np.testing.assert_array_equal(ct.volume, vol)
+
+
+def test_detached_header_never_reads_outside_the_upload(tmp_path: Path) -> None:
+    (tmp_path / "secret.raw").write_bytes(b"S" * 64 * 64)
+    (tmp_path / "scan.raw").write_bytes(bytes(64 * 64))
+    header = tmp_path / "scan.mhd"
+    header.write_text(
+        "ObjectType = Image\nNDims = 2\nDimSize = 64 64\nElementType = MET_UCHAR\n"
+        "ElementDataFile = secret.raw\n"
+    )
+    with pytest.raises(CTLoadError, match=r"keeps its pixels in 'secret\.raw'"):
+        load_ct([header, tmp_path / "scan.raw"])
+    with pytest.raises(CTLoadError, match="together with the one data file"):
+        load_ct([tmp_path / "scan.raw"])

@@ -4,6 +4,7 @@ torch-free."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -41,7 +42,7 @@ def _no_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("SPINALSAM_ENCODER_OPT", "onnx+openvino", "methods joined by `+`"),
         ("SPINALSAM_EMBED_CACHE_MB", "-5", "an integer ≥ 0"),
         ("HF_HUB_OFFLINE", "sometimes", "`1`/`true`"),
-        ("SPINALSAM_SESSION_TTL_S", "5", "seconds ≥ 60"),
+        ("SPINALSAM_SESSION_TTL_S", "5", "seconds ≥ 10"),
         ("DEEPSEEK_THINKING", "deep", "`enabled`"),
     ],
 )
@@ -98,7 +99,8 @@ def test_values_reach_the_layers_that_use_them(tmp_path: Path) -> None:
     assert settings.budget.session_ttl_s == 600
     options = launch_options(settings)
     assert options["max_file_size"] == 2 * 2**30 and options["share"] is True
-    assert options["auth"] == [("alice", "pw1"), ("bob", "pw2")]
+    assert settings.auth_pairs == [("alice", "pw1"), ("bob", "pw2")]
+    assert asyncio.run(options["auth"]("bob", "pw2")) is True
     assert settings.concurrency == 3
     sam = settings.sam
     assert sam.hf_cache_dir == str(tmp_path / "hf" / "hub") and sam.offline

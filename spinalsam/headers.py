@@ -1,0 +1,334 @@
+"""Header checks that run before any decoder (SimpleITK, GDCM, pydicom) reads a file's pixels.
+
+Why a separate pass: decoders trust the file. A MetaImage header saying
+`ElementDataFile = /proc/self/environ` makes ITK read that file as pixels, a detached NRRD
+(`data file:`) or a NIfTI pair (`ni1` magic) does the same, a deflated DICOM inflates without
+bound inside pydicom, and a DICOM announcing 2000 frames with one frame of pixel data is padded
+silently. Here each header is parsed with plain byte reads, only as far as needed, and anything
+that would make a decoder read another file, invent data or allocate beyond the budget is refused
+with a message the user can act on.
+
+All functions raise `HeaderError` (a `ValueError`); `spinalsam.io` turns it into `CTLoadError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.encaps import parse_fragments
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+__all__ = [
+    "DicomFacts",
+    "HeaderError",
+    "check_metaimage",
+    "check_nifti_magic",
+    "check_nrrd",
+    "consistent_slices",
+    "dicom_facts",
+    "inflated_dicom_bytes",
+    "metaimage_data_file",
+    "nrrd_data_file",
+    "paired_data_name",
+]
+
+_HEADER_BYTES = 64 * 1024  # text headers longer than this are not images we accept
+_CHUNK = 1 << 20
+_PIXEL_TAG = 0x7FE00010
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+class HeaderError(ValueError):
+    """A header that is refused; the message is shown to the user as is."""
+
+
+def _text_head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(_HEADER_BYTES)
+
+
+def metaimage_data_file(path: Path) -> str:
+    """The `ElementDataFile` value of a MetaImage header (`LOCAL`: the pixels follow it)."""
+    for raw in _text_head(path).split(b"\n"):
+        line = raw.decode("latin-1").strip()
+        key, sep, value = line.partition("=")
+        if not line:
+            continue
+        if not sep:
+            raise HeaderError(
+                f"'{path.name}' is damaged or not really a MHA file (no valid MetaImage header)."
+            )
+        if key.strip().lower() == "elementdatafile":
+            return value.strip()
+    raise HeaderError(
+        f"'{path.name}' has no 'ElementDataFile' line in its header; it is not a complete "
+        "MetaImage."
+    )
+
+
+def check_metaimage(path: Path) -> None:
+    """Accept only a MetaImage whose pixels are inside the same file (`ElementDataFile = LOCAL`).
+
+    MetaIO reads `key = value` lines up to `ElementDataFile`; any other value names a file (or a
+    list or pattern of files) on the server, which is exactly the arbitrary-file-read attack.
+    """
+    value = metaimage_data_file(path)
+    if value != "LOCAL":
+        raise HeaderError(
+            f"'{path.name}' keeps its pixels in another file ('ElementDataFile = {value[:60]}'); "
+            "only .mha files with the data inside (ElementDataFile = LOCAL) are accepted. Save "
+            "the image as one .mha or .nii.gz file, or upload a .mhd header with its data file."
+        )
+
+
+def nrrd_data_file(path: Path) -> str | None:
+    """The `data file:` of a NRRD header, or None when the data is attached to the header."""
+    head = _text_head(path)
+    if not head.startswith(b"NRRD000"):
+        raise HeaderError(f"'{path.name}' is not a valid NRRD file (no NRRD magic).")
+    for raw in head.split(b"\n")[1:]:
+        line = raw.decode("latin-1").strip()
+        if not line:
+            return None  # the blank line ends the header; the data follows in this file
+        if line.startswith("#") or ":=" in line:
+            continue  # comments and key/value pairs do not change where data is read from
+        field, _, value = line.partition(":")
+        if field.strip().lower().replace(" ", "") == "datafile":
+            return value.strip()
+    raise HeaderError(f"'{path.name}' has no complete NRRD header (no blank line ending it).")
+
+
+def check_nrrd(path: Path) -> None:
+    """Accept only an attached NRRD: a `data file:` field makes teem read other files."""
+    if nrrd_data_file(path) is not None:
+        raise HeaderError(
+            f"'{path.name}' is a detached NRRD header that points to other files; upload "
+            "a single .nrrd with the data attached (or a .nii.gz), or a .nhdr with its data file."
+        )
+
+
+def paired_data_name(path: Path) -> str | None:
+    """The one data file a detached header (.mhd / .nhdr) names; None when the data is inside.
+
+    Only a plain file name is accepted: the caller then looks it up among the files of the same
+    upload and nowhere else. Paths, lists and file-name patterns are refused.
+    """
+    value = metaimage_data_file(path) if path.suffix.lower() == ".mhd" else nrrd_data_file(path)
+    if value is None or value == "LOCAL":
+        return None
+    plain = value not in (".", "..") and not any(c in value for c in "/\\%:* \t")
+    if not plain or value.upper() == "LIST":
+        raise HeaderError(
+            f"'{path.name}' names its data as '{value[:60]}'; a header may only name one data "
+            "file by its plain file name, uploaded together with it."
+        )
+    return value
+
+
+_NIFTI1_MAGIC = b"n+1\x00"
+_NIFTI2_MAGIC = b"n+2\x00\r\n\x1a\n"
+
+
+def check_nifti_magic(raw: bytes, name: str) -> None:
+    """A single-file NIfTI says so in its magic; `ni1`/`ni2` or none means a separate .img file."""
+    if raw[344:348] == _NIFTI1_MAGIC or raw[4:12] == _NIFTI2_MAGIC:
+        return
+    if raw[344:347] == b"ni1" or raw[4:7] == b"ni2":
+        raise HeaderError(
+            f"'{name}' is a NIfTI header whose data is in a separate .img file; upload a "
+            "single-file NIfTI (.nii or .nii.gz)."
+        )
+    raise HeaderError(
+        f"'{name}' is not a single-file NIfTI (no 'n+1'/'n+2' magic; an Analyze .hdr/.img "
+        "pair?). Save it as .nii or .nii.gz."
+    )
+
+
+def inflated_dicom_bytes(path: Path, limit: int) -> int:
+    """Bytes a deflated DICOM inflates to (0 when it is not deflated), counted without keeping
+    them and stopping past `limit`, so that a deflate bomb costs at most `limit` bytes of work.
+    """
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+    except Exception:  # not a DICOM with a file meta header: nothing is deflated
+        return 0
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return 0
+    group_length = int(meta.get("FileMetaInformationGroupLength", 0))
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    with path.open("rb") as fh:
+        fh.seek(132 + 12 + group_length)  # preamble, "DICM", the group-length element, the group
+        while chunk := fh.read(_CHUNK):
+            while chunk:
+                total += len(inflater.decompress(chunk, _CHUNK))
+                chunk = inflater.unconsumed_tail
+                if total > limit:
+                    raise HeaderError(
+                        f"'{path.name}' is a deflated DICOM that inflates to more than "
+                        f"{limit / 2**20:.0f} MiB and was not opened."
+                    )
+    return total
+
+
+@dataclass(frozen=True)
+class DicomFacts:
+    """What one DICOM file's header says about its image, checked against its pixel data."""
+
+    rows: int
+    columns: int
+    frames: int
+    orientation: tuple[float, ...] | None  # ImageOrientationPatient (6 values)
+    position: tuple[float, float, float] | None  # ImagePositionPatient
+    pixel_spacing: tuple[float, float] | None  # (row, column) mm
+    modality: str
+    series_uid: str
+    description: str
+    has_pixels: bool  # False: a report or structured document, not an image
+    looks_like_dicom: bool  # SOPClassUID present: a DICOM file, not random bytes
+
+
+def dicom_facts(path: Path) -> DicomFacts:
+    """Parse the header (pixel data deferred) and check the pixel data matches it.
+
+    Raises `HeaderError` when the file announces more frames or pixels than it holds: decoders
+    would pad the difference with zeros (a made-up image), or allocate a huge empty volume.
+    """
+    try:
+        ds = pydicom.dcmread(path, defer_size="1 KB", force=True)
+        element = ds._dict.get(_PIXEL_TAG)  # the raw element: its length, value not loaded
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        facts = DicomFacts(
+            rows=rows,
+            columns=columns,
+            frames=frames,
+            orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+            position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+            pixel_spacing=_floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2),  # type: ignore[arg-type]
+            modality=str(ds.get("Modality", "") or "").upper(),
+            series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+            description=str(ds.get("SeriesDescription", "") or "").strip(),
+            has_pixels=any(
+                t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+            ),
+            looks_like_dicom="SOPClassUID" in ds,
+        )
+        if element is not None:
+            _check_pixel_length(ds, element, facts, path)
+    except HeaderError:
+        raise
+    except Exception as exc:  # force=True parses arbitrary bytes; garbage fails in many ways
+        raise HeaderError(f"'{path.name}' is not a valid DICOM file.") from exc
+    if element is not None and (rows < 1 or columns < 1):
+        raise HeaderError(f"'{path.name}' declares an image of {columns} × {rows} pixels.")
+    return facts
+
+
+def _floats(value: object, n: int) -> tuple[float, ...] | None:
+    try:
+        out = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(np.isfinite(out)) else None
+
+
+def _check_pixel_length(
+    ds: pydicom.Dataset, element: object, facts: DicomFacts, path: Path
+) -> None:
+    length = getattr(element, "length", None)
+    if length is None:  # already a DataElement (small file): its value is the bytes
+        length = len(getattr(element, "value", b"") or b"")
+    if length == 0xFFFFFFFF or ds.file_meta.get("TransferSyntaxUID", None) in _ENCAPSULATED:
+        fragments = _fragment_count(ds, path)
+        if fragments < facts.frames:
+            raise HeaderError(
+                f"'{path.name}' announces {facts.frames} frames but holds compressed data for "
+                f"only {fragments}; the file is incomplete or its header is wrong."
+            )
+        return
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    pixels = facts.rows * facts.columns * facts.frames * samples
+    needed = (pixels + 7) // 8 if bits == 1 else pixels * ((bits + 7) // 8)
+    if length < needed:
+        raise HeaderError(
+            f"'{path.name}' announces {facts.frames} frame(s) of {facts.columns} × {facts.rows} "
+            f"pixels ({needed:,} bytes) but holds only {length:,} bytes of pixel data; the file "
+            "is incomplete or its header is wrong."
+        )
+
+
+def _fragment_count(ds: pydicom.Dataset, path: Path) -> int:
+    with path.open("rb") as fh:
+        offset = ds._dict[_PIXEL_TAG].value_tell  # type: ignore[union-attr]
+        fh.seek(offset)
+        try:
+            count, _ = parse_fragments(fh)  # the first item is the Basic Offset Table
+        except (ValueError, struct.error) as exc:
+            raise HeaderError(f"'{path.name}' has damaged compressed pixel data.") from exc
+    return max(int(count) - 1, 0)
+
+
+_ENCAPSULATED = {
+    uid
+    for uid in pydicom.uid.AllTransferSyntaxes
+    if pydicom.uid.UID(uid).is_encapsulated and uid != DeflatedExplicitVRLittleEndian
+}
+
+
+def consistent_slices(facts: list[DicomFacts], names: list[str]) -> tuple[list[int], str]:
+    """Which slices of one series form a single volume, and a note about those left out.
+
+    Slices are kept in the largest group of one orientation and size (a scout image or a second
+    orientation in the same series is split off, and the note says so). Within that group,
+    missing positions, two slices at the same position, or uneven gaps are refused: a volume
+    built from them would have a made-up spacing.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, f in enumerate(facts):
+        orient = None if f.orientation is None else tuple(round(v, 3) for v in f.orientation)
+        groups.setdefault((orient, f.rows, f.columns), []).append(i)
+    keep = max(groups.values(), key=len)
+    dropped = len(facts) - len(keep)
+    note = ""
+    if dropped:
+        note = (
+            f"{dropped} slice(s) of another orientation or size were left out "
+            f"({len(groups)} groups in one series)"
+        )
+    if len(keep) < 2:
+        return keep, note
+    chosen = [facts[i] for i in keep]
+    if any(f.position is None or f.orientation is None for f in chosen):
+        raise HeaderError(
+            "Some slices of this series have no position or orientation (ImagePositionPatient / "
+            "ImageOrientationPatient), so their order and spacing are unknown; upload slices "
+            "with complete headers."
+        )
+    orientation = np.array(chosen[0].orientation).reshape(2, 3)
+    normal = np.cross(orientation[0], orientation[1])
+    depth = np.array([np.dot(normal, f.position) for f in chosen])
+    order = np.argsort(depth)
+    gaps = np.diff(depth[order])
+    if (gaps < 1e-3).any():
+        twins = [names[keep[order[i]]] for i in np.flatnonzero(gaps < 1e-3)[:3]]
+        raise HeaderError(
+            f"{int((gaps < 1e-3).sum())} slice(s) share a position with another slice (e.g. "
+            f"{', '.join(twins)}): the upload mixes several acquisitions or repeats files. "
+            "Upload one series with one slice per position."
+        )
+    median = float(np.median(gaps))
+    uneven = np.abs(gaps - median) > 0.1 * median + 0.01
+    if uneven.any():
+        raise HeaderError(
+            f"The slices are not evenly spaced (gaps from {gaps.min():.3g} to {gaps.max():.3g} mm; "
+            "slices missing?), so no single spacing describes the volume. Upload the complete "
+            "series."
+        )
+    return keep, note

@@ -1,0 +1,54 @@
+"""Per-session job limit and login back-off (issue 12, item 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+from sam_fixtures import settings_from
+
+from spinalsam.guards import LoginGuard, SessionJobLimit
+from spinalsam.launch import launch_options
+
+
+def test_session_job_limit_counts_queued_and_just_admitted_jobs() -> None:
+    queued = {"a": 0}
+    limit = SessionJobLimit(3, lambda s: queued.get(s, 0))
+    assert [limit.admit("a") for _ in range(3)] == ["", "", ""]  # a burst, not queued yet
+    assert "3 requests waiting" in limit.admit("a")
+    assert limit.admit("b") == ""  # other sessions are not affected
+
+
+def test_session_job_limit_frees_when_jobs_finish() -> None:
+    queued = {"a": 4}
+    limit = SessionJobLimit(4, lambda s: queued[s], window_s=0.0)
+    assert limit.admit("a")
+    queued["a"] = 1
+    assert limit.admit("a") == ""
+
+
+def test_login_locks_out_after_repeated_failures_even_with_the_right_password() -> None:
+    guard = LoginGuard({"doc": "secret"}, max_failures=5, base_lockout_s=30)
+    assert not any(guard.attempt("doc", f"guess{i}", now=float(i)) for i in range(300))
+    assert not guard.attempt("doc", "secret", now=301.0)  # locked: the right password fails
+    assert guard.attempt("doc", "secret", now=301.0 + 900.0)  # after the longest lockout
+
+
+def test_login_accepts_the_right_password_and_resets() -> None:
+    guard = LoginGuard({"doc": "secret"})
+    assert not guard.attempt("doc", "nope", now=0.0)
+    assert guard.attempt("doc", "secret", now=0.0)
+    assert not guard.attempt("nobody", "secret", now=0.0)
+
+
+def test_unknown_user_table_is_bounded() -> None:
+    guard = LoginGuard({"doc": "secret"}, max_tracked=10)
+    for i in range(100):
+        guard.attempt(f"user{i}", "x", now=0.0)
+    assert len(guard._failures) == 10
+
+
+def test_auth_option_is_an_awaited_back_off_checker() -> None:
+    auth = launch_options(settings_from({"SPINALSAM_AUTH": "doc:secret"}))["auth"]
+    assert inspect.iscoroutinefunction(auth)  # Gradio awaits it; a sync call would block
+    assert asyncio.run(auth("doc", "secret")) is True
