@@ -207,7 +207,8 @@ def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path)
     _chat(client, "add a box from (30, 30) to (100, 100) and generate the box mask")
     client.predict(api_name="/measure")
     assert "Thanks" in client.predict("needs correction", "left pedicle missing", api_name="/flag")
-    rows = str(FlagStore(app_workdir / "flagged").rows())
+    stored = FlagStore(app_workdir / "flagged").rows()
+    rows = str(stored)
     assert "left pedicle missing" in rows and "needs correction" in rows
     assert "[30, 30, 100, 100]" in rows and "CT_small" in rows and "hu_mean" in rows
-    assert "_flag.png" in rows  # the visible mask went with the flag
+    assert stored[-1]["has_mask"] == 1  # the visible mask went with the flag
