@@ -19,8 +19,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from spinalsam import __version__
-from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.io import CTImage
+from spinalsam.vertebrae import VERTEBRA_NAMES
 
 __all__ = ["DicomSegError", "save_dicom_seg"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinalsam.commands.vertebrae import parse_vertebra_name
+from spinalsam.vertebrae import parse_vertebra_name
 
 __all__ = [
     "LABEL_PALETTE",

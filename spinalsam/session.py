@@ -22,7 +22,6 @@ import numpy as np
 from PIL import Image
 
 from spinalsam import bundle, ops, propagation
-from spinalsam.commands.help import HELP_EXAMPLES
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
 from spinalsam.export import (
     ExportError,
@@ -32,6 +31,7 @@ from spinalsam.export import (
     save_slicer_seg,
     write_zip,
 )
+from spinalsam.help_text import HELP_EXAMPLES
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet, label_color
 from spinalsam.measurements import (

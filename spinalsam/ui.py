@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from spinalsam import ops
 from spinalsam.commands import Router
 from spinalsam.commands.display import inert_block
-from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.vertebrae import VERTEBRA_NAMES
 from spinalsam.viewer import encode_view, image_panel
 from spinalsam.windowing import PRESETS
 
