@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import pydicom
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spinalsam.io import CTImage
@@ -188,6 +187,8 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
 
 def _dicom_headers(ct: CTImage) -> list[bytes]:
     """The source DICOM files without pixel data (what DICOM-SEG export reads)."""
+    import pydicom  # on first use: most bundles hold no DICOM series
+
     headers = []
     for f in ct.dicom_files:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
@@ -370,6 +371,8 @@ def _restore_dicom(
     """Source DICOM headers back as files, each checked to parse as DICOM."""
     if not count:
         return ()
+    import pydicom  # on first use: most bundles hold no DICOM series
+
     target = folder / f"dicom_{i}"
     target.mkdir()
     files = []

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spinalsam.commands.vertebrae import parse_vertebra_name
+from spinalsam.vertebrae import parse_vertebra_name
 
 __all__ = [
     "LABEL_PALETTE",
     "LabelError",
     "LabelSet",
+    "label_array",
     "label_color",
     "merge_mask",
 ]
@@ -129,3 +130,16 @@ def merge_mask(
         writable &= (merged == 0) | (merged == label_id)
     merged[writable] = label_id
     return merged
+
+
+def label_array(labels: np.ndarray) -> np.ndarray:
+    """Smallest unsigned type that holds the labels (uint8, else uint16), as viewers expect."""
+    values = np.asarray(labels)
+    if values.dtype == bool:
+        return values.astype(np.uint8)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise LabelError(f"Labels must be whole numbers, got {values.dtype} values.")
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if low < 0 or high > np.iinfo(np.uint16).max:
+        raise LabelError(f"Label ids must lie in 0..65535, got {low}..{high}.")
+    return values.astype(np.uint8 if high <= np.iinfo(np.uint8).max else np.uint16)

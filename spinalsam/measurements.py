@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 from scipy import ndimage as ndi
 
 from spinalsam.metrics import mask_stats
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "OSTEOPOROSIS_NOTE",
@@ -179,8 +182,11 @@ def hu_histogram_figure(
     """Overlaid value histograms of the chosen labels (for gr.Plot).
 
     Uses matplotlib's object API (no pyplot), so figures are not kept in a global registry
-    shared between users and need no GUI backend.
+    shared between users and need no GUI backend. Imported here, on the first histogram, because
+    matplotlib adds about half a second to every start-up and most sessions never plot.
     """
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(6, 3.5), layout="constrained")
     axes = figure.add_subplot()
     plotted = False

@@ -4,18 +4,22 @@ Marching cubes runs per label at the voxel spacing, so the mesh is in millimetre
 padded by one empty voxel so every surface is closed, which also turns a one-slice label into a
 thin slab instead of an error. Light Taubin smoothing removes the voxel staircase without
 shrinking the object (plain Laplacian smoothing would); `step` > 1 coarsens marching cubes to
-keep the file small for big volumes.
+keep the file small for big volumes. trimesh is imported on the first mesh, not at start-up: most
+sessions never ask for 3-D.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import trimesh
 from scipy import ndimage as ndi
 from skimage import measure
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["MeshError", "labels_to_mesh"]
 
@@ -31,6 +35,8 @@ class MeshError(ValueError):
 def _label_mesh(
     mask: np.ndarray, spacing_zyx: Sequence[float], color: tuple[int, int, int], step: int
 ) -> trimesh.Trimesh:
+    import trimesh
+
     # Only the label's bounding box (one empty voxel around it) goes to marching cubes: a full
     # 512 × 512 × 300 volume per label would be slow for a small vertebra.
     box = ndi.find_objects(mask.astype(np.uint8))[0]
@@ -62,6 +68,8 @@ def labels_to_mesh(
     Labels without voxels are skipped; an error is raised only when nothing is left. Without
     spacing the mesh is in voxel units.
     """
+    import trimesh
+
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise MeshError("a 3-D mesh needs a volume, not a single 2-D image")

@@ -6,15 +6,58 @@ from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw
+from skimage.segmentation import find_boundaries
 
-from spinalsam.export import overlay
+from spinalsam.labels import LabelError, label_array, label_color
 from spinalsam.prompts import PromptSet
 
-__all__ = ["compose_view"]
+__all__ = ["RenderError", "compose_view", "overlay"]
 
 POSITIVE = (40, 220, 60)
 NEGATIVE = (235, 50, 50)
 BOX = (255, 200, 0)
+
+
+class RenderError(ValueError):
+    """A slice and mask that cannot be drawn together; the message is shown to the user."""
+
+
+def overlay(
+    display_u8: np.ndarray,
+    labels2d: np.ndarray,
+    colors: Mapping[int, tuple[int, int, int]] | None = None,
+    alpha: float = 0.45,
+) -> np.ndarray:
+    """(H, W, 3) uint8: the gray slice with each label tinted and outlined in its colour.
+
+    The outline is drawn fully opaque so small or thin structures stay visible at any alpha.
+    """
+    if display_u8.shape != labels2d.shape or display_u8.ndim != 2:
+        raise RenderError(
+            f"The slice ({display_u8.shape}) and its mask ({labels2d.shape}) differ in size."
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise RenderError(f"Overlay opacity must be between 0 and 1, got {alpha}.")
+    try:
+        labels = label_array(labels2d).astype(np.int64)
+    except LabelError as exc:
+        raise RenderError(str(exc)) from exc
+    palette = _palette(int(labels.max()), colors or {})
+    rgb = np.repeat(display_u8.astype(np.float32)[..., None], 3, axis=2)
+    inside = labels > 0
+    tint = palette[labels]
+    rgb[inside] = (1.0 - alpha) * rgb[inside] + alpha * tint[inside]
+    edge = find_boundaries(labels, mode="inner") & inside
+    rgb[edge] = tint[edge]
+    return rgb.round().astype(np.uint8)
+
+
+def _palette(max_label: int, colors: Mapping[int, tuple[int, int, int]]) -> np.ndarray:
+    """Row i is the colour of label i (row 0 unused): given colours first, else the label's own."""
+    table = np.zeros((max_label + 1, 3), dtype=np.float32)
+    for label in range(1, max_label + 1):
+        table[label] = colors.get(label, label_color(label))
+    return table
 
 
 def compose_view(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import shutil
 import tempfile
 import threading
@@ -22,7 +23,6 @@ import numpy as np
 from PIL import Image
 
 from spinalsam import bundle, ops, propagation
-from spinalsam.commands.help import HELP_EXAMPLES
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
 from spinalsam.export import (
     ExportError,
@@ -32,6 +32,7 @@ from spinalsam.export import (
     save_slicer_seg,
     write_zip,
 )
+from spinalsam.help_text import HELP_EXAMPLES
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet, label_color
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -61,6 +62,10 @@ from spinalsam.windowing import PRESETS, Window
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+# What was opened, segmented, refused and closed — file names and sizes only, no pixel data or
+# DICOM header values, since logs of a public service are read by people who are not the user.
+log = logging.getLogger(__name__)
 
 __all__ = ["Backend", "Pending", "Session", "SessionError", "StepResult"]
 
@@ -181,19 +186,29 @@ class Session:
         """Free the session's exports and generated files (Gradio calls this when it expires)."""
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        log.info("session closed with %d image(s)", len(self.images))
 
     # ----------------------------------------------------------------- loading and view
     def open_files(self, paths: Sequence[str | Path]) -> str:
         """Load uploaded files: a stack of 2-D pictures, or one slice/volume/series."""
         if not paths:
             raise SessionError("No file was uploaded.")
+        start = time.perf_counter()
         try:
             if len(paths) > 1 and all(_is_picture(p) for p in paths):
                 cts = [load_ct([p], self.budget) for p in sorted(paths, key=lambda p: Path(p).name)]
             else:
                 cts = [load_ct(paths, self.budget, self.workdir)]
         except CTLoadError as exc:
+            log.warning("refused upload %s: %s", _file_names(paths), exc)
             raise SessionError(f"Could not open the file: {exc}") from exc
+        seconds = time.perf_counter() - start
+        for ct in cts:
+            spacing = "?" if ct.spacing is None else "x".join(f"{s:g}" for s in ct.spacing[::-1])
+            shape = "x".join(map(str, ct.volume.shape))
+            log.info(
+                "opened %s: %s voxels (z·y·x), %s mm, %.2f s", ct.name, shape, spacing, seconds
+            )
         self._reset([_Image.new(ct) for ct in cts])
         return self._describe_open()
 
@@ -202,6 +217,7 @@ class Session:
         try:
             saved = bundle.read_bundle(path, self.workdir, self.budget)
         except bundle.BundleError as exc:
+            log.warning("refused bundle %s: %s", path.name, exc)
             raise SessionError(
                 f"That session bundle was refused ({exc}); your current work is unchanged."
             ) from exc
@@ -218,6 +234,7 @@ class Session:
         self.stats_view = saved.stats_view
         self.volume_report = saved.volume_report
         self.chat = saved.chat
+        log.info("reopened bundle %s: %d image(s)", path.name, len(images))
         return (
             f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}. "
             "It replaced the previous work."
@@ -531,6 +548,13 @@ class Session:
         for prompt in objects:
             mask |= self.segmenter.predict(prompt)
         elapsed = (time.perf_counter() - start) * 1000
+        log.info(
+            "segmented with %s from %s: %d px in %.0f ms",
+            self.segmenter.info.name,
+            _describe_kind(kind, len(objects)),
+            int(mask.sum()),
+            elapsed,
+        )
         self._write_mask(mask, f"segment ({kind})")
         name = self.label_set.name_of(self.active_label)
         return (
@@ -887,6 +911,7 @@ class Session:
         try:
             gt_labels = load_label_map(paths[0], img.ct.volume.shape, self.budget)
         except CTLoadError as exc:
+            log.warning("refused ground truth %s: %s", _file_names(paths), exc)
             raise SessionError(f"Could not use the ground truth: {exc}") from exc
         gt = gt_labels > 0
         pred = img.labels > 0
@@ -1087,6 +1112,12 @@ def _num(value: float | None) -> str:
 def _describe_kind(kind: SegmentKind, n: int) -> str:
     noun = {"points": "point prompt", "box": "box prompt", "auto": "prompt"}[kind]
     return f"{n} {noun}{'s' if n > 1 else ''}"
+
+
+def _file_names(paths: Sequence[str | Path]) -> str:
+    """The uploaded files' names for a log line (not their temporary folders), at most five."""
+    names = [Path(p).name for p in paths]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _is_picture(path: str | Path) -> bool:

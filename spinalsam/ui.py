@@ -23,13 +23,13 @@ from pydantic import ValidationError
 from spinalsam import ops
 from spinalsam.commands import Router
 from spinalsam.commands.display import inert_block
-from spinalsam.commands.vertebrae import VERTEBRA_NAMES
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.flags import FlagStore
 from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.vertebrae import VERTEBRA_NAMES
 from spinalsam.viewer import encode_view, image_panel
 from spinalsam.windowing import PRESETS
 

@@ -7,9 +7,9 @@ import pytest
 
 from spinalsam.commands import parse_offline
 from spinalsam.commands.gate import Verdict, classify
-from spinalsam.commands.numbers import parse_chinese_numeral
 from spinalsam.commands.tokens import normalise
 from spinalsam.commands.window_values import take_window_values
+from spinalsam.numerals import parse_chinese_numeral
 from spinalsam.ops import dump_operations
 
 P, N = "positive", "negative"

@@ -14,8 +14,8 @@ from conftest import SHARED_DATA
 
 from spinalsam.commands import HELP_TEXT, parse_offline
 from spinalsam.commands.corpus import load_corpus, matches, score
-from spinalsam.commands.help import HELP_EXAMPLES
-from spinalsam.commands.numbers import parse_chinese_numeral
+from spinalsam.help_text import HELP_EXAMPLES
+from spinalsam.numerals import parse_chinese_numeral
 from spinalsam.ops import dump_operations
 
 DEV = SHARED_DATA.parent / "commands" / "dev.jsonl"

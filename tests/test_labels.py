@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinalsam.commands.vertebrae import VERTEBRA_NAMES, parse_vertebra_name
 from spinalsam.labels import LABEL_PALETTE, LabelError, LabelSet, merge_mask
+from spinalsam.vertebrae import VERTEBRA_NAMES, parse_vertebra_name
 
 
 @pytest.mark.parametrize(

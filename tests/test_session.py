@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -596,3 +597,35 @@ def test_dicom_export_all_is_identical_after_reopening(
     (again,) = _results_ok(other.apply([ops.ExportAll()]))
     assert "_seg.dcm" in " ".join(__import__("zipfile").ZipFile(again.file).namelist())
     assert again.file.read_bytes() == first.file.read_bytes()
+
+
+# ----------------------------------------------------------------- logging
+def test_the_log_says_what_was_opened_segmented_refused_and_closed(
+    backend: DefaultBackend, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="spinalsam")
+    s = Session(backend)  # its own workdir, so close removes it
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_text("not a nifti")
+    with pytest.raises(SessionError):
+        s.open_files([bad])
+    s.open_files(example_files("Synthetic lumbar volume (3 vertebrae, HU)", tmp_path))
+    h, w = s.slice_shape
+    _click(s, w // 2, int(h * 0.45), "positive")
+    _ok(s.apply([ops.Segment(prompt="points")]))
+    s.close()
+    lines = [(r.levelname, r.name, r.getMessage()) for r in caplog.records]
+    session_lines = [(level, msg) for level, name, msg in lines if name == "spinalsam.session"]
+    assert (
+        session_lines[0][0] == "WARNING" and "refused upload broken.nii.gz" in session_lines[0][1]
+    )
+    opened = session_lines[1][1]
+    assert opened.startswith("opened synthetic_lumbar_phantom.nii.gz: 40x160x160 voxels (z·y·x)")
+    assert " 2.5x0.8x0.8 mm, " in opened
+    assert str(tmp_path) not in opened  # file names only, not where the upload was kept
+    segmented = session_lines[2][1]
+    assert segmented.startswith("segmented with classical from 1 point prompt: ")
+    assert f" {int(s.mask().sum())} px in " in segmented
+    assert session_lines[3] == ("INFO", "session closed with 1 image(s)")
+    created = [msg for _, name, msg in lines if name == "spinalsam.segmenters.registry"]
+    assert created == ["created segmenter 'default': classical"]

@@ -145,13 +145,16 @@ def test_only_the_settings_module_reads_the_environment() -> None:
 
 
 def test_choosing_the_default_backend_imports_no_heavy_stack(tmp_path: Path) -> None:
-    """SAM wanted (`auto`) but no weights: the app is built without torch & co."""
+    """SAM wanted (`auto`) but no weights: the app is built without torch & co., and without
+    the libraries only some requests need (the LLM client, plots, meshes, DICOM-SEG): each is
+    imported where it is first used. (pydicom is still imported by io.py at start-up.)"""
     code = (
         "import sys\n"
         "from spinalsam.launch import create_demo\n"
         "from spinalsam.settings import load_settings\n"
         "create_demo(load_settings())\n"
-        "heavy = ('torch', 'peft', 'segment_anything', 'openvino', 'transformers')\n"
+        "heavy = ('torch', 'peft', 'segment_anything', 'openvino', 'transformers',\n"
+        "         'openai', 'matplotlib', 'trimesh', 'highdicom')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}

@@ -6,11 +6,11 @@ answer with a visible note. Unsure and destructive results carry a confirmation 
 """
 
 from spinalsam.commands.confirm import describe_operations, needs_confirmation
-from spinalsam.commands.help import HELP_TEXT
 from spinalsam.commands.llm import LLMConfig, LLMParser
 from spinalsam.commands.offline import parse_offline
 from spinalsam.commands.result import ParseResult
 from spinalsam.commands.router import Router, parse_command
+from spinalsam.help_text import HELP_TEXT
 
 __all__ = [
     "HELP_TEXT",

@@ -14,8 +14,6 @@ from collections.abc import Generator, Iterator
 from dataclasses import replace
 from typing import Any
 
-import openai
-
 from spinalsam.commands.extract import (
     AnswerError,
     extract_operations,
@@ -44,6 +42,9 @@ class LLMParser:
     name = "deepseek"
 
     def __init__(self, config: LLMConfig) -> None:
+        # Imported here, not at start-up (≈ 0.4–1 s): only a configured LLM needs the client.
+        import openai
+
         self.config = config
         self._client = openai.OpenAI(
             api_key=config.api_key,

@@ -25,7 +25,8 @@ from spinalsam.commands.lexicon import (
     MAX_PHRASE_WORDS,
     Concept,
 )
-from spinalsam.commands.numbers import (
+from spinalsam.commands.window_values import MARK, take_window_values
+from spinalsam.numerals import (
     CHINESE_NUMERAL_CHARS,
     ENGLISH_NUMBERS,
     ENGLISH_REPEATS,
@@ -33,8 +34,7 @@ from spinalsam.commands.numbers import (
     combine_english,
     parse_chinese_numeral,
 )
-from spinalsam.commands.vertebrae import parse_vertebra_name
-from spinalsam.commands.window_values import MARK, take_window_values
+from spinalsam.vertebrae import parse_vertebra_name
 
 __all__ = ["Kind", "Token", "normalise", "tokenize", "tokenize_normal"]
 

@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import openai
+
+if TYPE_CHECKING:  # the client is imported where it is built (llm.py), not at start-up
+    import openai
 
 __all__ = ["Deadline", "Delta", "TransportError", "stream_completion"]
 
@@ -140,6 +142,8 @@ def describe(exc: BaseException, model: str) -> TransportError:
     """A fixed, secret-free description per failure kind."""
     if isinstance(exc, TransportError):
         return exc
+    import openai  # already loaded: a client exists whenever a request failed
+
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
         return TransportError("the server did not answer in time", "timeout")
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):

@@ -8,6 +8,7 @@ Dependencies point one way only: the registry may import `spinalsam.sam` (on use
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -16,6 +17,8 @@ from spinalsam.segmenters.baseline import BaselineSegmenter
 from spinalsam.segmenters.classical import ClassicalSegmenter
 
 __all__ = ["BACKENDS", "create_segmenter"]
+
+log = logging.getLogger(__name__)
 
 
 def _sam() -> Segmenter:
@@ -43,4 +46,6 @@ def create_segmenter(name: str = "default") -> Segmenter:
     if key not in BACKENDS:
         valid = ", ".join(sorted(BACKENDS))
         raise SegmenterError(f"unknown segmentation backend {name!r}; choose one of: {valid}")
-    return BACKENDS[key]()
+    segmenter = BACKENDS[key]()
+    log.info("created segmenter %r: %s", key, segmenter.info.name)
+    return segmenter

@@ -1,14 +1,14 @@
 """Vertebra level names (L1, T12, 腰1, 第一腰椎) as users type them, in one canonical form.
 
-Both the chat parser and the label set read names, so the rules live here, beside the
-Chinese numerals they need, and outside `labels` (which the parser must not import).
+Both the chat parser and the label set read names, so the rules live in this low layer (it
+imports only the numerals) where `labels`, `dicomseg`, the UI and `commands` can all reach them.
 """
 
 from __future__ import annotations
 
 import re
 
-from spinalsam.commands.numbers import parse_chinese_numeral
+from spinalsam.numerals import parse_chinese_numeral
 
 __all__ = ["VERTEBRA_NAMES", "parse_vertebra_name"]
 

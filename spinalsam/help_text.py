@@ -1,4 +1,8 @@
-"""What the chat panel shows for `help`: every operation with an example in English and 中文."""
+"""What the chat panel shows for `help`: every operation with an example in English and 中文.
+
+A plain table below both `commands` (which answers `help`) and `session` (which shows a compact
+version when an image opens), so the session never imports the chat package.
+"""
 
 from __future__ import annotations
 

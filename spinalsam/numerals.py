@@ -1,7 +1,8 @@
 """Number words in English and Chinese, so "three", "3" and "三" mean the same count.
 
-Kept apart from the grammar because both the tokenizer (to recognise a number) and the tests
-(to check each notation) need exactly these tables and nothing else.
+Kept apart from the grammar because the tokenizer (to recognise a number), the vertebra names
+(腰一) and the tests (to check each notation) need exactly these tables and nothing else; it sits
+below `commands` so that `vertebrae` and `labels` need not import the chat package.
 """
 
 from __future__ import annotations
