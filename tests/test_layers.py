@@ -21,6 +21,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "spinalsam",  # the package itself (__version__)
         "spinalsam.assets",
+        "spinalsam.guards",
+        "spinalsam.headers",
         "spinalsam.help_text",
         "spinalsam.limits",
         "spinalsam.metrics",
@@ -44,6 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.segmenters",  # the package re-exports base; registry sits higher
         "spinalsam.segmenters.base",
         "spinalsam.segmenters.baseline",
+        "spinalsam.segmenters.bounded",
         "spinalsam.segmenters.classical",
         "spinalsam.segmenters.morphology",
     ),
@@ -54,6 +57,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.commands.llm_config",
         "spinalsam.dicomseg",
         "spinalsam.export",
+        "spinalsam.flags",
         "spinalsam.propagation",
         "spinalsam.sam",
     ),
@@ -123,7 +127,8 @@ def _layer(module: str) -> int | None:
         (len(prefix), level)
         for level, prefixes in enumerate(LAYERS)
         for prefix in prefixes
-        if module == prefix or module.startswith(prefix + ".")
+        # The package itself holds no code but __version__: it is nobody's prefix.
+        if module == prefix or (prefix != "spinalsam" and module.startswith(prefix + "."))
     ]
     return max(matches)[1] if matches else None
 
