@@ -9,7 +9,9 @@ growth, whether the session kept its work and whether the canary's bytes came ba
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import re
 import socket
@@ -134,9 +136,20 @@ def prepared_client(server: AttackServer) -> Client:
 
 
 def _path(value: object) -> Path | None:
+    """A file output's path: a path, a FileData dict, or the first of a list of them."""
+    if isinstance(value, list):
+        value = value[0] if value else None
     if isinstance(value, dict):
         value = value.get("path")
     return Path(value) if value else None
+
+
+def view_pixels(payload: object) -> np.ndarray:
+    """The picture the browser got: the image panel's payload carries it as a PNG data URL."""
+    if not isinstance(payload, dict) or not str(payload.get("src", "")).startswith("data:"):
+        return np.zeros((0, 0))
+    data = base64.b64decode(str(payload["src"]).split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def session_intact(client: Client) -> bool:
@@ -191,8 +204,7 @@ def run_upload_attack(server: AttackServer, attack: Attack, folder: Path, canary
     after = server.rss()
     out = result[0]
     message = str(out) if isinstance(out, AppError) else out[3]
-    image = None if isinstance(out, AppError) else _path(out[0])
-    view = np.asarray(Image.open(image)) if image and image.exists() else np.zeros((0, 0))
+    view = np.zeros((0, 0)) if isinstance(out, AppError) else view_pixels(out[0])
     leaked = CANARY_SECRET[:24] in view.tobytes()
     if attack.accepted:
         kept = True  # a valid (if odd) volume replaces the image, as any upload does

@@ -25,11 +25,11 @@ from attack_harness import (
     prepared_client,
     run_upload_attack,
     session_intact,
+    view_pixels,
 )
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from hostile_files import ATTACKS, CANARY_SECRET, huge_slice, mha_absolute, write_canary
-from PIL import Image
 from test_bad_inputs import CASES as BAD_INPUT_CASES
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,7 @@ def test_huge_slice_is_segmented_on_a_bounded_grid(server: AttackServer, tmp_pat
     assert time.perf_counter() - start < MAX_SECONDS
     area = re.search(r"Segmented .*: (\d+) px", out[5])
     assert area and int(area.group(1)) > 10_000, out[5]  # the vertebra, on the 4096² grid
-    assert max(np.asarray(Image.open(out[2]["path"])).shape[:2]) == 2048  # display grid
+    assert max(view_pixels(out[2]).shape[:2]) == 2048  # display grid
 
 
 def test_huge_flag_comment_is_cut_and_flagging_keeps_working(server: AttackServer) -> None:

@@ -22,6 +22,7 @@ from spinalsam.sam.device import describe_compute, format_compute
 from spinalsam.sam.model import TransformInfo
 from spinalsam.sam.report import format_parameters
 from spinalsam.segmenters.base import Prompt, SliceImage
+from spinalsam.segmenters.bounded import BoundedSegmenter
 
 
 @pytest.fixture(autouse=True)
@@ -58,9 +59,10 @@ def sam_settings(hf_home: Path) -> SamSettings:
 def _sam(settings: SamSettings) -> SamSegmenter:
     backend = load_backend(settings)
     assert isinstance(backend, SamAppBackend), backend.info.reason
-    segmenter = backend.new_segmenter()
-    assert isinstance(segmenter, SamSegmenter)
-    return segmenter
+    bounded = backend.new_segmenter()  # every session's segmenter works on a bounded grid
+    assert isinstance(bounded, BoundedSegmenter)
+    assert isinstance(bounded.inner, SamSegmenter)
+    return bounded.inner
 
 
 def _embedding(n_floats: int) -> Embedding:
@@ -217,7 +219,7 @@ def test_a_speed_up_that_cannot_run_is_noted_not_fatal_and_loading_reports_progr
     settings = _settings(hf_home, SPINALSAM_ENCODER_OPT="compile")  # GPU only: cannot run here
     backend = load_backend(settings, lambda f, m: messages.append((f, m)))
     assert isinstance(backend, SamAppBackend), backend.info.reason
-    notes = backend.new_segmenter().describe_parameters()["notes"]
+    notes = backend.new_segmenter().inner.describe_parameters()["notes"]
     assert any("compile" in note and "skipped" in note for note in notes)
     assert messages[0][0] == 0.0 and messages[-1] == (1.0, "SAM ready")
 
