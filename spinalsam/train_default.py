@@ -55,6 +55,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     train.add_argument("--batch", type=int, default=64)
     train.add_argument("--lr", type=float, default=3e-3)
     train.add_argument("--widths", type=_widths, default=(16, 32, 64, 128))
+    train.add_argument("--size", type=int, default=64, help="network crop side (pixels)")
+    train.add_argument(
+        "--seconds", type=float, default=0.0, help="train for this long instead of --steps"
+    )
     train.add_argument("--device", default="cpu")
     train.add_argument("--workers", type=int, default=1)
     train.add_argument("--seed", type=int, default=0)
@@ -109,7 +113,7 @@ def _train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from spinalsam.training.default_loop import FitConfig, fit, generate
+    from spinalsam.training.default_loop import FitConfig, fit, generate, resize_crops
 
     args.out.mkdir(parents=True, exist_ok=True)
     log_file = (args.out / "log.txt").open("a")
@@ -132,6 +136,7 @@ def _train(args: argparse.Namespace) -> int:
                 **{f"x_{k}": x for k, (x, _) in data.items()},
                 **{f"y_{k}": y for k, (_, y) in data.items()},
             )
+    data = {k: resize_crops(x, y, args.size) for k, (x, y) in data.items()}
     log(
         f"generated {sum(len(x) for x, _ in data.values())} crops "
         f"({ {k: len(x) for k, (x, _) in data.items()} }) in {time.perf_counter() - started:.0f}s"
@@ -196,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
         if per_step > 0:
             steps = max(500, min(steps, int(left / per_step)))
         log(f"final steps {steps} ({per_step * 1000:.1f} ms/step, {left:.0f}s left)")
-    config = FitConfig(widths, steps, args.batch, args.lr, seed=args.seed)
+    config = FitConfig(widths, steps, args.batch, args.lr, seed=args.seed, seconds=args.seconds)
     fit_started = time.perf_counter()
     model = fit(xs, ys, config, args.device, log)
     fit_seconds = time.perf_counter() - fit_started
@@ -206,6 +211,8 @@ def _train(args: argparse.Namespace) -> int:
         "command": " ".join(["python -m spinalsam.train_default", *sys.argv[1:]]),
         "fit": {**config.__dict__, "widths": list(widths)},
         "samples": args.samples,
+        "size": args.size,
+        "steps_done": model.steps_done,
         "seconds_per_step": {
             ",".join(map(str, a)): round(float(np.median(t)), 4) for a, t in step_times.items()
         },
@@ -242,9 +249,9 @@ def _export(args: argparse.Namespace) -> int:
     checkpoint = torch.load(args.run / "model.pt", map_location="cpu")
     model = UNet(tuple(checkpoint["widths"]))
     model.load_state_dict(checkpoint["state"])
-    inference = LearnedConfig()
-    export_onnx(model, inference.size, args.out)
     record = json.loads((args.run / "train.json").read_text())
+    inference = LearnedConfig(size=record.get("size", LearnedConfig().size))
+    export_onnx(model, inference.size, args.out)
     record["inference"] = inference.__dict__
     record["onnx_sha256"] = hashlib.sha256(args.out.read_bytes()).hexdigest()
     record["parameters"] = sum(p.numel() for p in model.parameters())

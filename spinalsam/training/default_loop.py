@@ -29,7 +29,16 @@ from spinalsam.training.default_model import UNet
 from spinalsam.training.default_sampler import Entry, Item, entries, make_sample, slice_of
 from spinalsam.windowing import render
 
-__all__ = ["KINDS", "FitConfig", "fit", "generate", "learned", "torch_runner", "validate"]
+__all__ = [
+    "KINDS",
+    "FitConfig",
+    "fit",
+    "generate",
+    "learned",
+    "resize_crops",
+    "torch_runner",
+    "validate",
+]
 
 KINDS = ("box", "box_jitter", "box_flip", "point", "point_jitter", "point_flip")
 BOX_MARGIN_PX = 5  # the 2-D protocol's box margin (shared/data/README.md)
@@ -47,6 +56,7 @@ class FitConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    seconds: float = 0.0  # > 0: train for this long (steps ignored; the count done is logged)
 
 
 # Set in the parent right before the worker pool forks; workers only read it.
@@ -91,6 +101,20 @@ def generate(
     return out
 
 
+def resize_crops(xs: np.ndarray, ys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored crops at another network size (area averaging; the target re-thresholded)."""
+    if xs.shape[-1] == size:
+        return xs, ys
+    out_x = np.empty((len(xs), xs.shape[1], size, size), dtype=np.uint8)
+    out_y = np.empty((len(ys), size, size), dtype=np.uint8)
+    for i in range(0, len(xs), 512):
+        x = F.interpolate(torch.from_numpy(xs[i : i + 512]).float(), size=size, mode="area")
+        y = F.interpolate(torch.from_numpy(ys[i : i + 512, None]).float(), size=size, mode="area")
+        out_x[i : i + 512] = x.round().clamp(0, 255).byte().numpy()
+        out_y[i : i + 512] = (y[:, 0] > 0.5).byte().numpy()
+    return out_x, out_y
+
+
 def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     bce = F.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits)
@@ -116,13 +140,19 @@ def fit(
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=config.steps, pct_start=0.1
-    )
     amp = device.startswith("cuda")
     started = time.perf_counter()
     model.train()
-    for step in range(config.steps):
+    step = 0
+    while True:
+        elapsed = time.perf_counter() - started
+        progress = elapsed / config.seconds if config.seconds else step / config.steps
+        if progress >= 1.0:
+            break
+        # 5 % warm-up, then cosine decay: by steps, or by the wall clock with --seconds
+        scale = progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * progress))
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr * max(scale, 0.01)
         index = torch.randint(0, len(x_all), (config.batch,), generator=generator).to(device)
         x = x_all[index].float().div_(255)
         y = y_all[index].float().unsqueeze(1)
@@ -138,10 +168,12 @@ def fit(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        schedule.step()
-        if step % 500 == 0 or step == config.steps - 1:
+        if step % 100 == 0:
             log(f"step {step} loss {loss.item():.4f} {time.perf_counter() - started:.0f}s")
-    model.seconds_per_step = (time.perf_counter() - started) / config.steps
+        step += 1
+    model.steps_done = step
+    log(f"trained {step} steps in {time.perf_counter() - started:.0f}s")
+    model.seconds_per_step = (time.perf_counter() - started) / max(1, step)
     return model.eval()
 
 
