@@ -63,6 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     train.add_argument("--workers", type=int, default=1)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--crops", type=Path, help="cache of the generated crops (.npz)")
+    train.add_argument("--init", type=Path, help="start from this run's model.pt (same widths)")
     train.add_argument(
         "--holdout",
         default="",
@@ -203,7 +204,7 @@ def _train(args: argparse.Namespace) -> int:
         log(f"final steps {steps} ({per_step * 1000:.1f} ms/step, {left:.0f}s left)")
     config = FitConfig(widths, steps, args.batch, args.lr, seed=args.seed, seconds=args.seconds)
     fit_started = time.perf_counter()
-    model = fit(xs, ys, config, args.device, log)
+    model = fit(xs, ys, config, args.device, log, init=args.init)
     fit_seconds = time.perf_counter() - fit_started
     torch.save({"state": model.state_dict(), "widths": list(widths)}, args.out / "model.pt")
     manifest_path = args.packs / "manifest.json"
@@ -211,6 +212,7 @@ def _train(args: argparse.Namespace) -> int:
         "command": " ".join(["python -m spinalsam.train_default", *sys.argv[1:]]),
         "fit": {**config.__dict__, "widths": list(widths)},
         "samples": args.samples,
+        "init": str(args.init) if args.init else None,
         "size": args.size,
         "steps_done": model.steps_done,
         "seconds_per_step": {

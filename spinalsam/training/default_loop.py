@@ -15,6 +15,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -129,12 +130,16 @@ def fit(
     config: FitConfig,
     device: str,
     log: Callable[[str], None] = print,
+    init: Path | None = None,
 ) -> UNet:
     """Train a U-Net on uint8 crops; the crops live on `device` as uint8 (4.6 kB each)."""
     torch.manual_seed(config.seed)
     torch.backends.cudnn.benchmark = device.startswith("cuda")
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    model = UNet(config.widths).to(device).to(memory_format=torch.channels_last)
+    model = UNet(config.widths)
+    if init is not None:  # continue an earlier run (its widths must match)
+        model.load_state_dict(torch.load(init, map_location="cpu")["state"])
+    model = model.to(device).to(memory_format=torch.channels_last)
     x_all = torch.from_numpy(xs).to(device)
     y_all = torch.from_numpy(ys).to(device)
     optimiser = torch.optim.AdamW(
