@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -139,7 +139,10 @@ class PropagationRules:
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
-    min_pixels: int = 10
+    min_pixels: int = 10  # used as is only without spacing; see min_area_mm2
+    # The smallest piece that counts, in mm² (a spinous process tip is a few mm across): on a
+    # slice with known spacing it sets min_pixels, so 0.7 mm and 3 mm pixels stop alike.
+    min_area_mm2: float | None = 20.0
     min_iou: float = 0.5  # with the previous slice's mask: below it the shape jumped
     max_area_ratio: float = 2.2  # growth or shrinkage factor from one slice to the next
     max_area_vs_start: float = 1.5  # a side stops when the object outgrows the start mask
@@ -470,6 +473,9 @@ def propagate(
     }
     total, finished = sum(len(r) for r in sides.values()), 0
     pixel_spacing = slice_spacing(spacing, plane)
+    if rules.min_area_mm2 is not None and pixel_spacing is not None:
+        pixel_mm2 = pixel_spacing[0] * pixel_spacing[1]
+        rules = replace(rules, min_pixels=max(1, math.ceil(rules.min_area_mm2 / pixel_mm2)))
 
     def pixels_at(index: int) -> np.ndarray:
         return take_slice(volume, plane, index).astype(np.float32)

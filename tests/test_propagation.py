@@ -398,3 +398,20 @@ def test_embedded_default_backend_segments_each_phantom_vertebra() -> None:
         result = propagate(volume, True, (1.0, 1.0, 2.0), "axial", middle, start, segmenter)
         assert dice(result.to_volume(volume.shape, "axial"), labels == k) >= 0.95
         assert slices.min() - 1 <= min(result.masks) and max(result.masks) <= slices.max() + 1
+
+
+def test_the_smallest_object_is_set_in_square_millimetres() -> None:
+    """The same 12-pixel rod: 48 mm² on 2 mm pixels (kept), 12 mm² on 1 mm pixels (vanished)."""
+    volume = np.full((12, 32, 32), 30.0, dtype=np.float32)
+    volume[2:10, 14:17, 14:18] = 300.0  # 3 × 4 pixels on eight slices
+    start = volume[6] > 150
+
+    def run(spacing, rules=None):
+        rules = rules or PropagationRules()
+        return propagate(volume, True, spacing, "axial", 6, start, ThresholdInBox(), rules=rules)
+
+    assert sorted(run((2.0, 2.0, 2.0)).masks) == list(range(2, 10))
+    small = run((1.0, 1.0, 2.0))
+    assert sorted(small.masks) == [6] and small.stopped_up == "object vanished"
+    in_pixels = run((1.0, 1.0, 2.0), PropagationRules(min_area_mm2=None))  # 10 px: kept
+    assert sorted(in_pixels.masks) == list(range(2, 10))

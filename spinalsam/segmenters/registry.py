@@ -15,6 +15,7 @@ from types import MappingProxyType
 from spinalsam.segmenters.base import Segmenter, SegmenterError
 from spinalsam.segmenters.baseline import BaselineSegmenter
 from spinalsam.segmenters.classical import ClassicalSegmenter
+from spinalsam.segmenters.learned import LearnedSegmenter
 
 __all__ = ["BACKENDS", "create_segmenter"]
 
@@ -33,6 +34,7 @@ def _sam() -> Segmenter:
 BACKENDS: Mapping[str, Callable[[], Segmenter]] = MappingProxyType(
     {
         "default": ClassicalSegmenter,
+        "learned": LearnedSegmenter,  # not yet default: no clear held-out win (docs/learned.md)
         "classical": ClassicalSegmenter,
         "sam": _sam,
         "baseline": BaselineSegmenter,

@@ -1,0 +1,164 @@
+"""The embedded default: a small prompt-conditioned U-Net, run with ONNX Runtime (no torch).
+
+One network answers boxes, clicks (positive and negative), and a prior mask (propagation and
+corrections). It sees a fixed-size crop around the prompt (crops.py): for a box, the box's longer
+side × `box_context`, square in mm; for clicks alone, `point_mm` across when the spacing is known
+and a fraction of the slice without it, enlarged while the answer runs into the crop's border
+(a click does not say how large the object is), then read once more in the box of that first
+answer, with the answer as the prior — the same view a drawn box gives. The weights, their
+training configuration, data hashes and validation numbers live in weights/ (see
+`python -m spinalsam.train_default`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+from spinalsam.segmenters.crops import Frame, box_frame, encode, gray_of, paste, point_frame
+
+__all__ = ["DEFAULT_WEIGHTS", "LearnedConfig", "LearnedSegmenter", "predict_mask"]
+
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.onnx"
+
+# (N, CHANNELS, S, S) float32 inputs → (N, 1, S, S) float32 logits
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class LearnedConfig:
+    """How prompts become crops; stored beside the weights, since training used the same."""
+
+    size: int = 64  # crop side in network pixels
+    box_context: float = 1.5  # crop side / the box's longer side
+    point_mm: float = 110.0  # first crop side for clicks alone, with spacing (a vertebra + margin)
+    point_fraction: float = 0.3  # the same without spacing, as a fraction of the shorter side
+    enlarge: float = 1.6  # crop growth when the answer reaches the crop's border
+    max_enlarge: int = 3
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LearnedConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _bbox(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max(), ys.max()])
+
+
+def _run(
+    run: Runner, gray: np.ndarray, frame: Frame, config: LearnedConfig, **prompt: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop's logits and the slice mask they give."""
+    inputs = encode(gray, frame, config.size, **prompt)
+    logits = np.asarray(run(inputs[None]), dtype=np.float32).reshape(config.size, config.size)
+    region_logits, region = paste(logits, frame, gray.shape)
+    mask = np.zeros(gray.shape, dtype=bool)
+    mask[region] = region_logits > 0
+    return logits, mask
+
+
+def _touches_border(logits: np.ndarray, frame: Frame, shape: tuple[int, int]) -> bool:
+    """The answer reaches a crop border that lies inside the slice (so a larger crop can help)."""
+    size = logits.shape[-1]
+    xs, ys = frame.grid(size)
+    inside = (xs >= 0) & (xs <= shape[1] - 1) & (ys >= 0) & (ys <= shape[0] - 1)
+    band = np.ones((size, size), dtype=bool)
+    band[2:-2, 2:-2] = False
+    return bool(np.any((logits > 0) & band & inside))
+
+
+def predict_mask(
+    run: Runner, image: SliceImage, prompt: Prompt, config: LearnedConfig
+) -> np.ndarray:
+    """The (H, W) boolean mask for one object's prompt."""
+    gray = gray_of(image.pixels, image.is_hu)
+    shape = gray.shape
+    points = np.asarray(prompt.points, dtype=float).reshape(-1, 2)
+    labels = np.asarray(prompt.labels).reshape(-1)
+    positive, negative = points[labels == 1], points[labels == 0]
+    prior = prompt.mask_input
+    if prior is not None:
+        prior = np.asarray(prior, dtype=bool)
+        if prior.shape != shape or not prior.any():
+            prior = None
+    box = None if prompt.box is None else np.asarray(prompt.box, dtype=float)
+    if box is None and prior is not None:  # a prior alone: its box, as propagation gives
+        box = _bbox(prior).astype(float)
+    if box is None and len(positive) == 0:
+        raise SegmenterError("add a positive click or a box")
+    channels = {"positive": positive, "negative": negative, "prior": prior}
+    if box is not None:
+        if box[2] < box[0] or box[3] < box[1]:
+            raise SegmenterError("the box is empty")
+        frame = box_frame(box, image.spacing, config.box_context)
+        return _run(run, gray, frame, config, box=box, **channels)[1]
+    side = config.point_mm if image.spacing is not None else config.point_fraction * min(shape)
+    limit = 2.0 * max(
+        shape[0] * (image.spacing or (1, 1))[1], shape[1] * (image.spacing or (1, 1))[0]
+    )
+    center = tuple(positive.mean(axis=0))
+    for attempt in range(config.max_enlarge + 1):
+        frame = point_frame(center, side, image.spacing)
+        logits, mask = _run(run, gray, frame, config, **channels)
+        if attempt == config.max_enlarge or side * config.enlarge > limit:
+            break
+        if not _touches_border(logits, frame, shape):
+            break
+        side *= config.enlarge
+    if not mask.any():
+        return mask
+    coarse = _bbox(mask).astype(float)
+    frame = box_frame(coarse, image.spacing, config.box_context)
+    return _run(
+        run, gray, frame, config, box=coarse, positive=positive, negative=negative, prior=mask
+    )[1]
+
+
+@lru_cache(maxsize=4)  # one read-only session per weights file, shared: run() is thread-safe
+def _session(path: str) -> tuple[Any, LearnedConfig]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    meta_path = Path(path).with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return session, LearnedConfig.from_json(meta.get("inference", {}))
+
+
+class LearnedSegmenter:
+    """The Segmenter interface over `predict_mask` with the committed ONNX weights."""
+
+    info = BackendInfo(
+        name="learned",
+        description="Learned prompt-conditioned U-Net (boxes, clicks, prior mask), ONNX Runtime",
+    )
+
+    def __init__(self, weights: str | Path = DEFAULT_WEIGHTS) -> None:
+        path = Path(weights)
+        if not path.is_file():
+            raise SegmenterError(f"the learned segmenter's weights are missing: {path}")
+        self._session, self.config = _session(str(path.resolve()))
+        self._input = self._session.get_inputs()[0].name
+        self._image: SliceImage | None = None
+
+    def _forward(self, inputs: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: inputs.astype(np.float32)})[0]
+
+    def set_image(self, image: SliceImage) -> None:
+        self._image = image
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        if self._image is None:
+            raise SegmenterError("no slice is loaded")
+        return predict_mask(self._forward, self._image, prompt, self.config)
