@@ -31,6 +31,7 @@ from spinalsam.sam.hub import (
 from spinalsam.sam.zerogpu import spaces_module
 from spinalsam.segmenters.base import BackendInfo, Segmenter
 from spinalsam.segmenters.bounded import BoundedSegmenter
+from spinalsam.segmenters.learned import describe_weights
 from spinalsam.segmenters.registry import create_segmenter
 
 if TYPE_CHECKING:
@@ -67,8 +68,8 @@ class DefaultBackend:
     def describe_parameters(self) -> str:
         why = f"\n\n{self.reason}" if self.reason else ""
         return (
-            "The active backend is the **embedded default segmenter**: it has no SAM weights to "
-            f"verify.{why}"
+            "The active backend is the **embedded default segmenter** (no SAM weights). "
+            f"{describe_weights()}{why}"
         )
 
 

@@ -34,7 +34,9 @@ class SessionJobLimit:
 
     max_jobs: int
     pending: Callable[[str], int]
-    window_s: float = 0.25
+    # The check-to-enqueue gap is milliseconds; a longer window would count a user's quick,
+    # already answered clicks as waiting and refuse the next one.
+    window_s: float = 0.05
     _recent: dict[str, deque[float]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 

@@ -563,9 +563,9 @@ def test_flat_image_gives_an_empty_mask_not_a_crash() -> None:
 
 def test_registry_names_and_unknown_backend() -> None:
     assert {"default", "classical"} <= set(BACKENDS)
-    seg = create_segmenter()
+    seg = create_segmenter(" Classical ")
     assert isinstance(seg, Segmenter) and isinstance(seg, ClassicalSegmenter)
-    assert create_segmenter(" Classical ").info.name == "classical"
+    assert seg.info.name == "classical"
     assert create_segmenter() is not create_segmenter()  # per-user state is never shared
     with pytest.raises(SegmenterError, match="classical, default"):
         create_segmenter("nope")

@@ -31,20 +31,32 @@ def _args(shared_data: Path, *extra: str) -> list[str]:
     ]
 
 
+# (backend, mean, per label): the classical propagation rules were tuned on this volume and
+# keep their numbers; the learned default (trained on every source, this one included) is
+# held to what it measured (0.890 / 0.788 / 0.704, mean 0.794) less a margin for other CPUs.
+BOUNDS = {
+    "classical": (MIN_MEAN_DICE, MIN_LABEL_DICE),
+    "default": (0.76, 0.66),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BOUNDS))
 def test_one_box_per_vertebra_segments_the_volume(
-    shared_data: Path, capsys: pytest.CaptureFixture[str]
+    shared_data: Path, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
-    assert main([*_args(shared_data), "--label-ids", "30,31,32", "--json"]) == 0
+    min_mean, min_label = BOUNDS[backend]
+    args = [*_args(shared_data), "--label-ids", "30,31,32", "--json", "--backend", backend]
+    assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {row["label"]: row for row in report["labels"]}
     assert set(rows) == {30, 31, 32}
     for row in rows.values():
-        assert row["dice"] >= MIN_LABEL_DICE, row
+        assert row["dice"] >= min_label, row
         assert row["start_dice"] >= MIN_START_DICE, row
         assert row["slices_propagated"] >= 0.4 * row["slices_ground_truth"], row
         assert 0.0 <= row["hd95_mm"] < 20.0 and row["msd_mm"] <= row["hd95_mm"]
     assert report["mean_dice"] == pytest.approx(np.mean([r["dice"] for r in rows.values()]))
-    assert report["mean_dice"] >= MIN_MEAN_DICE
+    assert report["mean_dice"] >= min_mean
 
 
 def test_bad_arguments_exit_with_a_message(

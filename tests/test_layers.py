@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.evaluate_report",
         "spinalsam.evaluation",
         "spinalsam.train",
+        "spinalsam.train_default",
     ),
     # 7. The web app.
     ("spinalsam.launch", "spinalsam.ui"),

@@ -7,6 +7,7 @@ slices from ../shared/data (skipped when absent) and on the synthetic phantom.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from spinalsam.segmenters.learned import (
     DEFAULT_WEIGHTS,
     LearnedConfig,
     LearnedSegmenter,
+    describe_weights,
     predict_mask,
 )
 from spinalsam.segmenters.registry import create_segmenter
@@ -176,3 +178,21 @@ def test_weights_on_a_real_sagittal_slice_and_its_flip() -> None:
     # short of the 0.90 and ≤ 0.01 targets; these bounds guard against regressions.
     assert min(scores) > 0.7
     assert abs(scores[0] - scores[1]) < 0.05
+
+
+def test_a_session_state_copy_shares_the_model_but_not_the_slice() -> None:
+    """Gradio deep-copies every new session's state; the ONNX session cannot be pickled."""
+    original = LearnedSegmenter()
+    original.set_image(
+        SliceImage(np.zeros((32, 32), np.float32), np.zeros((32, 32), np.uint8), is_hu=True)
+    )
+    twin = copy.deepcopy(original)
+    assert twin._session is original._session and twin._image is None
+
+
+def test_check_parameters_verifies_the_weights_hash(tmp_path: Path) -> None:
+    assert "(matches the recorded" in describe_weights()
+    broken = tmp_path / "default.onnx"
+    broken.write_bytes(b"not the weights")
+    (tmp_path / "default.json").write_text('{"onnx_sha256": "abc"}')
+    assert "does not match" in describe_weights(broken)

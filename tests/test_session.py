@@ -624,8 +624,9 @@ def test_the_log_says_what_was_opened_segmented_refused_and_closed(
     assert " 2.5x0.8x0.8 mm, " in opened
     assert str(tmp_path) not in opened  # file names only, not where the upload was kept
     segmented = session_lines[2][1]
-    assert segmented.startswith("segmented with classical from 1 point prompt: ")
+    backend = s.backend.info.name
+    assert segmented.startswith(f"segmented with {backend} from 1 point prompt: ")
     assert f" {int(s.mask().sum())} px in " in segmented
     assert session_lines[3] == ("INFO", "session closed with 1 image(s)")
     created = [msg for _, name, msg in lines if name == "spinalsam.segmenters.registry"]
-    assert created == ["created segmenter 'default': classical"]
+    assert created == [f"created segmenter 'default': {backend}"]
