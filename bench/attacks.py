@@ -30,6 +30,7 @@ from attack_harness import (  # noqa: E402 — tests/ holds the shared attack co
     USERS,
     AttackServer,
     prepared_client,
+    refused_jobs,
     run_upload_attack,
     session_intact,
 )
@@ -78,12 +79,7 @@ def flood(server: AttackServer) -> dict:
     start = time.perf_counter()
     session_intact(other)
     during = time.perf_counter() - start
-    refused = 0
-    for job in jobs:
-        try:
-            job.result()
-        except Exception as exc:
-            refused += "requests waiting" in str(exc)
+    refused = refused_jobs(jobs)
     return {
         "name": "one_session_queues_100_jobs",
         "other_session_seconds_alone": round(alone, 2),

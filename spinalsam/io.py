@@ -32,7 +32,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
@@ -442,7 +442,7 @@ class _Loader:
             dicom_files=tuple(str(f) for f in series),
         )
         if first.pixel_spacing is None:  # never present GDCM's made-up 1 mm as the file's
-            return _without_spacing(ct)
+            return replace(ct, spacing=None)
         self.check_spacing(ct.spacing or (), series[0].name)  # z: from the slice positions
         return ct
 
@@ -635,19 +635,6 @@ def _execute(reader: sitk.ImageFileReader, path: Path, nonfinite: np.ndarray | N
     restored = sitk.GetImageFromArray(values)
     restored.CopyInformation(img)
     return restored
-
-
-def _without_spacing(ct: CTImage) -> CTImage:
-    return CTImage(
-        volume=ct.volume,
-        spacing=None,
-        origin=ct.origin,
-        direction=ct.direction,
-        is_hu=ct.is_hu,
-        name=ct.name,
-        source_orientation=ct.source_orientation,
-        dicom_files=ct.dicom_files,
-    )
 
 
 # --- zip -------------------------------------------------------------------------------------

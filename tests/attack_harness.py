@@ -152,6 +152,17 @@ def view_pixels(payload: object) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
+def refused_jobs(jobs: list) -> int:
+    """How many submitted jobs the per-session limit turned away (the others ran)."""
+    refused = 0
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as exc:
+            refused += "requests waiting" in str(exc)
+    return refused
+
+
 def session_intact(client: Client) -> bool:
     """The CT_small image, its box prompt and its mask are all still there."""
     measured = client.predict(api_name="/measure")[3]

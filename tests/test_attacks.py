@@ -23,6 +23,7 @@ from attack_harness import (
     USERS,
     AttackServer,
     prepared_client,
+    refused_jobs,
     run_upload_attack,
     session_intact,
     view_pixels,
@@ -93,12 +94,7 @@ def test_huge_flag_comment_is_cut_and_flagging_keeps_working(server: AttackServe
 def test_one_session_cannot_flood_the_queue(server: AttackServer) -> None:
     flooder = prepared_client(server)
     jobs = [flooder.submit(api_name="/propagate") for _ in range(30)]
-    refused = 0
-    for job in jobs:
-        try:
-            job.result()
-        except Exception as exc:
-            refused += "requests waiting" in str(exc)
+    refused = refused_jobs(jobs)
     assert refused >= 20
     other = prepared_client(server)
     start = time.perf_counter()
