@@ -91,7 +91,15 @@ def _load_packs(folder: Path) -> dict[str, Any]:
     return {p.stem: load_pack(p) for p in sorted(folder.glob("*.npz"))}
 
 
-def _validate_job(job: tuple[dict[str, Any], tuple[int, ...], str, int, int]) -> dict[str, Any]:
+Job = tuple[dict[str, Any], tuple[int, ...], str, int, int]
+
+
+def _job(model: Any, widths: tuple[int, ...], pack: Path, args: argparse.Namespace) -> Job:
+    """What a validation process needs: the weights as arrays, the pack and the protocol."""
+    return (_state(model), widths, str(pack), args.val_per_plane, args.seed)
+
+
+def _validate_job(job: Job) -> dict[str, Any]:
     """One held-out source scored by one network (in a spawned process, one thread)."""
     import torch
 
@@ -166,13 +174,7 @@ def _train(args: argparse.Namespace) -> int:
                     log(f"LOSO {arch} without {source}: {len(xs)} crops")
                     model = fit(xs, ys, config, args.device, log)
                     step_times.setdefault(arch, []).append(model.seconds_per_step)
-                    job = (
-                        _state(model),
-                        arch,
-                        str(args.packs / f"{source}.npz"),
-                        args.val_per_plane,
-                        args.seed,
-                    )
+                    job = _job(model, arch, args.packs / f"{source}.npz", args)
                     pending.append((arch, source, pool.apply_async(_validate_job, (job,))))
             for arch, source, result in pending:
                 loso.setdefault(",".join(map(str, arch)), {})[source] = result.get()
@@ -228,13 +230,7 @@ def _train(args: argparse.Namespace) -> int:
     }
     if held_out:
         for source in held_out:
-            job = (
-                _state(model),
-                widths,
-                str(args.packs / f"{source}.npz"),
-                args.val_per_plane,
-                args.seed,
-            )
+            job = _job(model, widths, args.packs / f"{source}.npz", args)
             record.setdefault("held_out", {})[source] = _validate_job(job)
             log(f"held out {source}: {json.dumps(record['held_out'][source])}")
     (args.out / "train.json").write_text(json.dumps(record, indent=1))

@@ -152,6 +152,29 @@ def test_weights_segment_the_phantom_from_a_box_and_a_click() -> None:
     assert dice(segmenter.predict(click), target) > 0.88  # measured 0.923
 
 
+def test_mirrored_slices_get_the_mirrored_mask_and_jittered_boxes_hold() -> None:
+    """Flip averaging makes the answer independent of how a scan is stored or shown; a box drawn
+    a few pixels off (as users draw) keeps the object. The box is off-centre on purpose."""
+    image, target = _phantom_slice()
+    h, w = target.shape
+    ys, xs = np.nonzero(target)
+    box = np.array([xs.min() - 3, ys.min() - 3, xs.max() + 3, ys.max() + 3])
+    segmenter = create_segmenter("learned")
+    segmenter.set_image(image)
+    answer = segmenter.predict(Prompt(box=box))
+    mirrors = [
+        (lambda a: a[:, ::-1], np.array([w - 1 - box[2], box[1], w - 1 - box[0], box[3]])),
+        (lambda a: a[::-1], np.array([box[0], h - 1 - box[3], box[2], h - 1 - box[1]])),
+    ]
+    for flip, flipped_box in mirrors:
+        segmenter.set_image(_image(np.ascontiguousarray(flip(image.pixels)), spacing=(0.8, 0.8)))
+        assert dice(flip(segmenter.predict(Prompt(box=flipped_box))), answer) > 0.99  # 1.000
+    segmenter.set_image(image)
+    rng = np.random.default_rng(0)
+    jittered = [box + rng.integers(-5, 6, 4) for _ in range(6)]
+    assert min(dice(segmenter.predict(Prompt(box=b)), target) for b in jittered) > 0.94  # 0.962
+
+
 @pytest.mark.skipif(not (DATA / "tptbox").is_dir(), reason="../shared/data/tptbox is absent")
 def test_weights_on_a_real_sagittal_slice_and_its_flip() -> None:
     import SimpleITK as sitk
@@ -174,8 +197,8 @@ def test_weights_on_a_real_sagittal_slice_and_its_flip() -> None:
         ys, xs = np.nonzero(goal)
         box = np.array([xs.min() - 2, ys.min() - 2, xs.max() + 2, ys.max() + 2])
         scores.append(dice(segmenter.predict(Prompt(box=box)), goal))
-    # tptbox is held out of the shipped weights' training: measured 0.786 / 0.753 (flipped),
-    # short of the 0.90 and ≤ 0.01 targets; these bounds guard against regressions.
+    # The shipped weights saw tptbox in training (its held-out numbers, from a model trained
+    # without it, are in docs/learned.md); these bounds guard against regressions.
     assert min(scores) > 0.7
     assert abs(scores[0] - scores[1]) < 0.05
 
