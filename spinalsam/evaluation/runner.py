@@ -42,17 +42,6 @@ class Modes:
     seed: int = 0
 
 
-def _dice(
-    segmenter: Segmenter, kind: str, target: Target, box: np.ndarray, point: np.ndarray
-) -> float:
-    """Dice of one prediction; a backend refusing the prompt scores 0, as an empty mask would."""
-    try:
-        pred = np.asarray(segmenter.predict(prompt_for(kind, box, point)), dtype=bool)
-    except SegmenterError:
-        return 0.0
-    return metrics.dice(pred, target.mask)
-
-
 def _record(case: SliceCase, target: Target, kind: str, mode: str, dice: float) -> dict:
     return {"slice": case.name, "target": target.key, "prompt": kind, "mode": mode, "dice": dice}
 
