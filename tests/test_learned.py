@@ -175,6 +175,23 @@ def test_mirrored_slices_get_the_mirrored_mask_and_jittered_boxes_hold() -> None
     assert min(dice(segmenter.predict(Prompt(box=b)), target) for b in jittered) > 0.94  # 0.962
 
 
+def test_a_click_on_a_mirrored_slice_gets_the_mirrored_mask() -> None:
+    """A click is read twice (how large is the object, then its box): both reads average the
+    mirror images, or the first read's box, and so the answer, depends on the slice's storage."""
+    image, target = _phantom_slice()
+    h, w = target.shape
+    ys, xs = np.nonzero(target)
+    x, y = int(np.percentile(xs, 35)), int(np.percentile(ys, 60))  # off-centre, as users click
+    segmenter = create_segmenter("learned")
+    segmenter.set_image(image)
+    answer = segmenter.predict(Prompt(points=np.array([[x, y]]), labels=np.array([1])))
+    mirrors = [(lambda a: a[:, ::-1], [w - 1 - x, y]), (lambda a: a[::-1], [x, h - 1 - y])]
+    for flip, click in mirrors:
+        segmenter.set_image(_image(np.ascontiguousarray(flip(image.pixels)), spacing=(0.8, 0.8)))
+        mirrored = segmenter.predict(Prompt(points=np.array([click]), labels=np.array([1])))
+        assert np.array_equal(flip(mirrored), answer)
+
+
 @pytest.mark.skipif(not (DATA / "tptbox").is_dir(), reason="../shared/data/tptbox is absent")
 def test_weights_on_a_real_sagittal_slice_and_its_flip() -> None:
     import SimpleITK as sitk
