@@ -186,7 +186,7 @@ PRIOR_FOLLOWING_RULES = PropagationRules(
     min_part_fraction=None,
     arch_beyond_body_mm=None,
     max_area_vs_start=1.2,
-    min_inside_previous=0.5,
+    min_inside_previous=0.6,
     deepest_points=False,
 )
 
