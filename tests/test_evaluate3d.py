@@ -35,12 +35,15 @@ def _args(shared_data: Path, *extra: str) -> list[str]:
     ]
 
 
-# (backend, mean, per label): the classical propagation rules were tuned on this volume and
-# keep their numbers; the learned default (trained on every source, this one included) is
-# held to what it measured (0.890 / 0.788 / 0.704, mean 0.794) less a margin for other CPUs.
+# (backend, mean, per label). Classical: its propagation rules (the defaults) were tuned on this
+# volume and are unchanged, 0.883 / 0.866 / 0.851. The learned default (trained on every source,
+# this one included: not a held-out number) with its prior-following rules measured 0.929 /
+# 0.876 / 0.905, mean 0.903 (0.890 / 0.788 / 0.704 with the classical rules before); the bounds
+# sit 0.04 below for other CPUs' ONNX Runtime numerics and stay above what the classical rules
+# gave it, so a lost rule set fails here.
 BOUNDS = {
     "classical": (MIN_MEAN_DICE, MIN_LABEL_DICE),
-    "default": (0.76, 0.66),
+    "default": (0.86, 0.83),
 }
 
 
