@@ -180,17 +180,16 @@ class PropagationRules:
 # returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test);
 # what it does wrong is to slide on into the next vertebra's body, whose cross-section with this
 # vertebra's arch outgrows the start slice (the largest cross-section; `max_area_vs_start`), and
-# which a point at the last body's deepest pixel asks for (`deepest_points`). The darker-than-
-# the-last-slice stop was for a disc blob regrown into the start mask; without the clip there is
-# no regrowth, and it changed nothing on the development sources.
+# which a point at the last body's deepest pixel asks for (`deepest_points`). On 3 mm slices it
+# may also cross a disc with no jump at all; the darker-than-the-last-slice stop still catches
+# some of those.
 PRIOR_FOLLOWING_RULES = PropagationRules(
     max_growth_mm=None,
     min_part_fraction=None,
     arch_beyond_body_mm=None,
     max_area_vs_start=1.2,
-    min_inside_previous=0.6,
+    min_inside_previous=0.7,
     deepest_points=False,
-    min_mean_fraction=None,
 )
 
 
