@@ -3,8 +3,9 @@
     python bench/propagation.py [--backend default] [--repeats 3]
 
 A synthetic 512² spine phantom (one vertebra 40 slices tall, so no side stops early) is
-propagated 15 slices up and 15 down from its middle with the app's default rules; the time is
-the wall clock of `propagate`, slices set and segmented included. Target: ≤ 3 s.
+propagated 15 slices up and 15 down from its middle with the rules that suit the backend
+(`propagation.rules_for`, as in the app: the prior-following rules for the learned default);
+the time is the wall clock of `propagate`, slices set and segmented included. Target: ≤ 3 s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from spinalsam.phantom import make_spine_phantom  # noqa: E402
-from spinalsam.propagation import propagate  # noqa: E402
+from spinalsam.propagation import PRIOR_FOLLOWING_RULES, propagate, rules_for  # noqa: E402
 from spinalsam.segmenters.registry import create_segmenter  # noqa: E402
 
 
@@ -52,6 +53,11 @@ def main() -> None:
         json.dumps(
             {
                 "backend": args.backend,
+                "rules": (
+                    "prior-following"
+                    if rules_for(segmenter) == PRIOR_FOLLOWING_RULES
+                    else "defaults"
+                ),
                 "slices": int(np.median(counts)),
                 "seconds_median": round(float(np.median(times)), 2),
                 "seconds_max": round(max(times), 2),

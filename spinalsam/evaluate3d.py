@@ -32,6 +32,7 @@ import numpy as np
 
 from spinalsam import metrics
 from spinalsam.evaluate import parse_ids
+from spinalsam.evaluation.backends import BACKEND_SPEC_HELP, create_evaluated_segmenter
 from spinalsam.evaluation.protocol import (
     BOX_MARGIN_PX,
     MARGIN_MM,
@@ -51,7 +52,6 @@ from spinalsam.io import CTImage, CTLoadError
 from spinalsam.planes import Plane, axis_spacing, n_slices, slice_image, take_slice
 from spinalsam.propagation import PropagationRules, propagate
 from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError
-from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
 # The 2-D protocol's margin, kept physical (spinalsam.evaluation.protocol).
 START_MARGIN_MM = MARGIN_MM
@@ -74,7 +74,8 @@ def evaluate_label(
 ) -> dict[str, Any]:
     """Box on the largest ground-truth slice, segment it, propagate, and score in 3-D.
 
-    `rules` defaults to propagation's own defaults, i.e. what the app does. `margin_mm` is how
+    `rules` default to the ones that suit the segmenter (`propagation.rules_for`), i.e. what
+    the app does. `margin_mm` is how
     loose the start box is; a user's box is never exactly the protocol's, so the CLI can vary it
     to show how much the result depends on the start.
     """
@@ -101,7 +102,7 @@ def evaluate_label(
             start,
             start_mask,
             segmenter,
-            rules=rules or PropagationRules(),
+            rules=rules,
         )
         predicted = result.to_volume(gt.shape, plane)
         row.update(stopped_up=result.stopped_up, stopped_down=result.stopped_down)
@@ -175,7 +176,7 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, ar
     parser.add_argument("--source", choices=source_names(), help="a registered source instead")
     parser.add_argument("--data", type=Path, default=DATA_ROOT, help="root of the shared data")
     parser.add_argument("--cache", type=Path, default=CACHE_ROOT, help="root of fetched data")
-    parser.add_argument("--backend", default="default", help=f"one of {', '.join(BACKENDS)}")
+    parser.add_argument("--backend", default="default", help=BACKEND_SPEC_HELP)
     parser.add_argument("--plane", default="axial", choices=get_args(Plane))
     parser.add_argument(
         "--start-margin-mm",
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--start-margin-mm must not be negative")
     cases = _cases(parser, args)
     try:
-        segmenter = create_segmenter(args.backend)
+        segmenter = create_evaluated_segmenter(args.backend)
     except SegmenterError as exc:
         parser.error(str(exc))
     reports = []

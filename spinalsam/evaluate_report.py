@@ -8,7 +8,8 @@
 Sources are those of spinalsam.evaluation.sources (../shared/data, and the fetched chest CT in
 ../shared-cache, skipped with a note when absent). `--quick` scores a few slices per source and
 two vertebrae per volume in 3-D: run it before every change; the full run is for reports.
-`--backend` takes registry names, or COLUMN=NAME to name a column (e.g. loso=learned).
+`--backend` takes registry names or learned:PATH (other weights, e.g. a model trained without
+some sources), or COLUMN=NAME to name a column (e.g. holdout=learned:/tmp/holdB.onnx).
 Leave-one-source-out: `--held-out loso=tptbox` scores that column on tptbox only; run once per
 held-out source (with that source's model selected, e.g. through its environment variable),
 print `--json`, and join the runs with `--merge`. `--trained-on learned=r1-sample+chest-ct`
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from spinalsam.evaluation.backends import check_backend_spec
 from spinalsam.evaluation.report import (
     FULL,
     QUICK,
@@ -33,7 +35,7 @@ from spinalsam.evaluation.report import (
 )
 from spinalsam.evaluation.runner import Modes
 from spinalsam.evaluation.sources import CACHE_ROOT, DATA_ROOT, SOURCES, source_names
-from spinalsam.segmenters.registry import BACKENDS
+from spinalsam.segmenters.base import SegmenterError
 
 __all__ = ["main"]
 
@@ -62,9 +64,11 @@ def _columns(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
     columns = []
     for entry in (e.strip() for e in args.backend.split(",") if e.strip()):
         name, _, backend = entry.rpartition("=")
-        name, backend = (name or backend).strip(), backend.strip().lower()
-        if backend not in BACKENDS:
-            parser.error(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        name = (name or backend).strip()
+        try:
+            backend = check_backend_spec(backend)
+        except SegmenterError as exc:
+            parser.error(str(exc))
         columns.append(
             Column(
                 name, backend, held_out.get(name, frozenset()), trained_on.get(name, frozenset())

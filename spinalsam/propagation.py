@@ -48,11 +48,13 @@ from spinalsam.segmenters.morphology import components_touching
 from spinalsam.windowing import Window
 
 __all__ = [
+    "PRIOR_FOLLOWING_RULES",
     "PropagationError",
     "PropagationResult",
     "PropagationRules",
     "prompt_from_mask",
     "propagate",
+    "rules_for",
 ]
 
 Direction = Literal["both", "up", "down"]
@@ -136,6 +138,17 @@ class PropagationRules:
     contrast stop (the disc is still brighter than the fat around it); but inside, the disc
     (about 80–100 HU at 3 mm) is far darker than the endplate or cancellous bone it replaced,
     while from one body slice to the next the mean changes by less than a fifth. None: off.
+    min_inside_previous: when set, the shape test is this instead of IoU and shrinkage: at least
+    this fraction of the new mask lies within the previous slice's mask, and the area grows by
+    at most `max_area_ratio`. A segmenter that follows its prior returns, where the body ends,
+    the arch alone — a third of the last mask and inside it, which the IoU test calls a jump;
+    what is wrong there is a mask that has moved off the previous one (the next vertebra's
+    body). None: the IoU / area-jump test.
+    deepest_points: the prompt holds a positive point at the deepest pixel of every sizeable
+    piece of the previous mask. For a segmenter with no prior input the points say which pieces
+    in the box are the object. For one that follows its prior they mislead where a body ends:
+    the deepest pixel lies in the body, and on the next slice that spot is the disc or the next
+    vertebra's body, which the point then asks for.
     """
 
     min_area_fraction: float = 0.15  # of the start mask's area: below it the object vanished
@@ -155,6 +168,37 @@ class PropagationRules:
     arch_bone_fraction: float = 1.0  # of the start mask's mean value: bone of a followed arch
     keep_body_remnant: bool = True  # where the shape jumps, keep the answer inside the old body
     min_mean_fraction: float | None = 0.75  # of the last slice's mean inside its mask
+    min_inside_previous: float | None = None  # of the new mask: replaces min_iou and shrinkage
+    deepest_points: bool = True  # a positive point at the deepest pixel of each sizeable piece
+
+
+# For a segmenter that was trained to follow the neighbouring slice's mask given as its prior
+# (the learned default), measured on the development sources (docs/3d.md): its answer is trusted
+# as it is. The growth clip, the left-out parts asked for alone and the arch walked by
+# thresholding were made for a classical segmenter that leaks and drops thin parts; on a
+# prior-following network they cut the posterior elements it follows. Where the body ends it
+# returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test);
+# what it does wrong is to slide on into the next vertebra's body, whose cross-section with this
+# vertebra's arch outgrows the start slice (the largest cross-section; `max_area_vs_start`), and
+# which a point at the last body's deepest pixel asks for (`deepest_points`). On 3 mm slices it
+# may also cross a disc with no jump at all; the darker-than-the-last-slice stop still catches
+# some of those.
+PRIOR_FOLLOWING_RULES = PropagationRules(
+    max_growth_mm=None,
+    min_part_fraction=None,
+    arch_beyond_body_mm=None,
+    max_area_vs_start=1.2,
+    min_inside_previous=0.7,
+    deepest_points=False,
+)
+
+
+def rules_for(segmenter: Segmenter) -> PropagationRules:
+    """The rules that suit the segmenter: `PRIOR_FOLLOWING_RULES` when it declares
+    `follows_prior = True`, the defaults (made for the classical segmenter) otherwise."""
+    return (
+        PRIOR_FOLLOWING_RULES if getattr(segmenter, "follows_prior", False) else PropagationRules()
+    )
 
 
 @dataclass
@@ -178,11 +222,14 @@ class PropagationResult:
         return volume
 
 
-def prompt_from_mask(mask: np.ndarray, margin_px: tuple[int, int] = (2, 2)) -> Prompt:
+def prompt_from_mask(
+    mask: np.ndarray, margin_px: tuple[int, int] = (2, 2), points: bool = True
+) -> Prompt:
     """A prompt that asks a backend for "this object again" on the next slice.
 
     The box is enlarged by `margin_px` (x, y) on each side, so the object may grow a little;
-    one positive point is put at the deepest pixel of every piece holding ≥ 10 % of the area.
+    with `points`, one positive point is put at the deepest pixel of every piece holding ≥ 10 %
+    of the area.
     """
     mask = np.asarray(mask, dtype=bool)
     ys, xs = np.nonzero(mask)
@@ -198,6 +245,14 @@ def prompt_from_mask(mask: np.ndarray, margin_px: tuple[int, int] = (2, 2)) -> P
             min(h - 1, ys.max() + pad_y),
         ]
     )
+    found = _deepest_points(mask, ys, xs) if points else np.zeros((0, 2), dtype=np.int64)
+    return Prompt(
+        points=found, labels=np.ones(len(found), dtype=np.int64), box=box, mask_input=mask
+    )
+
+
+def _deepest_points(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(x, y) of the deepest pixel of every piece holding ≥ 10 % of the mask's area."""
     # Work on the bounding box with a background border only (far less work than the full
     # slice); the image edge then counts as background, keeping points off the edge too.
     y0, x0 = ys.min() - 1, xs.min() - 1
@@ -209,12 +264,7 @@ def prompt_from_mask(mask: np.ndarray, margin_px: tuple[int, int] = (2, 2)) -> P
     for piece in np.flatnonzero(sizes >= 0.1 * sizes.sum()) + 1:
         y, x = np.unravel_index(np.argmax(np.where(pieces == piece, depth, 0)), crop.shape)
         points.append((x + x0, y + y0))
-    return Prompt(
-        points=np.array(points, dtype=np.int64),
-        labels=np.ones(len(points), dtype=np.int64),
-        box=box,
-        mask_input=mask,
-    )
+    return np.array(points, dtype=np.int64).reshape(-1, 2)
 
 
 def _overlapping_pieces(mask: np.ndarray, previous: np.ndarray) -> np.ndarray:
@@ -295,7 +345,8 @@ def _follow(
     """The backend's mask on the next slice, held to what the object can do between slices."""
     segmenter.set_image(image)
     margin = _box_margin(rules.max_growth_mm, image.spacing)
-    mask = np.asarray(segmenter.predict(prompt_from_mask(previous, margin)), dtype=bool)
+    prompt = prompt_from_mask(previous, margin, rules.deepest_points)
+    mask = np.asarray(segmenter.predict(prompt), dtype=bool)
     if rules.max_growth_mm is not None:
         allowed = _reach(previous, rules.max_growth_mm, image.spacing)
         mask = mask & (allowed | start_mask if rules.regrow_within_start else allowed)
@@ -320,10 +371,15 @@ def _stop_reason(
         return "object vanished"
     if area > rules.max_area_vs_start * start_area:
         return f"grew beyond the start object (area ×{area / start_area:.2f} of the start slice)"
-    overlap, ratio = iou(mask, previous), area / previous_area
-    jumped = max(ratio, 1 / ratio) > rules.max_area_ratio
-    if overlap < rules.min_iou or jumped:
-        return f"{_JUMPED} (IoU {overlap:.2f}, area ×{ratio:.2f})"
+    ratio = area / previous_area
+    if rules.min_inside_previous is None:
+        overlap = iou(mask, previous)
+        if overlap < rules.min_iou or max(ratio, 1 / ratio) > rules.max_area_ratio:
+            return f"{_JUMPED} (IoU {overlap:.2f}, area ×{ratio:.2f})"
+    else:  # a shrink within the previous mask is the body ending and its arch going on
+        inside = np.count_nonzero(mask & previous) / area
+        if inside < rules.min_inside_previous or ratio > rules.max_area_ratio:
+            return f"{_JUMPED} ({inside:.0%} inside the last mask, area ×{ratio:.2f})"
     if contrast_ratio is not None and contrast_ratio < rules.min_contrast_fraction:
         return f"{_FADED} (contrast {contrast_ratio:.0%} of the start)"
     if (
@@ -444,15 +500,17 @@ def propagate(
     max_slices: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    rules: PropagationRules = PropagationRules(),  # frozen, so the shared default is safe
+    rules: PropagationRules | None = None,
 ) -> PropagationResult:
     """Propagate `start_mask` (on slice `start_index` of `plane`) through neighbouring slices.
 
     `spacing` is (x, y, z) mm as CTImage stores it; `window` is what `windowing.render` takes.
     "up" is increasing slice index (superior for axial slices of an LPS volume); `max_slices`
     limits each side; `on_progress(done, total)` is called after every slice;
-    setting `cancel` stops both sides and keeps what was done so far.
+    setting `cancel` stops both sides and keeps what was done so far. `rules` default to the
+    ones that suit the segmenter (`rules_for`).
     """
+    rules = rules_for(segmenter) if rules is None else rules
     if direction not in _STEPS:
         raise PropagationError(f"direction must be one of {', '.join(_STEPS)}, not {direction!r}")
     count = n_slices(volume.shape, plane)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,11 @@ import pytest
 import SimpleITK as sitk
 
 from spinalsam.evaluate3d import main, start_box
+from spinalsam.evaluation.backends import check_backend_spec, create_evaluated_segmenter
 from spinalsam.export import save_nifti
 from spinalsam.io import load_ct
+from spinalsam.segmenters.base import SegmenterError
+from spinalsam.segmenters.learned import DEFAULT_WEIGHTS, LearnedSegmenter
 
 # Measured with the embedded default backend: 3-D Dice 0.883 / 0.866 / 0.851 (labels 30 / 31 /
 # 32), mean 0.867; start slices 0.94 / 0.95 / 0.92 (docs/3d.md). Thresholds sit a little below.
@@ -31,12 +35,15 @@ def _args(shared_data: Path, *extra: str) -> list[str]:
     ]
 
 
-# (backend, mean, per label): the classical propagation rules were tuned on this volume and
-# keep their numbers; the learned default (trained on every source, this one included) is
-# held to what it measured (0.890 / 0.788 / 0.704, mean 0.794) less a margin for other CPUs.
+# (backend, mean, per label). Classical: its propagation rules (the defaults) were tuned on this
+# volume and are unchanged, 0.883 / 0.866 / 0.851. The learned default (trained on every source,
+# this one included: not a held-out number) with its prior-following rules measured 0.929 /
+# 0.876 / 0.905, mean 0.903 (0.890 / 0.788 / 0.704 with the classical rules before); the bounds
+# sit 0.04 below for other CPUs' ONNX Runtime numerics and stay above what the classical rules
+# gave it, so a lost rule set fails here.
 BOUNDS = {
     "classical": (MIN_MEAN_DICE, MIN_LABEL_DICE),
-    "default": (0.76, 0.66),
+    "default": (0.86, 0.83),
 }
 
 
@@ -70,7 +77,7 @@ def test_bad_arguments_exit_with_a_message(
     assert "integers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*_args(shared_data), "--label-ids", "30", "--backend", "nope"])
-    assert "unknown segmentation backend" in capsys.readouterr().err
+    assert "unknown backend" in capsys.readouterr().err
 
 
 def test_start_margin_sets_how_loose_the_start_box_is(
@@ -110,3 +117,36 @@ def test_nifti_labels_round_trip_voxel_for_voxel(shared_data: Path, tmp_path: Pa
     )
     assert exported.GetDirection() == pytest.approx(original.GetDirection())
     assert exported.GetOrigin() == pytest.approx(original.GetOrigin(), abs=1e-3)
+
+
+def test_other_weights_are_scored_as_learned_path(
+    shared_data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`learned:PATH` runs the learned segmenter on another weights file (e.g. a model trained
+    without the scored source), leaving the app's registry as it is."""
+    copy = tmp_path / "other.onnx"
+    shutil.copy(DEFAULT_WEIGHTS, copy)
+    shutil.copy(DEFAULT_WEIGHTS.with_suffix(".json"), copy.with_suffix(".json"))
+    args = [*_args(shared_data), "--label-ids", "31", "--json"]
+    dice = {}
+    for backend in ("learned", f"learned:{copy}"):
+        assert main([*args, "--backend", backend]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["backend"] == backend
+        dice[backend] = report["labels"][0]["dice"]
+    assert dice["learned"] == dice[f"learned:{copy}"] > 0.5  # same weights, same result
+    with pytest.raises(SystemExit):
+        main([*args, "--backend", f"learned:{tmp_path / 'missing.onnx'}"])
+    assert "no weights file" in capsys.readouterr().err
+
+
+def test_backend_specs_are_checked_and_normalised(tmp_path: Path) -> None:
+    assert check_backend_spec(" Classical ") == "classical"
+    weights = tmp_path / "Model.onnx"
+    with pytest.raises(SegmenterError, match="no weights file"):
+        check_backend_spec(f"learned:{weights}")
+    shutil.copy(DEFAULT_WEIGHTS, weights)
+    assert check_backend_spec(f"LEARNED:{weights}") == f"learned:{weights}"  # path kept as is
+    assert isinstance(create_evaluated_segmenter(f"learned:{weights}"), LearnedSegmenter)
+    with pytest.raises(SegmenterError, match="unknown backend"):
+        check_backend_spec("sam2")

@@ -8,6 +8,7 @@ the previous mask, stopping at discs, cancel, progress, and the slice bookkeepin
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,14 +17,17 @@ from scipy import ndimage as ndi
 from spinalsam.metrics import dice
 from spinalsam.phantom import make_spine_phantom
 from spinalsam.propagation import (
+    PRIOR_FOLLOWING_RULES,
     PropagationError,
     PropagationRules,
     _ArchWalk,
     _traced_arch,
     prompt_from_mask,
     propagate,
+    rules_for,
 )
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
+from spinalsam.segmenters.bounded import BoundedSegmenter
 from spinalsam.segmenters.registry import create_segmenter
 from spinalsam.windowing import render
 
@@ -415,3 +419,114 @@ def test_the_smallest_object_is_set_in_square_millimetres() -> None:
     assert sorted(small.masks) == [6] and small.stopped_up == "object vanished"
     in_pixels = run((1.0, 1.0, 2.0), PropagationRules(min_area_mm2=None))  # 10 px: kept
     assert sorted(in_pixels.masks) == list(range(2, 10))
+
+
+class FollowsPrior(ThresholdInBox):
+    """Declares that it follows the prior mask, as the learned default does: its answer is the
+    bone joined to, or touching, the previous slice's mask, wherever it moved."""
+
+    follows_prior = True
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        assert self.image is not None and prompt.mask_input is not None
+        self.prompts.append(prompt)
+        pieces, _ = ndi.label(self.image.pixels > 150)
+        touching = set(np.unique(pieces[ndi.binary_dilation(prompt.mask_input)])) - {0}
+        return np.isin(pieces, list(touching))
+
+
+def _sloping_process() -> tuple[np.ndarray, np.ndarray]:
+    """A 24 × 10 px body with a 3 px process that moves 3 px (3 mm) per slice, as a spinous
+    process slopes away from its body at 3 mm slices; more than the 2 mm growth clip allows."""
+    volume = np.full((12, 64, 64), 30.0, dtype=np.float32)
+    labels = np.zeros(volume.shape, dtype=np.uint16)
+    for z in range(2, 10):
+        labels[z, 20:30, 16:40] = 1  # the body, the same on every slice
+        x = 14 + 3 * (z - 2)
+        labels[z, 30:44, x : x + 3] = 1  # the process, moving sideways slice after slice
+    volume[labels > 0] = 300.0
+    return volume, labels
+
+
+def test_the_segmenter_declares_whether_its_answer_is_clipped() -> None:
+    assert rules_for(ThresholdInBox()) == PropagationRules()
+    assert rules_for(FollowsPrior()) == PRIOR_FOLLOWING_RULES
+    assert rules_for(BoundedSegmenter(FollowsPrior(), 512 * 512)) == PRIOR_FOLLOWING_RULES
+    assert rules_for(create_segmenter("default")) == PRIOR_FOLLOWING_RULES
+    assert rules_for(create_segmenter("classical")) == PropagationRules()
+    assert PRIOR_FOLLOWING_RULES.max_growth_mm is None
+    assert PRIOR_FOLLOWING_RULES.min_part_fraction is None
+    assert PRIOR_FOLLOWING_RULES.arch_beyond_body_mm is None
+
+
+def test_a_prior_following_segmenter_keeps_a_process_that_moves_more_than_the_clip() -> None:
+    volume, labels = _sloping_process()
+    start = labels[5] == 1
+    spacing = (1.0, 1.0, 3.0)
+    runs = {
+        name: propagate(volume, True, spacing, "axial", 5, start, segmenter)
+        for name, segmenter in (("clipped", AllBoneInBox()), ("trusted", FollowsPrior()))
+    }
+    trusted = runs["trusted"].to_volume(volume.shape, "axial")
+    assert sorted(runs["trusted"].masks) == list(range(2, 10))
+    assert dice(trusted, labels == 1) == pytest.approx(1.0)
+    clipped = runs["clipped"].to_volume(volume.shape, "axial")
+    process = labels[:, 30:44] == 1
+    lost = process & ~clipped[:, 30:44]
+    assert lost.sum() > 0.4 * process.sum()  # the growth clip cuts the moving process off
+    # explicit rules still win over the segmenter's own
+    forced = propagate(
+        volume, True, spacing, "axial", 5, start, FollowsPrior(), rules=PropagationRules()
+    )
+    np.testing.assert_array_equal(forced.to_volume(volume.shape, "axial"), clipped)
+
+
+def test_a_prior_following_segmenter_stops_where_it_slides_into_a_larger_neighbour() -> None:
+    """Past its body the network follows the next vertebra's body: the mask then outgrows the
+    start slice (the largest cross-section) by more than a fifth, where the defaults allow half."""
+    volume = np.full((10, 64, 64), 30.0, dtype=np.float32)
+    volume[:, 20:30, 20:30] = 300.0  # 100 px on every slice
+    volume[6:, 20:30, 30:34] = 300.0  # from slice 6 on, 140 px: a neighbour joins in
+    start = volume[3] > 150
+    trusted = propagate(volume, True, (1.0, 1.0, 2.0), "axial", 3, start, FollowsPrior())
+    assert max(trusted.masks) == 5
+    assert trusted.stopped_up.startswith("grew beyond the start object (area ×1.40")
+    loose = replace(PRIOR_FOLLOWING_RULES, max_area_vs_start=1.5)
+    kept = propagate(volume, True, (1.0, 1.0, 2.0), "axial", 3, start, FollowsPrior(), rules=loose)
+    assert max(kept.masks) == 9
+
+
+def test_where_the_body_ends_a_prior_following_segmenter_follows_the_arch_on() -> None:
+    """Past the body only the arch is left: a third of the last mask and inside it. The IoU test
+    calls that a jump; for a segmenter that follows its prior it is the vertebra going on."""
+    volume = np.full((12, 64, 64), 30.0, dtype=np.float32)
+    labels = np.zeros(volume.shape, dtype=np.uint16)
+    labels[2:10, 36:48, 26:38] = 1  # the arch, on every slice
+    labels[2:6, 16:36, 20:44] = 1  # the body, ending after slice 5
+    volume[labels > 0] = 300.0
+    start = labels[4] == 1
+
+    def run(rules: PropagationRules):
+        return propagate(
+            volume, True, (1.0, 1.0, 2.0), "axial", 4, start, FollowsPrior(), rules=rules
+        )
+
+    runs = {
+        "iou": run(replace(PRIOR_FOLLOWING_RULES, min_inside_previous=None)),
+        "inside": run(PRIOR_FOLLOWING_RULES),
+    }
+    assert runs["iou"].stopped_up.startswith("shape changed abruptly (IoU 0.23")
+    assert max(runs["iou"].masks) <= 6  # (the remnant rule keeps the one slice it stopped on)
+    assert sorted(runs["inside"].masks) == list(range(2, 10))
+    assert dice(runs["inside"].to_volume(volume.shape, "axial"), labels == 1) == pytest.approx(1.0)
+
+
+def test_a_prior_following_segmenter_is_not_given_the_deepest_points() -> None:
+    """Where a body ends its deepest pixel lies over the disc or the next body on the next
+    slice; a point there would ask a prior-following network for that instead."""
+    volume, labels = _spine()
+    segmenter = FollowsPrior()
+    _run(volume, labels, start=18, segmenter=segmenter, direction="up", max_slices=1)
+    (prompt,) = segmenter.prompts
+    assert len(prompt.points) == 0 and prompt.box is not None
+    np.testing.assert_array_equal(prompt.mask_input, labels[18] == 2)

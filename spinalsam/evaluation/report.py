@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from spinalsam.evaluate3d import evaluate_volume
+from spinalsam.evaluation.backends import create_evaluated_segmenter
 from spinalsam.evaluation.folders import folder_slice_cases, pair_files
 from spinalsam.evaluation.runner import Modes, score_slices, summarize
 from spinalsam.evaluation.sources import Source, load_source_volumes, missing_files
 from spinalsam.evaluation.volume import SliceCase, sample_slices, volume_slice_cases
 from spinalsam.segmenters.base import Segmenter
-from spinalsam.segmenters.registry import create_segmenter
 
 __all__ = ["FULL", "QUICK", "Budget", "Column", "markdown_report", "merge_reports", "run_report"]
 
@@ -47,7 +47,8 @@ QUICK = Budget(folder_stride=8, slice_step_mm=5.0, max_slices=4, max_labels_3d=2
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the table: a registry backend under a column name, and its LOSO facts."""
+    """One column of the table: a backend spec (registry name or learned:PATH) under a column
+    name, and its LOSO facts."""
 
     name: str
     backend: str
@@ -123,7 +124,7 @@ def run_report(
     """Score every column on every source; the JSON object the CLI prints."""
     modes = modes or Modes(jitter=True, flip=True)
     started = time.perf_counter()
-    segmenters = {c.name: create_segmenter(c.backend) for c in columns}
+    segmenters = {c.name: create_evaluated_segmenter(c.backend) for c in columns}
     records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     volumes3d: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []

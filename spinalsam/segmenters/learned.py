@@ -191,6 +191,9 @@ class LearnedSegmenter:
         name="learned",
         description="Learned prompt-conditioned U-Net (boxes, clicks, prior mask), ONNX Runtime",
     )
+    # Trained on neighbouring slices' masks as the prior: propagation trusts its answer rather
+    # than clipping it (propagation.rules_for).
+    follows_prior = True
 
     def __init__(self, weights: str | Path = DEFAULT_WEIGHTS) -> None:
         path = Path(weights)
