@@ -1,7 +1,7 @@
 """Evaluate segmentation backends on 2-D slices with ground truth: a folder, or a labelled volume.
 
     python -m spinalsam.evaluate --images DIR --masks DIR --prompt {box,point,box+point} \
-        [--backend NAME[,NAME...]] [--jitter] [--flip] [--seed 0] [--csv FILE] [--json]
+        [--backend NAME|learned:PATH[,...]] [--jitter] [--flip] [--seed 0] [--csv FILE] [--json]
     python -m spinalsam.evaluate --volume CT --labels SEG --label-ids 30,31,32 \
         --prompt box [--planes axial,sagittal,coronal] [--slice-step-mm 5] [--max-slices N] ...
 
@@ -28,6 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from spinalsam import metrics
+from spinalsam.evaluation.backends import (
+    BACKEND_SPEC_HELP,
+    check_backend_spec,
+    create_evaluated_segmenter,
+)
 from spinalsam.evaluation.folders import (
     EvaluationError,
     folder_slice_cases,
@@ -55,8 +60,7 @@ from spinalsam.evaluation.volume import (
 )
 from spinalsam.io import CTLoadError
 from spinalsam.planes import PLANES, Plane
-from spinalsam.segmenters.base import Prompt, Segmenter, SliceImage
-from spinalsam.segmenters.registry import BACKENDS, create_segmenter
+from spinalsam.segmenters.base import Prompt, Segmenter, SegmenterError, SliceImage
 
 __all__ = [
     "BOX_MARGIN_PX",
@@ -175,7 +179,7 @@ def evaluate_backend(
     """
     if kind not in PROMPT_KINDS:
         raise EvaluationError(f"unknown prompt kind {kind!r}; choose one of {PROMPT_KINDS}")
-    segmenter = create_segmenter(backend) if isinstance(backend, str) else backend
+    segmenter = create_evaluated_segmenter(backend) if isinstance(backend, str) else backend
     name = backend if isinstance(backend, str) else segmenter.info.name
     modes = (
         Modes(kinds=(kind,))
@@ -299,7 +303,9 @@ def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.ArgumentParser, ar
     parser.add_argument("--max-slices", type=int, help="at most this many slices per plane")
     parser.add_argument("--margin-mm", type=float, default=MARGIN_MM, help="box margin (volumes)")
     parser.add_argument("--prompt", choices=PROMPT_KINDS, required=True)
-    parser.add_argument("--backend", default="default", help="NAME[,NAME...] of backends")
+    parser.add_argument(
+        "--backend", default="default", help=f"comma-separated backends, each {BACKEND_SPEC_HELP}"
+    )
     parser.add_argument("--jitter", action="store_true", help="also score jittered prompts")
     parser.add_argument("--flip", action="store_true", help="also score mirrored slices")
     parser.add_argument("--seed", type=int, default=0, help="seed of the jitter")
@@ -346,10 +352,12 @@ def _runs(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, args = _parse_args(argv)
-    backends = [b.strip().lower() for b in args.backend.split(",") if b.strip()]
-    unknown = [b for b in backends if b not in BACKENDS]
-    if not backends or unknown:
-        parser.error(f"unknown backend {unknown or args.backend!r}; valid: {', '.join(BACKENDS)}")
+    try:
+        backends = [check_backend_spec(b) for b in args.backend.split(",") if b.strip()]
+    except SegmenterError as exc:
+        parser.error(str(exc))
+    if not backends:
+        parser.error(f"no backend given; each is {BACKEND_SPEC_HELP}")
     modes = Modes(kinds=(args.prompt,), jitter=args.jitter, flip=args.flip, seed=args.seed)
     results = []
     try:

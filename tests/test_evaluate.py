@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from spinalsam.evaluate import derive_prompts, main
+from spinalsam.segmenters.learned import DEFAULT_WEIGHTS
 from tests.test_classical import axial_phantom, sagittal_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,11 +82,31 @@ def test_point_prompts_and_several_backends(folder: Path, capsys: pytest.Capture
     assert "| per_vertebra_dice |" in table and "| n / vertebrae | 3 / 3 |" in table
 
 
+def test_a_weights_file_is_scored_as_its_own_backend(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`learned:PATH` scores other weights (e.g. held-out ones) beside the registry's default."""
+    weights = tmp_path / "copy.onnx"
+    shutil.copy(DEFAULT_WEIGHTS, weights)
+    shutil.copy(DEFAULT_WEIGHTS.with_suffix(".json"), weights.with_suffix(".json"))
+    argv = ["--images", str(folder / "images"), "--masks", str(folder / "masks")]
+    assert (
+        main([*argv, "--prompt", "box", "--backend", f"default,learned:{weights}", "--json"]) == 0
+    )
+    default, copy = json.loads(capsys.readouterr().out)["backends"]
+    assert copy["backend"] == f"learned:{weights}"
+    assert [c["per_vertebra_dice"] for c in copy["per_case"]] == [
+        c["per_vertebra_dice"] for c in default["per_case"]
+    ]
+    assert copy["per_vertebra_dice"]["mean"] >= 0.9
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"--images": "missing"}, "images folder not found"),
         ({"--backend": "default,nope"}, "unknown backend"),
+        ({"--backend": "learned:/nonexistent/w.onnx"}, "no weights file"),
         ({"--masks": "images-renamed"}, "no image in"),
     ],
 )

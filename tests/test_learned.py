@@ -23,6 +23,7 @@ from spinalsam.segmenters.learned import (
     DEFAULT_WEIGHTS,
     LearnedConfig,
     LearnedSegmenter,
+    clicked_pieces,
     describe_weights,
     predict_mask,
 )
@@ -102,6 +103,32 @@ def test_a_click_crop_grows_until_the_object_fits() -> None:
     prompt = Prompt(points=np.array([[200, 200]]), labels=np.array([1]))
     mask = predict_mask(_channel(0), image, prompt, CONFIG)
     assert dice(mask, pixels > 0) > 0.95
+
+
+def test_a_click_answers_only_the_clicked_piece() -> None:
+    """Two bright blocks 6 px apart (vertebrae across a thin disc): the click's crop grows over
+    both, so its box read answers both; the click names one, and only that one comes back."""
+    pixels = np.zeros((400, 400))
+    pixels[150:250, 100:190] = 255
+    pixels[150:250, 196:286] = 255
+    image = _image(pixels, is_hu=False, spacing=None)
+    prompt = Prompt(points=np.array([[145, 200]]), labels=np.array([1]))
+    mask = predict_mask(_channel(0), image, prompt, CONFIG)
+    clicked = np.zeros_like(mask)
+    clicked[150:250, 100:190] = True
+    assert dice(mask, clicked) > 0.97 and not mask[:, 193:].any()
+
+
+def test_clicked_pieces_keep_each_clicked_piece_or_the_nearest() -> None:
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[5:15, 5:15] = mask[5:15, 30:40] = mask[25:35, 45:55] = True
+    left, middle, right = (mask & (np.arange(60) < c)[None] for c in (20, 42, 60))
+    middle, right = middle & ~left, right & ~middle & ~left
+    assert np.array_equal(clicked_pieces(mask, np.array([[8.0, 8.0]])), left)
+    assert np.array_equal(clicked_pieces(mask, np.array([[27.0, 10.0]])), middle)  # in the gap
+    both = clicked_pieces(mask, np.array([[8.0, 8.0], [50.0, 30.0]]))
+    assert np.array_equal(both, left | right)
+    assert not clicked_pieces(np.zeros_like(mask), np.array([[8.0, 8.0]])).any()
 
 
 def test_a_prompt_without_a_positive_click_or_box_is_refused() -> None:

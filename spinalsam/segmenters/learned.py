@@ -5,8 +5,9 @@ corrections). It sees a fixed-size crop around the prompt (crops.py): for a box,
 side × `box_context`, square in mm; for clicks alone, `point_mm` across when the spacing is known
 and a fraction of the slice without it, enlarged while the answer runs into the crop's border
 (a click does not say how large the object is), then read once more in the box of that first
-answer, with the answer as the prior — the same view a drawn box gives. The weights, their
-training configuration, data hashes and validation numbers live in weights/ (see
+answer, with the answer as the prior — the same view a drawn box gives — and only the piece
+of that answer holding the click is kept (neighbours across a disc often come along). The
+weights, their training configuration, data hashes and validation numbers live in weights/ (see
 `python -m spinalsam.train_default`).
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
 from spinalsam.segmenters.crops import Frame, box_frame, encode, gray_of, paste, point_frame
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "LearnedConfig",
     "LearnedSegmenter",
+    "clicked_pieces",
     "describe_weights",
     "predict_mask",
 ]
@@ -72,6 +75,30 @@ def _run(
     mask = np.zeros(gray.shape, dtype=bool)
     mask[region] = region_logits > 0
     return logits, mask
+
+
+def clicked_pieces(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The connected pieces of `mask` that hold a click; for a click outside the mask, the
+    piece nearest to it.
+
+    A click names one piece (the evaluation protocol's unit too): the box read of a click's
+    first answer often returns the clicked vertebra plus pieces of its neighbours across the
+    discs, separate from it. Keeping the clicked piece alone raised click Dice on the dev
+    sources from 0.834 to 0.904 (docs/learned.md), at the cost of one labelling of the mask's
+    bounding box.
+    """
+    if not mask.any() or len(points) == 0:
+        return mask
+    x0, y0, x1, y1 = _bbox(mask)
+    pieces, _ = ndi.label(mask[y0 : y1 + 1, x0 : x1 + 1])
+    ys, xs = np.nonzero(pieces)
+    keep = set()
+    for x, y in np.asarray(points, dtype=float) - (x0, y0):
+        nearest = np.argmin((xs - x) ** 2 + (ys - y) ** 2)  # the click's own pixel when inside
+        keep.add(pieces[ys[nearest], xs[nearest]])
+    out = np.zeros_like(mask)
+    out[y0 : y1 + 1, x0 : x1 + 1] = np.isin(pieces, list(keep))
+    return out
 
 
 def _canonical_axes(gray: np.ndarray) -> tuple[int, ...]:
@@ -149,9 +176,10 @@ def predict_mask(
         return mask
     coarse = _bbox(mask).astype(float)
     frame = box_frame(coarse, image.spacing, config.box_context)
-    return _run(
+    answer = _run(
         final, gray, frame, config, box=coarse, positive=positive, negative=negative, prior=mask
     )[1]
+    return clicked_pieces(answer, positive)
 
 
 @lru_cache(maxsize=4)  # one read-only session per weights file, shared: run() is thread-safe
