@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from pathlib import Path
@@ -234,3 +235,29 @@ def test_auto_speed_up_is_applied_and_reported(hf_home: Path) -> None:
     segmenter.set_image(slice_image())
     mask = segmenter.predict(Prompt(points=np.array([[32, 24]]), labels=np.array([1])))
     assert 0 < mask.sum() < mask.size
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="'openvino' is absent")
+def test_an_encoder_speed_up_serves_the_exact_openvino_decoder(
+    hf_home: Path, sam_settings: SamSettings, tmp_path: Path
+) -> None:
+    from spinalsam.sam.fast_decoder import OpenVinoMaskDecoder
+
+    plain = _sam(sam_settings)
+    fast = _sam(_settings(hf_home, SPINALSAM_ENCODER_OPT="sdpa", SPINALSAM_CACHE=str(tmp_path)))
+    assert isinstance(fast._loaded.model.sam.mask_decoder, OpenVinoMaskDecoder)
+    assert fast.describe_parameters()["decoder"] == "openvino"
+    assert plain.describe_parameters()["decoder"] == "pytorch"
+    assert list(tmp_path.rglob("decoder.xml"))  # cached beside the encoder exports
+    image = slice_image(seed=5)
+    prompts = (
+        Prompt(points=np.array([[32, 24]]), labels=np.array([1])),  # multimask, best kept
+        Prompt(box=np.array([12.0, 8.0, 50.0, 40.0])),
+        Prompt(box=np.array([12.0, 8.0, 50.0, 40.0]), mask_input=np.ones(image.shape, bool)),
+    )
+    for segmenter in (plain, fast):
+        segmenter.set_image(image)
+    for prompt in prompts:
+        want, got = plain.predict(prompt), fast.predict(prompt)
+        assert 0 < want.sum() < want.size
+        assert (want != got).mean() < 1e-3  # same masks up to a pixel at the threshold

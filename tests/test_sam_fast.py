@@ -299,15 +299,16 @@ def test_openvino_bf16_runs_in_bf16_within_tolerance(
     assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
-def test_loader_sets_threads_once_with_the_speed_up() -> None:
+def test_loader_sets_threads_once_with_the_speed_up(tmp_path: Path) -> None:
     model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    decoder = "openvino" if HAS_OPENVINO else None  # the exact decoder comes with a speed-up
     try:
-        assert loader._speed_up(model, "sdpa", None) == (("sdpa",), ())
+        assert loader._speed_up(model, "sdpa", str(tmp_path)) == (("sdpa",), decoder, ())
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
         torch.set_num_threads(1)
-        assert loader._speed_up(model, None, None) == ((), ())  # threads are set without one too
+        assert loader._speed_up(model, None, None) == ((), None, ())  # threads set without one
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
     finally:
         torch.set_num_threads(before)

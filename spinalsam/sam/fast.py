@@ -240,7 +240,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     # saturates (rel. L2 0.091 instead of 0.005 on a tiny SAM, AMD EPYC/AVX2); 7-bit weights keep
     # every pair sum below 2^15, at a small cost in precision.
     reduce_range = not _cpu_has("vnni")
-    return _cached_encoder(
+    return _cached_export(
         encoder,
         cache_dir / "encoder",
         "",
@@ -252,7 +252,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     )
 
 
-def _cached_encoder(
+def _cached_export(
     encoder: nn.Module,
     stem: Path,
     key_extra: str,
@@ -262,8 +262,9 @@ def _cached_encoder(
     what: str,
     int8_tag: str = "",
 ) -> Path:
-    """Build the fp32 artefact once per weights (and its int8 variant when `derive` is given,
-    `int8_tag` naming how it was quantized).
+    """Build the fp32 artefact of `encoder` (any module: the image encoder or the mask decoder)
+    once per weights, and its int8 variant when `derive` is given (`int8_tag` naming how it was
+    quantized).
 
     Artefacts are folders named by a hash of the weights and attention kind, built under a
     temporary name and renamed when complete, so an interrupted build is never picked up.
@@ -377,7 +378,7 @@ def _export_openvino(encoder: nn.Module, cache_dir: Path, compress: bool) -> Pat
         import openvino as ov
     except ImportError as err:
         raise FastEncoderError("openvino: install the 'openvino' package") from err
-    return _cached_encoder(
+    return _cached_export(
         encoder,
         cache_dir / "openvino",
         f"|ov{ov.__version__}",
