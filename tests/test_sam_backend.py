@@ -261,3 +261,33 @@ def test_an_encoder_speed_up_serves_the_exact_openvino_decoder(
         want, got = plain.predict(prompt), fast.predict(prompt)
         assert 0 < want.sum() < want.size
         assert (want != got).mean() < 1e-3  # same masks up to a pixel at the threshold
+
+
+@pytest.mark.skipif(
+    not importlib.util.find_spec("mobile_sam"), reason="MobileSAM needs 'mobilesam-mirror'/'timm'"
+)
+def test_mobile_sam_is_served_from_the_hub_like_sam(tmp_path: Path) -> None:
+    """`mobile_sam.pt` from the Hub (here a pre-filled cache): loaded strictly as `vit_t`, LoRA
+    on TinyViT's attention, and the served masks are upstream MobileSAM's (random weights)."""
+    from spinalsam.sam.fast import build_mobile_sam
+    from spinalsam.sam.fidelity import random_sam
+
+    source = tmp_path / "source" / "mobile_sam.pt"
+    source.parent.mkdir()
+    torch.save(random_sam("mobile_sam", seed=2).state_dict(), source)
+    prefill_hf_cache(tmp_path / "hub", "dhkim2810/MobileSAM", "mobile_sam.pt", source)
+    settings = _settings(tmp_path, SPINALSAM_SAM_CHECKPOINT="dhkim2810/MobileSAM:mobile_sam.pt")
+    segmenter = _sam(settings)
+    facts = segmenter.describe_parameters()
+    assert facts["model_type"] == "vit_t" and facts["missing_keys"] == []
+    assert facts["parameters_lora"] > 0 and facts["lora_merged"]
+    image = slice_image(seed=4)
+    prompt = Prompt(points=np.array([[32, 24]]), labels=np.array([1]))
+    segmenter.set_image(image)
+    mask = segmenter.predict(prompt)
+
+    predictor = SamPredictor(build_mobile_sam(source))
+    predictor.set_image(np.repeat(image.display[:, :, None], 3, axis=2))
+    masks, scores, _ = predictor.predict(prompt.points, prompt.labels)
+    assert mask.shape == image.shape and 0 < mask.sum() < mask.size
+    assert (mask != masks[int(np.argmax(scores))]).mean() < 1e-3

@@ -29,7 +29,14 @@ from torch import nn
 from spinalsam.sam.fast import _cached_export
 from spinalsam.sam.methods import FastEncoderError
 
-__all__ = ["OpenVinoMaskDecoder", "optimize_decoder", "wants_fast_decoder"]
+__all__ = ["DECODER_THREADS", "OpenVinoMaskDecoder", "optimize_decoder", "wants_fast_decoder"]
+
+# One thread per click. A click is ~5 GFLOP of small ops: a second thread saves little wall time
+# on an idle machine, and on a busy one (other users' clicks, the background encoder of
+# `spinalsam.prefetch`) two threads wait on each other at every op. Measured on 2 shared Xeon
+# cores under the AVX2 emulation: 88 CPU ms per decoder call on 1 thread, 153 on 2 (PyTorch:
+# 147 / 651), at the same wall time (docs/speed.md).
+DECODER_THREADS = 1
 
 
 class _AllMasks(nn.Module):
@@ -106,7 +113,7 @@ def wants_fast_decoder(device: torch.device, encoder_methods: tuple[str, ...]) -
     )
 
 
-def optimize_decoder(sam: Sam, cache_dir: Path, num_threads: int | None = None) -> Path:
+def optimize_decoder(sam: Sam, cache_dir: Path, num_threads: int = DECODER_THREADS) -> Path:
     """Replace `sam.mask_decoder` by its OpenVINO f32 conversion (cached per weights) in place.
 
     Returns the IR's path. Raises FastEncoderError when OpenVINO is missing or the conversion
@@ -133,7 +140,7 @@ def optimize_decoder(sam: Sam, cache_dir: Path, num_threads: int | None = None) 
         what="convert the mask decoder to OpenVINO",
     )
     try:
-        fast = OpenVinoMaskDecoder(path, num_threads or torch.get_num_threads())
+        fast = OpenVinoMaskDecoder(path, num_threads)
     except Exception as err:  # a damaged cached IR: remove it so a retry converts again
         shutil.rmtree(path.parent, ignore_errors=True)
         raise FastEncoderError(f"could not load the converted mask decoder ({err})") from err

@@ -77,13 +77,17 @@ class SamConfig:
             raise SamError(f"LoRA rank must be at least 1, got {self.lora_rank}")
 
     def lora_config(self) -> LoraConfig:
-        """The peft config; a regex so `proj` never also matches the patch-embedding conv."""
+        """The peft config; a regex so `proj` never also matches the patch-embedding conv.
+
+        ViT blocks are `blocks.N.attn.*`; MobileSAM's TinyViT nests them in stages,
+        `layers.S.blocks.N.attn.*`.
+        """
         names = "|".join(sorted(set(self.lora_targets)))
         return LoraConfig(
             r=self.lora_rank,
             lora_alpha=self.lora_alpha,
             lora_dropout=self.lora_dropout,
-            target_modules=rf"blocks\.\d+\.attn\.({names})",
+            target_modules=rf"(layers\.\d+\.)?blocks\.\d+\.attn\.({names})",
         )
 
 
@@ -121,6 +125,10 @@ def _new_sam(model_type: ModelType, state: Mapping[str, torch.Tensor]) -> Sam:
     """A randomly initialised SAM; the tiny one takes its input size from the state to load."""
     if model_type == "vit_tiny":
         return build_tiny_sam(tiny_img_size(state))
+    if model_type == "vit_t":  # MobileSAM; needs the 'mobilesam-mirror' and 'timm' packages
+        from spinalsam.sam.fast import build_mobile_sam
+
+        return build_mobile_sam()
     return sam_model_registry[model_type]()
 
 
