@@ -132,7 +132,7 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     import torch
     from segment_anything import SamPredictor
 
-    from spinalsam.sam.fast import configure_threads, optimize_encoder
+    from spinalsam.sam.fast import configure_threads, optimize_encoder, settle_threads
     from spinalsam.sam.fast_decoder import optimize_decoder, wants_fast_decoder
     from spinalsam.sam.fidelity import (
         mask_agreement,
@@ -151,9 +151,11 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     )
     if fast_decoder:  # what the app serves clicks with (spinalsam.sam.loader)
         optimize_decoder(sam, Path(args.cache_dir))
+    torch_threads = settle_threads(applied)  # as the app does
     setup_s = time.perf_counter() - t0
     result: dict[str, object] = {"method": args.method or "reference", "threads": threads}
     result["decoder"] = "openvino" if fast_decoder else "pytorch"
+    result["torch_threads_serving"] = torch_threads
     result["setup_s"] = round(setup_s, 3)
     for part in ("image_encoder", "mask_decoder"):
         kernels = _openvino_kernels(getattr(sam, part))

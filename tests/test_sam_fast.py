@@ -299,6 +299,16 @@ def test_openvino_bf16_runs_in_bf16_within_tolerance(
     assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
+def test_torch_keeps_one_thread_once_another_runtime_encodes() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert fast.settle_threads(("sdpa", "int8")) == 2  # torch still runs the encoder
+        assert fast.settle_threads(("openvino-int8",)) == 1  # only a click's small ops left
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_loader_sets_threads_once_with_the_speed_up(tmp_path: Path) -> None:
     model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
     before = torch.get_num_threads()

@@ -48,6 +48,7 @@ __all__ = [
     "configure_threads",
     "default_cache_dir",
     "optimize_encoder",
+    "settle_threads",
 ]
 
 ONNX_OPSET = 17
@@ -68,6 +69,20 @@ def configure_threads(num_threads: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     return n
+
+
+def settle_threads(methods: tuple[str, ...]) -> int:
+    """torch's intra-op threads once `methods` are applied: 1 when another runtime encodes.
+
+    ONNX Runtime and OpenVINO size their own thread pools when the encoder is compiled, after
+    which torch only runs a click's small ops (prompt encoding, positional encoding, mask
+    upscaling, CBAM). There a second thread saves nothing and costs a sync per op: on 2 shared
+    cores under the AVX2 emulation those ops took 78 CPU ms per click on 2 threads and 5.5 on 1
+    (docs/speed.md). Returns the threads now in use.
+    """
+    if any(m in RUNTIMES for m in methods):
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 # --------------------------------------------------------------------------- SDPA attention

@@ -146,6 +146,7 @@ def _speed_up(
             configure_threads,
             default_cache_dir,
             optimize_encoder,
+            settle_threads,
         )
         from spinalsam.sam.fast_decoder import optimize_decoder, wants_fast_decoder
     except ImportError as exc:
@@ -161,6 +162,7 @@ def _speed_up(
         methods = tuple(optimize_encoder(model.sam, method, cache_dir))
     except SamError as exc:
         return (), None, (f"encoder speed-up {method!r} skipped: {exc}",)
+    settle_threads(methods)
     if not wants_fast_decoder(model.device, methods):
         return methods, None, ()
     try:
