@@ -170,10 +170,36 @@ class AutocastEncoder(nn.Module):
             return self.encoder(x).float()
 
 
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) that still include bf16 arithmetic.
+_BF16_ISA_CAPS = frozenset(
+    {
+        "AVX512_CORE_BF16",
+        "AVX512_CORE_FP16",
+        "AVX10_1_512",
+        "AVX512_CORE_AMX",
+        "AVX512_CORE_AMX_FP16",
+        "AVX10_1_512_AMX",
+        "AVX10_1_512_AMX_FP16",
+        "ALL",
+    }
+)
+
+
 def _bf16_supported(device: torch.device) -> bool:
+    """A GPU with bf16, or a CPU with native bf16 that oneDNN is allowed to use.
+
+    An `ONEDNN_MAX_CPU_ISA` cap below bf16 (how a CPU without bf16 is emulated, docs/speed.md)
+    counts as no bf16: OpenVINO's bf16 compile fails under it and torch's bf16 runs 5-9x slower.
+    """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has("bf16")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper()
+    return (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and _cpu_has("bf16")
+        and cap in _BF16_ISA_CAPS
+    )
 
 
 def _cpu_has(flag: str) -> bool:
