@@ -291,3 +291,10 @@ def test_mobile_sam_is_served_from_the_hub_like_sam(tmp_path: Path) -> None:
     masks, scores, _ = predictor.predict(prompt.points, prompt.labels)
     assert mask.shape == image.shape and 0 < mask.sum() < mask.size
     assert (mask != masks[int(np.argmax(scores))]).mean() < 1e-3
+
+
+def test_nothing_is_embedded_ahead_when_the_cache_keeps_nothing(hf_home: Path) -> None:
+    segmenter = _sam(_settings(hf_home, SPINALSAM_EMBED_CACHE_MB="0"))
+    assert segmenter.prefetch(slice_image()) is None  # it would be computed and thrown away
+    segmenter.set_image(slice_image())  # the foreground still embeds
+    assert segmenter._shared.cache.stats().misses == 1
