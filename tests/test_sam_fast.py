@@ -299,19 +299,20 @@ def test_openvino_bf16_runs_in_bf16_within_tolerance(
     assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
-def test_auto_method_treats_an_isa_cap_below_bf16_as_no_bf16(
+def test_auto_method_treats_kernels_capped_below_avx512_as_no_bf16(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cpu = torch.device("cpu")
     monkeypatch.setattr(fast, "_cpu_has", lambda flag: True)  # a CPU with native bf16
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert fast._bf16_supported(cpu)
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # the emulation of a CPU without bf16
+    # ATEN_CPU_CAPABILITY=avx2: the emulation of a CPU without bf16
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     assert not fast._bf16_supported(cpu)
     if HAS_OPENVINO:
         assert fast.auto_method(cpu) == "openvino"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(fast, "_cpu_has", lambda flag: False)
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert not fast._bf16_supported(cpu)
 
 

@@ -170,35 +170,21 @@ class AutocastEncoder(nn.Module):
             return self.encoder(x).float()
 
 
-# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) that still include bf16 arithmetic.
-_BF16_ISA_CAPS = frozenset(
-    {
-        "AVX512_CORE_BF16",
-        "AVX512_CORE_FP16",
-        "AVX10_1_512",
-        "AVX512_CORE_AMX",
-        "AVX512_CORE_AMX_FP16",
-        "AVX10_1_512_AMX",
-        "AVX10_1_512_AMX_FP16",
-        "ALL",
-    }
-)
-
-
 def _bf16_supported(device: torch.device) -> bool:
-    """A GPU with bf16, or a CPU with native bf16 that oneDNN is allowed to use.
+    """A GPU with bf16, or a CPU with native bf16 whose kernels torch may use at AVX-512 level.
 
-    An `ONEDNN_MAX_CPU_ISA` cap below bf16 (how a CPU without bf16 is emulated, docs/speed.md)
-    counts as no bf16: OpenVINO's bf16 compile fails under it and torch's bf16 runs 5-9x slower.
+    Every CPU with native bf16 arithmetic has AVX-512 (or AMX), so torch's kernel level below
+    AVX512 (`ATEN_CPU_CAPABILITY=avx2`, part of how a CPU without bf16 is emulated,
+    docs/speed.md) counts as no bf16: OpenVINO's bf16 compile fails under that emulation and
+    torch's bf16 runs 5-9x slower.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper()
     return (
         device.type == "cpu"
         and torch.backends.mkldnn.is_available()
         and _cpu_has("bf16")
-        and cap in _BF16_ISA_CAPS
+        and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     )
 
 
