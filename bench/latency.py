@@ -9,6 +9,14 @@ the reference embedding saved by that first worker (same seed, same random weigh
     python bench/latency.py --model mobile_sam --methods int8,onnx,onnx-int8
     python bench/latency.py --model vit_b --methods onnx-int8,openvino,openvino-int8
 
+Every optimized method also serves clicks through the exact OpenVINO mask decoder, as the app
+does (`--decoder pytorch` keeps SAM's own). A CPU without bf16 can be emulated on one that has
+it by capping the kernels' instruction sets (the report records the caps and, for OpenVINO, the
+kernels it really picked):
+
+    ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+        python bench/latency.py --model vit_b --methods openvino,openvino-int8,onnx-int8
+
 Random weights (no checkpoints can be downloaded here) cost exactly the same compute as real
 ones. SAM resizes every slice to 1024 px on its long side, so `--size` changes the prompt/overlay
 cost but not the encoder's.
@@ -37,6 +45,9 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_METHODS = "sdpa,int8,sdpa+int8,sdpa+bf16,onnx,onnx-int8"
 WORKER_TIMEOUT_S = 900
+# What caps the instruction sets of torch (ATen, oneDNN, MKL) and OpenVINO (its oneDNN fork) to
+# emulate an older CPU. ONNX Runtime's MLAS kernels read CPUID themselves and ignore all of them.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -47,6 +58,40 @@ def _percentile(values: list[float], q: float) -> float:
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_description() -> dict[str, object]:
+    """The CPU model, its bf16/AMX/VNNI flags, and any instruction-set caps in force."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return {
+        "model": model,
+        "flags": [f for f in wanted if f in flags],
+        "isa_caps": {name: os.environ[name] for name in ISA_CAPS if name in os.environ},
+    }
+
+
+def _openvino_kernels(module: object) -> dict[str, int] | None:
+    """How many nodes of a compiled OpenVINO model run which kernel (`primitiveType` with its
+    precision, e.g. `brgemm_avx512_amx_bf16`, `jit_avx2_f32`): what an ISA cap really did."""
+    compiled = getattr(module, "compiled", None)
+    if compiled is None:
+        return None
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kernel = info["primitiveType"].astype(str) if "primitiveType" in info else "unknown"
+        if not kernel.startswith("unknown"):  # inputs, constants, reshapes: no kernel
+            counts[kernel] = counts.get(kernel, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _click_latency(
@@ -87,7 +132,8 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     import torch
     from segment_anything import SamPredictor
 
-    from spinalsam.sam.fast import configure_threads, optimize_encoder
+    from spinalsam.sam.fast import configure_threads, optimize_encoder, settle_threads
+    from spinalsam.sam.fast_decoder import optimize_decoder, wants_fast_decoder
     from spinalsam.sam.fidelity import (
         mask_agreement,
         random_sam,
@@ -99,9 +145,22 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
     sam = random_sam(args.model, seed=0)
     t0 = time.perf_counter()
     applied = optimize_encoder(sam, args.method, Path(args.cache_dir))
+    fast_decoder = bool(args.method) and (
+        args.decoder == "openvino"
+        or (args.decoder == "auto" and wants_fast_decoder(sam.device, applied))
+    )
+    if fast_decoder:  # what the app serves clicks with (spinalsam.sam.loader)
+        optimize_decoder(sam, Path(args.cache_dir))
+    torch_threads = settle_threads(applied)  # as the app does
     setup_s = time.perf_counter() - t0
     result: dict[str, object] = {"method": args.method or "reference", "threads": threads}
+    result["decoder"] = "openvino" if fast_decoder else "pytorch"
+    result["torch_threads_serving"] = torch_threads
     result["setup_s"] = round(setup_s, 3)
+    for part in ("image_encoder", "mask_decoder"):
+        kernels = _openvino_kernels(getattr(sam, part))
+        if kernels is not None:
+            result[f"openvino_kernels_{part}"] = kernels
     if args.prepare_only:  # ONNX export / quantization, kept out of the serving process's RSS
         result["peak_rss_mb"] = round(_peak_rss_mb(), 1)
         return result
@@ -151,6 +210,8 @@ def _run_worker(args: argparse.Namespace, method: str, prepare_only: bool = Fals
         args.cache_dir,
         "--reference",
         args.reference,
+        "--decoder",
+        args.decoder,
     ]
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--prepare-only"] if prepare_only else []
@@ -187,6 +248,13 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=None, help="intra-op threads (default: all cores)"
     )
     parser.add_argument("--cache-dir", default=None, help="ONNX cache (default: fresh temp dir)")
+    parser.add_argument(
+        "--decoder",
+        default="auto",
+        choices=["auto", "pytorch", "openvino"],
+        help="click decoder of the optimized methods (auto: as the app, OpenVINO with any "
+        "speed-up on the CPU; the reference always uses SAM's own)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", default="", help=argparse.SUPPRESS)
@@ -200,13 +268,14 @@ def main(argv: list[str] | None = None) -> None:
         args.cache_dir = args.cache_dir or tmp
         args.reference = str(Path(tmp) / "reference.pt")
         started = time.perf_counter()
+        load_at_start = round(os.getloadavg()[0], 2)
         reference = _run_worker(args, "")
         print(f"[bench] {json.dumps(reference)}", file=sys.stderr, flush=True)
         runs = []
         # The reference always runs first (every error is measured against its embedding).
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         for method in [m for m in methods if m != "reference"]:
-            exported = "onnx" in method or "openvino" in method
+            exported = "onnx" in method or "openvino" in method or args.decoder != "pytorch"
             prepared = _run_worker(args, method, prepare_only=True) if exported else None
             run = _run_worker(args, method)
             if prepared is not None:
@@ -223,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         "size": args.size,
         "repeats": args.repeats,
         "cpu_count": len(os.sched_getaffinity(0)),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m": [load_at_start, round(os.getloadavg()[0], 2)],  # at start, at end
+        "cpu": _cpu_description(),
         "reference": reference,
         "methods": runs,
         "total_s": round(time.perf_counter() - started, 1),

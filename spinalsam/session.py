@@ -55,6 +55,7 @@ from spinalsam.planes import (
     slice_spacing,
     take_slice,
 )
+from spinalsam.prefetch import NeighbourPrefetcher
 from spinalsam.prompts import Point, PromptSet, SegmentKind
 from spinalsam.render import compose_view
 from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
@@ -156,6 +157,7 @@ class Session:
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spinalsam-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._neighbours = NeighbourPrefetcher(budget.prefetch_radius)
         self._reset([])
 
     def _reset(self, images: list[_Image], position: int = 0) -> None:
@@ -184,6 +186,7 @@ class Session:
 
     def close(self) -> None:
         """Free the session's exports and generated files (Gradio calls this when it expires)."""
+        self._neighbours.close()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         log.info("session closed with %d image(s)", len(self.images))
@@ -564,14 +567,24 @@ class Session:
         )
 
     def prefetch(self) -> None:
-        """Start the current slice's embedding in the background, so the first click rarely waits.
+        """Start embedding the current slice and its neighbours in the background, so clicks
+        rarely wait for the encoder (`spinalsam.prefetch`).
 
         Only backends with an expensive per-slice step offer `prefetch` (SAM's encoder); for the
         others `set_image` is cheap and runs on the first prompt.
         """
         start = getattr(self.segmenter, "prefetch", None)
-        if self.images and start is not None:
-            start(self.slice_image())
+        if not self.images or start is None:
+            return
+        img, window = self.current, self.window
+        ct, plane = img.ct, img.plane
+        self._neighbours.follow(
+            (id(ct), plane, window),
+            img.index,
+            self.slice_count,
+            lambda index: slice_image(ct.volume, ct.is_hu, ct.spacing, plane, index, window),
+            start,
+        )
 
     def _ensure_embedded(self, image: SliceImage) -> None:
         key = self._view_key

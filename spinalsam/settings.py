@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     sam_model_type: ModelType | None = _env(
         "SPINALSAM_SAM_MODEL_TYPE",
         None,
-        "`vit_b`, `vit_l`, `vit_h`, `vit_tiny`; unset: from the checkpoint's file name",
+        "`vit_b`, `vit_l`, `vit_h`, `vit_t` (MobileSAM), `vit_tiny`; unset: from the "
+        "checkpoint's file name",
     )
     adapter: str | None = _env(
         "SPINALSAM_ADAPTER", None, "a Hub repo id or a local adapter folder; unset: none"

@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.dicomseg",
         "spinalsam.export",
         "spinalsam.flags",
+        "spinalsam.prefetch",  # embeds slices ahead through the segmenter interface
         "spinalsam.propagation",
         "spinalsam.sam",
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 from pathlib import Path
@@ -234,3 +235,66 @@ def test_auto_speed_up_is_applied_and_reported(hf_home: Path) -> None:
     segmenter.set_image(slice_image())
     mask = segmenter.predict(Prompt(points=np.array([[32, 24]]), labels=np.array([1])))
     assert 0 < mask.sum() < mask.size
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="'openvino' is absent")
+def test_an_encoder_speed_up_serves_the_exact_openvino_decoder(
+    hf_home: Path, sam_settings: SamSettings, tmp_path: Path
+) -> None:
+    from spinalsam.sam.fast_decoder import OpenVinoMaskDecoder
+
+    plain = _sam(sam_settings)
+    fast = _sam(_settings(hf_home, SPINALSAM_ENCODER_OPT="sdpa", SPINALSAM_CACHE=str(tmp_path)))
+    assert isinstance(fast._loaded.model.sam.mask_decoder, OpenVinoMaskDecoder)
+    assert fast.describe_parameters()["decoder"] == "openvino"
+    assert plain.describe_parameters()["decoder"] == "pytorch"
+    assert list(tmp_path.rglob("decoder.xml"))  # cached beside the encoder exports
+    image = slice_image(seed=5)
+    prompts = (
+        Prompt(points=np.array([[32, 24]]), labels=np.array([1])),  # multimask, best kept
+        Prompt(box=np.array([12.0, 8.0, 50.0, 40.0])),
+        Prompt(box=np.array([12.0, 8.0, 50.0, 40.0]), mask_input=np.ones(image.shape, bool)),
+    )
+    for segmenter in (plain, fast):
+        segmenter.set_image(image)
+    for prompt in prompts:
+        want, got = plain.predict(prompt), fast.predict(prompt)
+        assert 0 < want.sum() < want.size
+        assert (want != got).mean() < 1e-3  # same masks up to a pixel at the threshold
+
+
+@pytest.mark.skipif(
+    not importlib.util.find_spec("mobile_sam"), reason="MobileSAM needs 'mobilesam-mirror'/'timm'"
+)
+def test_mobile_sam_is_served_from_the_hub_like_sam(tmp_path: Path) -> None:
+    """`mobile_sam.pt` from the Hub (here a pre-filled cache): loaded strictly as `vit_t`, LoRA
+    on TinyViT's attention, and the served masks are upstream MobileSAM's (random weights)."""
+    from spinalsam.sam.fast import build_mobile_sam
+    from spinalsam.sam.fidelity import random_sam
+
+    source = tmp_path / "source" / "mobile_sam.pt"
+    source.parent.mkdir()
+    torch.save(random_sam("mobile_sam", seed=2).state_dict(), source)
+    prefill_hf_cache(tmp_path / "hub", "dhkim2810/MobileSAM", "mobile_sam.pt", source)
+    settings = _settings(tmp_path, SPINALSAM_SAM_CHECKPOINT="dhkim2810/MobileSAM:mobile_sam.pt")
+    segmenter = _sam(settings)
+    facts = segmenter.describe_parameters()
+    assert facts["model_type"] == "vit_t" and facts["missing_keys"] == []
+    assert facts["parameters_lora"] > 0 and facts["lora_merged"]
+    image = slice_image(seed=4)
+    prompt = Prompt(points=np.array([[32, 24]]), labels=np.array([1]))
+    segmenter.set_image(image)
+    mask = segmenter.predict(prompt)
+
+    predictor = SamPredictor(build_mobile_sam(source))
+    predictor.set_image(np.repeat(image.display[:, :, None], 3, axis=2))
+    masks, scores, _ = predictor.predict(prompt.points, prompt.labels)
+    assert mask.shape == image.shape and 0 < mask.sum() < mask.size
+    assert (mask != masks[int(np.argmax(scores))]).mean() < 1e-3
+
+
+def test_nothing_is_embedded_ahead_when_the_cache_keeps_nothing(hf_home: Path) -> None:
+    segmenter = _sam(_settings(hf_home, SPINALSAM_EMBED_CACHE_MB="0"))
+    assert segmenter.prefetch(slice_image()) is None  # it would be computed and thrown away
+    segmenter.set_image(slice_image())  # the foreground still embeds
+    assert segmenter._shared.cache.stats().misses == 1

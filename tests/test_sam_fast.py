@@ -299,15 +299,43 @@ def test_openvino_bf16_runs_in_bf16_within_tolerance(
     assert 0 < embedding_error(reference, out).rel_l2 < BF16_REL_L2
 
 
-def test_loader_sets_threads_once_with_the_speed_up() -> None:
+def test_auto_method_treats_kernels_capped_below_avx512_as_no_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(fast, "_cpu_has", lambda flag: True)  # a CPU with native bf16
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert fast._bf16_supported(cpu)
+    # ATEN_CPU_CAPABILITY=avx2: the emulation of a CPU without bf16
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not fast._bf16_supported(cpu)
+    if HAS_OPENVINO:
+        assert fast.auto_method(cpu) == "openvino"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(fast, "_cpu_has", lambda flag: False)
+    assert not fast._bf16_supported(cpu)
+
+
+def test_torch_keeps_one_thread_once_another_runtime_encodes() -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert fast.settle_threads(("sdpa", "int8")) == 2  # torch still runs the encoder
+        assert fast.settle_threads(("openvino-int8",)) == 1  # only a click's small ops left
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_loader_sets_threads_once_with_the_speed_up(tmp_path: Path) -> None:
     model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    decoder = "openvino" if HAS_OPENVINO else None  # the exact decoder comes with a speed-up
     try:
-        assert loader._speed_up(model, "sdpa", None) == (("sdpa",), ())
+        assert loader._speed_up(model, "sdpa", str(tmp_path)) == (("sdpa",), decoder, ())
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
         torch.set_num_threads(1)
-        assert loader._speed_up(model, None, None) == ((), ())  # threads are set without one too
+        assert loader._speed_up(model, None, None) == ((), None, ())  # threads set without one
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
     finally:
         torch.set_num_threads(before)

@@ -305,3 +305,10 @@ def test_tiny_image_size_must_fit_the_patch_grid(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "mixed.pth")
     with pytest.raises(SamError, match="does not fit a vit_tiny SAM"):
         build_sam("vit_tiny", tmp_path / "mixed.pth")
+
+
+def test_decode_reuses_the_positional_encoding() -> None:
+    model = build_spinalsam(SamConfig("vit_tiny", use_cbam=False))
+    first = model._dense_pe()
+    assert model._dense_pe() is first  # computed once
+    torch.testing.assert_close(first, model.sam.prompt_encoder.get_dense_pe(), rtol=0, atol=0)

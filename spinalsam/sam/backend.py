@@ -82,8 +82,11 @@ class SamSegmenter:
     def set_image(self, image: SliceImage) -> None:
         self._embedding = self._shared.cache.get_or_compute(*self._job(image))
 
-    def prefetch(self, image: SliceImage) -> Future[Embedding]:
-        """Start the encoder on `image` in the background (e.g. when the slice is shown)."""
+    def prefetch(self, image: SliceImage) -> Future[Embedding] | None:
+        """Start the encoder on `image` in the background (e.g. when the slice is shown);
+        None when the cache keeps nothing, so an embedding ahead of time would be lost."""
+        if self._shared.cache.max_bytes == 0:
+            return None
         return self._shared.cache.prefetch(*self._job(image))
 
     def predict(self, prompt: Prompt) -> np.ndarray:

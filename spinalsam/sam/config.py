@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_CHECKPOINT", "ModelType", "SamSettings"]
 
 DEFAULT_CHECKPOINT = "ybelkada/segment-anything:checkpoints/sam_vit_b_01ec64.pth"
 
-ModelType = Literal["vit_b", "vit_l", "vit_h", "vit_tiny"]
+# vit_t is MobileSAM: its 5.7 M-parameter TinyViT encoder behind SAM's own prompt encoder and
+# mask decoder (`mobile_sam.pt`, Apache-2.0), a different, lighter model for slow CPUs.
+ModelType = Literal["vit_b", "vit_l", "vit_h", "vit_t", "vit_tiny"]
 
 
 class SamSettings(BaseModel):

@@ -48,6 +48,7 @@ __all__ = [
     "configure_threads",
     "default_cache_dir",
     "optimize_encoder",
+    "settle_threads",
 ]
 
 ONNX_OPSET = 17
@@ -68,6 +69,20 @@ def configure_threads(num_threads: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     return n
+
+
+def settle_threads(methods: tuple[str, ...]) -> int:
+    """torch's intra-op threads once `methods` are applied: 1 when another runtime encodes.
+
+    ONNX Runtime and OpenVINO size their own thread pools when the encoder is compiled, after
+    which torch only runs a click's small ops (prompt encoding, positional encoding, mask
+    upscaling, CBAM). There a second thread saves nothing and costs a sync per op: on 2 shared
+    cores under the AVX2 emulation those ops took 78 CPU ms per click on 2 threads and 5.5 on 1
+    (docs/speed.md). Returns the threads now in use.
+    """
+    if any(m in RUNTIMES for m in methods):
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 # --------------------------------------------------------------------------- SDPA attention
@@ -156,9 +171,21 @@ class AutocastEncoder(nn.Module):
 
 
 def _bf16_supported(device: torch.device) -> bool:
+    """A GPU with bf16, or a CPU with native bf16 whose kernels torch may use at AVX-512 level.
+
+    Every CPU with native bf16 arithmetic has AVX-512 (or AMX), so torch's kernel level below
+    AVX512 (`ATEN_CPU_CAPABILITY=avx2`, part of how a CPU without bf16 is emulated,
+    docs/speed.md) counts as no bf16: OpenVINO's bf16 compile fails under that emulation and
+    torch's bf16 runs 5-9x slower.
+    """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has("bf16")
+    return (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and _cpu_has("bf16")
+        and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    )
 
 
 def _cpu_has(flag: str) -> bool:
@@ -240,7 +267,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     # saturates (rel. L2 0.091 instead of 0.005 on a tiny SAM, AMD EPYC/AVX2); 7-bit weights keep
     # every pair sum below 2^15, at a small cost in precision.
     reduce_range = not _cpu_has("vnni")
-    return _cached_encoder(
+    return _cached_export(
         encoder,
         cache_dir / "encoder",
         "",
@@ -252,7 +279,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     )
 
 
-def _cached_encoder(
+def _cached_export(
     encoder: nn.Module,
     stem: Path,
     key_extra: str,
@@ -262,8 +289,9 @@ def _cached_encoder(
     what: str,
     int8_tag: str = "",
 ) -> Path:
-    """Build the fp32 artefact once per weights (and its int8 variant when `derive` is given,
-    `int8_tag` naming how it was quantized).
+    """Build the fp32 artefact of `encoder` (any module: the image encoder or the mask decoder)
+    once per weights, and its int8 variant when `derive` is given (`int8_tag` naming how it was
+    quantized).
 
     Artefacts are folders named by a hash of the weights and attention kind, built under a
     temporary name and renamed when complete, so an interrupted build is never picked up.
@@ -377,7 +405,7 @@ def _export_openvino(encoder: nn.Module, cache_dir: Path, compress: bool) -> Pat
         import openvino as ov
     except ImportError as err:
         raise FastEncoderError("openvino: install the 'openvino' package") from err
-    return _cached_encoder(
+    return _cached_export(
         encoder,
         cache_dir / "openvino",
         f"|ov{ov.__version__}",

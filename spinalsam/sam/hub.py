@@ -44,6 +44,8 @@ _MODEL_TYPES: tuple[tuple[str, ModelType], ...] = (
     ("vit_l", "vit_l"),
     ("vit_h", "vit_h"),
     ("tiny", "vit_tiny"),
+    ("mobile_sam", "vit_t"),
+    ("vit_t", "vit_t"),
 )
 
 
@@ -70,17 +72,12 @@ def parse_checkpoint_spec(spec: str) -> Path | HubFile:
 def infer_model_type(name: str) -> ModelType:
     """The SAM variant from a checkpoint's file name, e.g. `sam_vit_b_01ec64.pth` -> vit_b."""
     stem = Path(name).name.lower()
-    if "mobile_sam" in stem:
-        raise SamError(
-            "MobileSAM's TinyViT encoder is not a segment_anything model; "
-            "use a vit_b, vit_l or vit_h checkpoint"
-        )
     for marker, model_type in _MODEL_TYPES:
         if marker in stem:
             return model_type
     raise SamError(
         f"cannot tell the SAM model type from {Path(name).name!r}; "
-        "set SPINALSAM_SAM_MODEL_TYPE to vit_b, vit_l, vit_h or vit_tiny"
+        "set SPINALSAM_SAM_MODEL_TYPE to vit_b, vit_l, vit_h, vit_t (MobileSAM) or vit_tiny"
     )
 
 

@@ -35,6 +35,7 @@ class LoadedModel:
     adapter_spec: str | None
     parameter_counts: dict[str, int]  # before merging, so LoRA's size is still reported
     encoder_methods: tuple[str, ...] = ()
+    decoder_runtime: str | None = None  # "openvino" when the mask decoder was converted
     notes: tuple[str, ...] = field(default=())
 
     def __deepcopy__(self, memo: dict) -> LoadedModel:
@@ -105,13 +106,14 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
     counts = model.parameter_counts()
     merge_adapter(model)  # serving runs plain Linear layers: same masks, no LoRA overhead
     model.to(device).eval()
-    methods, notes = _speed_up(model, settings.encoder_opt, settings.export_cache_dir)
+    methods, decoder, notes = _speed_up(model, settings.encoder_opt, settings.export_cache_dir)
     log.info(
-        "SAM %s loaded from %s on %s, encoder %s, in %.1f s%s",
+        "SAM %s loaded from %s on %s, encoder %s, decoder %s, in %.1f s%s",
         model_type,
         path,
         device.type,
         "+".join(methods) or "plain fp32",
+        decoder or "pytorch",
         time.perf_counter() - started,
         "".join(f"; {note}" for note in notes),
     )
@@ -123,18 +125,20 @@ def _load(settings: SamSettings, progress: ProgressCallback) -> LoadedModel:
         adapter_spec=settings.adapter,
         parameter_counts=counts,
         encoder_methods=methods,
+        decoder_runtime=decoder,
         notes=notes,
     )
 
 
 def _speed_up(
     model: SpinalSAM, method: str | None, export_root: str | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Set the thread pools once, then apply `spinalsam.sam.fast` when asked.
+) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """Set the thread pools once, then apply `spinalsam.sam.fast` when asked, and the exact
+    OpenVINO mask decoder with any encoder speed-up on the CPU.
 
     The threads are set even without a speed-up: torch's default inter-op pool only
     oversubscribes the cores during the encoder's chain of big matmuls. A speed-up that cannot
-    run is noted, not fatal.
+    run is noted, not fatal. Returns (encoder methods, decoder runtime or None, notes).
     """
     try:
         from spinalsam.sam.fast import (
@@ -142,16 +146,27 @@ def _speed_up(
             configure_threads,
             default_cache_dir,
             optimize_encoder,
+            settle_threads,
         )
+        from spinalsam.sam.fast_decoder import optimize_decoder, wants_fast_decoder
     except ImportError as exc:
         note = f"encoder speed-up {method!r} unavailable: {exc}"
-        return (), ((note,) if method not in (None, "none", "auto") else ())
+        return (), None, ((note,) if method not in (None, "none", "auto") else ())
     configure_threads()
     if method == "auto":
         method = auto_method(model.device)
     if not method or method == "none":
-        return (), ()
+        return (), None, ()
+    cache_dir = default_cache_dir(export_root)
     try:
-        return tuple(optimize_encoder(model.sam, method, default_cache_dir(export_root))), ()
+        methods = tuple(optimize_encoder(model.sam, method, cache_dir))
     except SamError as exc:
-        return (), (f"encoder speed-up {method!r} skipped: {exc}",)
+        return (), None, (f"encoder speed-up {method!r} skipped: {exc}",)
+    settle_threads(methods)
+    if not wants_fast_decoder(model.device, methods):
+        return methods, None, ()
+    try:
+        optimize_decoder(model.sam, cache_dir)
+    except SamError as exc:
+        return methods, None, (f"OpenVINO mask decoder skipped: {exc}",)
+    return methods, "openvino", ()

@@ -32,6 +32,7 @@ def describe_parameters(loaded: LoadedModel) -> dict[str, Any]:
         "lora_merged": model.lora_merged,
         "cbam": config.use_cbam,
         "encoder_speedups": list(loaded.encoder_methods),
+        "decoder": loaded.decoder_runtime or "pytorch",
         "notes": list(loaded.notes),
     }
 
@@ -56,5 +57,6 @@ def format_parameters(facts: dict[str, Any]) -> str:
     ]
     if facts["encoder_speedups"]:
         lines.append(f"- encoder speed-ups: {', '.join(facts['encoder_speedups'])}")
+    lines.append(f"- mask decoder: {facts['decoder']}")
     lines += [f"- note: {note}" for note in facts["notes"]]
     return "\n".join(lines)
