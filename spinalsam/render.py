@@ -42,14 +42,26 @@ def overlay(
         labels = label_array(labels2d).astype(np.int64)
     except LabelError as exc:
         raise RenderError(str(exc)) from exc
-    palette = _palette(int(labels.max()), colors or {})
-    rgb = np.repeat(display_u8.astype(np.float32)[..., None], 3, axis=2)
-    inside = labels > 0
-    tint = palette[labels]
-    rgb[inside] = (1.0 - alpha) * rgb[inside] + alpha * tint[inside]
-    edge = find_boundaries(labels, mode="inner") & inside
-    rgb[edge] = tint[edge]
-    return rgb.round().astype(np.uint8)
+    rgb = np.repeat(display_u8[..., None], 3, axis=2)
+    rows, cols = np.nonzero(np.any(labels, axis=1))[0], np.nonzero(np.any(labels, axis=0))[0]
+    if rows.size == 0:
+        return rgb
+    # Blend only the labels' bounding box (+1 px, as the outline looks one pixel around): a mask
+    # covers a small part of a slice, and this runs on every click and slice step.
+    h, w = labels.shape
+    window = (
+        slice(max(rows[0] - 1, 0), min(rows[-1] + 2, h)),
+        slice(max(cols[0] - 1, 0), min(cols[-1] + 2, w)),
+    )
+    part, gray = labels[window], rgb[window].astype(np.float32)
+    palette = _palette(int(part.max()), colors or {})
+    inside = part > 0
+    tint = palette[part]
+    gray[inside] = (1.0 - alpha) * gray[inside] + alpha * tint[inside]
+    edge = find_boundaries(part, mode="inner") & inside
+    gray[edge] = tint[edge]
+    rgb[window] = gray.round().astype(np.uint8)
+    return rgb
 
 
 def _palette(max_label: int, colors: Mapping[int, tuple[int, int, int]]) -> np.ndarray:

@@ -42,3 +42,20 @@ def test_overlay_rejects_mismatched_shapes() -> None:
 def test_overlay_refuses_labels_that_are_not_ids() -> None:
     with pytest.raises(RenderError, match="whole numbers"):
         overlay(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32))
+
+
+def test_overlay_outlines_labels_at_the_image_edge_and_where_two_labels_touch() -> None:
+    """The overlay is drawn in the labels' bounding box only; its outline must still be the
+    whole slice's: none along the image's own edge, one on both sides where labels meet."""
+    gray = np.full((10, 10), 50, np.uint8)
+    labels = np.zeros((10, 10), np.int64)
+    labels[0:5, 0:4] = 1  # touches the top and left edges
+    labels[0:5, 4:7] = 2  # touches label 1
+    out = overlay(gray, labels, alpha=0.5)
+    c1, c2 = (list(LABEL_PALETTE[i]) for i in (0, 1))
+    fill1 = np.round(0.5 * 50 + 0.5 * np.array(LABEL_PALETTE[0])).tolist()
+    assert out[0, 1].tolist() == fill1  # on the image's edge: interior, not outline
+    assert out[4, 1].tolist() == c1  # the lower side borders the background
+    assert out[2, 3].tolist() == c1 and out[2, 4].tolist() == c2  # both sides of the seam
+    assert out[2, 7].tolist() == [50, 50, 50] and out[9, 9].tolist() == [50, 50, 50]
+    assert np.array_equal(overlay(gray, np.zeros_like(labels)), np.repeat(gray[..., None], 3, 2))
