@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spinalsam.sam.tiny import save_tiny_checkpoint
 from spinalsam.segmenters.base import SliceImage
-from spinalsam.settings import ENV_VARS, Settings, load_settings
+from spinalsam.settings import ENV_VARS, SamSettings, Settings, load_settings
 
 TINY_REPO = "spinalsam-test/tiny-sam"
 TINY_FILE = "checkpoints/sam_vit_tiny_test.pth"
@@ -55,3 +56,19 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         for name, value in env.items():
             patch.setenv(name, value)
         return load_settings()
+
+
+def tiny_sam_settings(hf_home: Path, **extra: str) -> SamSettings:
+    """SAM settings serving a freshly saved tiny checkpoint from a pre-filled, offline Hub
+    cache under `hf_home`, on the CPU with the plain encoder; `extra` adds or overrides."""
+    checkpoint = save_tiny_checkpoint(hf_home / "source" / "sam_vit_tiny.pth")
+    prefill_hf_cache(hf_home / "hub", TINY_REPO, TINY_FILE, checkpoint)
+    env = {
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "1",
+        "SPINALSAM_SAM_CHECKPOINT": f"{TINY_REPO}:{TINY_FILE}",
+        "SPINALSAM_DEVICE": "cpu",
+        "SPINALSAM_ENCODER_OPT": "none",
+        **extra,
+    }
+    return settings_from(env).sam

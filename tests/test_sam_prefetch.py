@@ -11,13 +11,12 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 from fixtures_ct import synthetic_ct, write_nifti
-from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, settings_from
+from sam_fixtures import tiny_sam_settings
 
 from spinalsam import ops
 from spinalsam.backends import SamAppBackend, load_backend
 from spinalsam.limits import Budget
 from spinalsam.prefetch import NeighbourPrefetcher, neighbour_order
-from spinalsam.sam import save_tiny_checkpoint
 from spinalsam.segmenters.base import SliceImage
 from spinalsam.session import Session
 
@@ -78,6 +77,11 @@ def test_a_new_slice_drops_the_old_plan_and_close_stops_the_worker() -> None:
     assert len(started) == 6 and not _worker_threads()
 
 
+def _blank_slice(index: int) -> SliceImage:
+    pixels = np.zeros((4, 4), np.float32)
+    return SliceImage(pixels=pixels, display=pixels.astype(np.uint8), is_hu=False)
+
+
 def test_a_failing_embedding_ends_the_plan_quietly() -> None:
     calls: list[int] = []
 
@@ -85,12 +89,8 @@ def test_a_failing_embedding_ends_the_plan_quietly() -> None:
         calls.append(1)
         raise RuntimeError("encoder failed")
 
-    def render(index: int) -> SliceImage:
-        pixels = np.zeros((4, 4), np.float32)
-        return SliceImage(pixels=pixels, display=pixels.astype(np.uint8), is_hu=False)
-
     prefetcher = NeighbourPrefetcher(radius=3)
-    prefetcher.follow("volume", 2, 10, render, start)
+    prefetcher.follow("volume", 2, 10, _blank_slice, start)
     _wait_for(lambda: calls, "the first embedding")
     prefetcher.close()
     _wait_for(lambda: not _worker_threads(), "the worker to stop")
@@ -100,19 +100,8 @@ def test_a_failing_embedding_ends_the_plan_quietly() -> None:
 @pytest.fixture
 def sam_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SamAppBackend:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    checkpoint = save_tiny_checkpoint(tmp_path / "source" / "sam_vit_tiny.pth")
-    prefill_hf_cache(tmp_path / "hf" / "hub", TINY_REPO, TINY_FILE, checkpoint)
-    settings = settings_from(
-        {
-            "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_OFFLINE": "1",
-            "SPINALSAM_SAM_CHECKPOINT": f"{TINY_REPO}:{TINY_FILE}",
-            "SPINALSAM_DEVICE": "cpu",
-            "SPINALSAM_ENCODER_OPT": "none",
-            # A cache size no other test uses: this test gets its own shared model and cache.
-            "SPINALSAM_EMBED_CACHE_MB": "77",
-        }
-    ).sam
+    # A cache size no other test uses: this test gets its own shared model and cache.
+    settings = tiny_sam_settings(tmp_path / "hf", SPINALSAM_EMBED_CACHE_MB="77")
     backend = load_backend(settings)
     assert isinstance(backend, SamAppBackend), backend.info.reason
     return backend
@@ -152,15 +141,11 @@ def test_a_backend_that_embeds_nothing_ahead_is_asked_once() -> None:
     def start(image: SliceImage) -> None:
         calls.append(1)  # e.g. the classical default, or SAM with a zero-byte cache
 
-    def render(index: int) -> SliceImage:
-        pixels = np.zeros((4, 4), np.float32)
-        return SliceImage(pixels=pixels, display=pixels.astype(np.uint8), is_hu=False)
-
     prefetcher = NeighbourPrefetcher(radius=3)
-    prefetcher.follow("volume", 2, 10, render, start)
+    prefetcher.follow("volume", 2, 10, _blank_slice, start)
     _wait_for(lambda: calls, "the first request")
     time.sleep(0.1)
-    prefetcher.follow("volume", 3, 10, render, start)
+    prefetcher.follow("volume", 3, 10, _blank_slice, start)
     time.sleep(0.1)
     assert calls == [1]
     prefetcher.close()

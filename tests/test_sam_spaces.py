@@ -14,11 +14,10 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import pytest
-from sam_fixtures import TINY_FILE, TINY_REPO, prefill_hf_cache, settings_from, slice_image
+from sam_fixtures import slice_image, tiny_sam_settings
 
 from spinalsam.backends import SamAppBackend, load_backend
 from spinalsam.sam.backend import shared_sam
-from spinalsam.sam.tiny import save_tiny_checkpoint
 from spinalsam.sam.zerogpu import gpu_task
 from spinalsam.segmenters.base import Prompt
 
@@ -67,17 +66,7 @@ def test_sam_encoder_and_decoder_run_through_spaces_gpu(
 ) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
-    checkpoint = save_tiny_checkpoint(tmp_path / "source" / "sam_vit_tiny.pth")
-    prefill_hf_cache(tmp_path / "hf" / "hub", TINY_REPO, TINY_FILE, checkpoint)
-    settings = settings_from(
-        {
-            "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_OFFLINE": "1",
-            "SPINALSAM_SAM_CHECKPOINT": f"{TINY_REPO}:{TINY_FILE}",
-            "SPINALSAM_DEVICE": "cpu",
-            "SPINALSAM_ENCODER_OPT": "none",
-        }
-    ).sam
+    settings = tiny_sam_settings(tmp_path / "hf")
     backend = load_backend(settings)
     assert isinstance(backend, SamAppBackend), backend.info.reason
     # Registered while the app is built, before any request (ZeroGPU requires it).
