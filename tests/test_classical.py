@@ -14,26 +14,30 @@ from skimage.morphology import convex_hull_image, disk, h_maxima
 
 from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
-from spinalsam.segmenters.classical import (
-    BONE_WINDOW_HU,
-    BOX_JITTER_MM,
-    CUT_SHARE,
-    VOTE_MAX_PIXELS,
-    ClassicalSegmenter,
-    _axis,
-    _centredness,
-    _click_depth,
-    _cut_by_same_edge,
-    _drop_far_entrants,
-    _entrants,
-    _fill_bays,
-    _holds_cut_edge,
-    _moved,
-    _neck_region,
-    _straight,
-    _unframed,
-    bone_window,
+from spinalsam.segmenters.classical import BONE_WINDOW_HU, ClassicalSegmenter, bone_window
+from spinalsam.segmenters.classical.box import BOX_JITTER_MM, VOTE_MAX_PIXELS, moved, segment_box
+from spinalsam.segmenters.classical.compartments import (
+    cut_by_same_edge,
+    cut_through_bone,
+    disc_side,
+    holds_cut_edge,
+    spilled,
 )
+from spinalsam.segmenters.classical.estimates import Shells, ray_extent
+from spinalsam.segmenters.classical.joints import cut_chain
+from spinalsam.segmenters.classical.maps import unframed
+from spinalsam.segmenters.classical.necks import neck_region
+from spinalsam.segmenters.classical.neighbours import (
+    CUT_SHARE,
+    cut_entrants,
+    drop_edge_crossers,
+    drop_far_entrants,
+    entrants,
+)
+from spinalsam.segmenters.classical.outline import fill_bays
+from spinalsam.segmenters.classical.point import redraw
+from spinalsam.segmenters.classical.sacrum import cortex_runs_on, with_fused_rest
+from spinalsam.segmenters.classical.shape import axis, centredness, click_depth, straight
 from spinalsam.segmenters.morphology import (
     NO_WALLS,
     box_overlap,
@@ -192,7 +196,7 @@ def test_ray_extent_stops_at_the_discs_that_spurs_bridge() -> None:
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(img))
     x, y = centre_of(target)[0]
-    extent = seg._ray_extent(int(y), int(x))
+    extent = ray_extent(seg.maps, int(y), int(x))
     assert np.abs(np.subtract(extent, box_of(target, margin=0))).max() <= 6
 
 
@@ -213,11 +217,11 @@ def test_cortex_shell_estimate_stops_at_a_dark_joint_space() -> None:
     seg.set_image(grey_slice(img))
     whole = (slice(0, img.shape[0]), slice(0, img.shape[1]))
     for necks in (False, True):
-        shell = seg._cortex_extent(whole, 80, 126, necks=necks)
+        shell = Shells(seg.maps).extent(whole, 80, 126, necks=necks)
         assert shell is not None
         assert not shell[130:].any()  # nothing of the lower piece
         assert (shell & target).sum() > 0.95 * target.sum()
-    assert seg._cortex_extent(whole, 80, 60, necks=False) is None  # soft tissue: no shell
+    assert Shells(seg.maps).extent(whole, 80, 60, necks=False) is None  # soft tissue: no shell
 
 
 def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
@@ -230,14 +234,14 @@ def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
     bar[40:126, 120:132] = True
     lobe = bar.copy()
     lobe[83:] = False
-    assert seg._cut_through_bone(bar, lobe)
+    assert cut_through_bone(seg.maps, bar, lobe)
 
     img, target = sagittal_phantom(seed=3)
     seg.set_image(grey_slice(img))
     ys, xs = np.nonzero(target)
     stack = np.zeros_like(target)
     stack[ys.min() - 100 : ys.max() + 101, xs.min() : xs.max() + 1] = True  # three bodies
-    assert not seg._cut_through_bone(stack, target)
+    assert not cut_through_bone(seg.maps, stack, target)
 
 
 def test_a_compartment_at_the_edge_that_cut_its_piece_is_recognised() -> None:
@@ -247,17 +251,17 @@ def test_a_compartment_at_the_edge_that_cut_its_piece_is_recognised() -> None:
     slab[:10, 8:56] = True
     lobe = slab.copy()
     lobe[:, 24:] = False
-    assert _cut_by_same_edge(slab, lobe)
+    assert cut_by_same_edge(slab, lobe)
     bottom = np.flipud(slab)
-    assert _cut_by_same_edge(bottom, np.flipud(lobe))
+    assert cut_by_same_edge(bottom, np.flipud(lobe))
     column = slab.copy()
     column[10:40, 20:44] = True  # a body below the cut-off piece
     body = np.zeros_like(column)
     body[12:40, 20:44] = True
-    assert not _cut_by_same_edge(column, body)
+    assert not cut_by_same_edge(column, body)
     inner = np.zeros_like(slab)
     inner[20:40, 20:44] = True
-    assert not _cut_by_same_edge(slab | bottom | inner, inner)  # the part reaches neither edge
+    assert not cut_by_same_edge(slab | bottom | inner, inner)  # the part reaches neither edge
 
 
 def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
@@ -292,15 +296,15 @@ def test_unframed_replaces_a_constant_margin_by_the_nearest_content() -> None:
     framed = np.zeros((22, 40), dtype=np.float32)  # one black row at the top, padded sides
     framed[1:21, 4:34] = content
     framed[21, 4:34] = rng.uniform(50, 200, 30)  # a last row that is not constant is content
-    out = _unframed(framed)
+    out = unframed(framed)
     assert np.array_equal(out[1:, 4:34], framed[1:, 4:34])
     assert np.array_equal(out[0, 4:34], content[0])
     assert np.array_equal(out[1:21, 0], content[:, 0])
     assert np.array_equal(out[1:21, -1], content[:, -1])
     plain = rng.uniform(50, 200, (10, 10)).astype(np.float32)
-    assert _unframed(plain) is plain  # nothing to replace: the very same array
+    assert unframed(plain) is plain  # nothing to replace: the very same array
     flat = np.zeros((10, 10), dtype=np.float32)
-    assert _unframed(flat) is flat
+    assert unframed(flat) is flat
 
 
 def test_edge_crossers_are_judged_one_by_one() -> None:
@@ -309,7 +313,7 @@ def test_edge_crossers_are_judged_one_by_one() -> None:
     bone = np.zeros((100, 80), dtype=bool)
     bone[20:100, 10:70] = True  # the object, clipped at the bottom by a tight box
     bone[0:6, 5:75] = True  # a neighbour's endplate, entering through the top
-    kept = ClassicalSegmenter._drop_edge_crossers(bone, NO_WALLS)
+    kept = drop_edge_crossers(bone, NO_WALLS)
     assert not kept[:6].any()
     assert kept[20:, 10:70].all()
 
@@ -317,8 +321,8 @@ def test_edge_crossers_are_judged_one_by_one() -> None:
 def test_entrants_ignore_sides_on_the_image_border() -> None:
     pieces = np.zeros((100, 80), dtype=bool)
     pieces[0:6, 5:75] = True
-    assert _entrants(pieces, NO_WALLS)[:6, 5:75].all()
-    assert not _entrants(pieces, (True, False, False, False)).any()  # the image ends there
+    assert entrants(pieces, NO_WALLS)[:6, 5:75].all()
+    assert not entrants(pieces, (True, False, False, False)).any()  # the image ends there
 
 
 def _body_with_endplate_above() -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +339,7 @@ def _body_with_endplate_above() -> tuple[np.ndarray, np.ndarray]:
 
 def test_box_cuts_a_neighbour_off_at_the_dark_disc() -> None:
     obj, crop = _body_with_endplate_above()
-    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
+    kept = cut_entrants(obj, crop, NO_WALLS)
     assert not kept[:7].any()
     assert kept[16:90, 10:70].all()
 
@@ -343,8 +347,8 @@ def test_box_cuts_a_neighbour_off_at_the_dark_disc() -> None:
 def test_the_seam_rest_left_with_the_object_is_trimmed_to_its_own_endplate() -> None:
     """The watershed shares the disc out; with a trim the object ends at its endplate cortex."""
     obj, crop = _body_with_endplate_above()
-    shared = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
-    trimmed = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, trim=3)
+    shared = cut_entrants(obj, crop, NO_WALLS)
+    trimmed = cut_entrants(obj, crop, NO_WALLS, trim=3)
     disc = np.s_[8:12, 8:72]  # the dark middle of the disc; its blurred edge is the cortex skirt
     assert shared[disc].any() and not trimmed[disc].any()
     assert trimmed[14:92, 8:72].sum() >= 0.99 * obj[14:92, 8:72].sum()  # the body stays whole
@@ -367,7 +371,7 @@ def _far_entrant_case(arm: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
 def test_a_dim_lobe_entering_the_box_margin_is_dropped() -> None:
     """A neighbour's dim base, in through the top and beyond the bright part, is not the object."""
     obj, inner, entry, core = _far_entrant_case(np.s_[0:10, 24:34])
-    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
+    kept = drop_far_entrants(obj, inner, entry, core, NO_WALLS)
     assert not kept[:6].any()
     assert kept[inner].all()
 
@@ -375,7 +379,7 @@ def test_a_dim_lobe_entering_the_box_margin_is_dropped() -> None:
 def test_a_dim_part_running_into_the_box_middle_is_kept() -> None:
     """The object's own dim part (an ala, a transverse process) runs on into the box's middle."""
     obj, inner, entry, core = _far_entrant_case(np.s_[25:35, 0:20])
-    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
+    kept = drop_far_entrants(obj, inner, entry, core, NO_WALLS)
     assert (kept == obj).all()
 
 
@@ -384,7 +388,7 @@ def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
     obj, crop = _body_with_endplate_above()
     crop[:, :8] = crop[:, 72:] = CORTEX
     obj[:, :8] = obj[:, 72:] = True  # the shell now reaches the left and right sides too
-    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
+    kept = cut_entrants(obj, crop, NO_WALLS)
     assert (kept == obj).all()
 
 
@@ -397,11 +401,11 @@ def test_box_cuts_neighbours_entering_at_the_top_and_the_bottom() -> None:
     crop[92:100, 8:72] = CORTEX
     crop[14:20, 8:72] = crop[80:86, 8:72] = CORTEX  # the body's endplates
     smooth = ndi.gaussian_filter(crop, 1.0)
-    kept = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS, each=True)
+    kept = cut_entrants(obj, smooth, NO_WALLS, each=True)
     assert not kept[:7].any()
     assert not kept[93:].any()
     assert kept[16:84, 10:70].all()
-    whole = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS)
+    whole = cut_entrants(obj, smooth, NO_WALLS)
     assert (whole == obj).all()  # judged as a whole (an estimated box), the cut spans the box
 
 
@@ -418,7 +422,7 @@ def test_box_keeps_a_cut_that_would_take_much_of_the_object() -> None:
     crop = ndi.gaussian_filter(crop, 1.0)
     assert obj[:24].sum() > CUT_SHARE * obj.sum()
     for each in (False, True):
-        assert (ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, each=each) == obj).all()
+        assert (cut_entrants(obj, crop, NO_WALLS, each=each) == obj).all()
 
 
 def _c_shaped_rim(inside: float) -> tuple[np.ndarray, np.ndarray]:
@@ -448,7 +452,7 @@ def test_convex_hull_equals_skimage() -> None:
 
 def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
     rim, crop = _c_shaped_rim(CANCELLOUS)
-    filled = _fill_bays(rim, crop, SOFT, 3, NO_WALLS)
+    filled = fill_bays(rim, crop, SOFT, 3, NO_WALLS)
     assert filled[18:82, 18:100].all()  # the cancellous inside
     assert not filled[40:60, 10:14].any()  # the waist stays open
 
@@ -456,7 +460,7 @@ def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
 def test_bay_fill_leaves_a_bay_as_dark_as_soft_tissue() -> None:
     """A canal or foramen walled in by bone is soft tissue, not cancellous bone."""
     rim, crop = _c_shaped_rim(SOFT)
-    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+    assert (fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
 
 
 def test_bay_fill_takes_fatty_marrow_in_a_piece_the_image_border_cuts() -> None:
@@ -465,10 +469,10 @@ def test_bay_fill_takes_fatty_marrow_in_a_piece_the_image_border_cuts() -> None:
     bottom = (False, True, False, False)
     rim, crop = _c_shaped_rim(SOFT - 1)
     rim, crop = rim[:90], crop[:90]  # the image ends at the body's lower wall
-    assert _fill_bays(rim, crop, SOFT, 3, bottom)[18:82, 18:100].all()
-    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+    assert fill_bays(rim, crop, SOFT, 3, bottom)[18:82, 18:100].all()
+    assert (fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
     crop[18:82, 18:100] = SOFT - 8
-    assert (_fill_bays(rim, crop, SOFT, 3, bottom) == rim).all()
+    assert (fill_bays(rim, crop, SOFT, 3, bottom) == rim).all()
 
 
 def test_box_fills_a_body_whose_posterior_wall_is_missing() -> None:
@@ -620,9 +624,9 @@ def test_neck_region_ignores_bone_that_does_not_touch_the_piece() -> None:
     dumbbell[38:43, 40:100] = True  # a bridge far thinner than either disc
     lone = dumbbell & (np.arange(shape[1]) < 70)
     for step in (1, 3):
-        alone = _neck_region(dumbbell, 40, 40, step)
+        alone = neck_region(dumbbell, 40, 40, step)
         assert np.array_equal(
-            alone, _neck_region(dumbbell | _ellipse(shape, 100, 80, 15, 60), 40, 40, step)
+            alone, neck_region(dumbbell | _ellipse(shape, 100, 80, 15, 60), 40, 40, step)
         )
         assert (alone & lone).sum() > 0.9 * lone.sum()
         assert not alone[:, 95:].any()
@@ -642,7 +646,7 @@ def test_centredness_discounts_a_chain_of_pieces() -> None:
     chain[10:191, 90:111] = True  # 180 x 20: several pieces end to end
 
     def score(mask: np.ndarray) -> float:
-        return _centredness(*_click_depth(mask, 100, 100), _axis(mask)[0])
+        return centredness(*click_depth(mask, 100, 100), axis(mask)[0])
 
     assert score(piece) == pytest.approx(1.0)
     assert score(chain) < 0.7
@@ -662,7 +666,7 @@ def test_chain_is_cut_at_its_joints_but_one_long_piece_is_not() -> None:
             img[joints] = (SOFT + CORTEX) / 2  # bridged by partial volume, yet darker
         seg = ClassicalSegmenter()
         seg.set_image(grey_slice(ndi.gaussian_filter(img, 0.7)))
-        kept, _ = seg._cut_chain(bar, 120, 60)
+        kept, _ = cut_chain(seg.maps, bar, 120, 60)
         assert kept[120, 60]
         if expect_cut:
             assert not kept[40, 60] and not kept[200, 60] and kept[100:140, 60].all()
@@ -717,11 +721,11 @@ def test_real_slices_mean_vertebra_dice(shared_data: Path, view: str) -> None:
 
 def test_a_moved_box_keeps_its_sides_on_the_image_border() -> None:
     shape = (100, 200)  # h, w
-    assert _moved((10, 20, 50, 60), 3, shape) == (7, 17, 53, 63)
-    assert _moved((10, 20, 50, 60), -3, shape) == (13, 23, 47, 57)
-    assert _moved((0, 20, 199, 99), 3, shape) == (0, 17, 199, 99)  # border sides stay
-    assert _moved((0, 20, 199, 99), -3, shape) == (0, 23, 199, 99)
-    assert _moved((10, 20, 18, 60), -3, shape) == (10, 20, 18, 60)  # too thin to shrink
+    assert moved((10, 20, 50, 60), 3, shape) == (7, 17, 53, 63)
+    assert moved((10, 20, 50, 60), -3, shape) == (13, 23, 47, 57)
+    assert moved((0, 20, 199, 99), 3, shape) == (0, 17, 199, 99)  # border sides stay
+    assert moved((0, 20, 199, 99), -3, shape) == (0, 23, 199, 99)
+    assert moved((10, 20, 18, 60), -3, shape) == (10, 20, 18, 60)  # too thin to shrink
 
 
 def test_a_small_drawn_box_keeps_what_two_of_three_readings_agree_on() -> None:
@@ -732,10 +736,10 @@ def test_a_small_drawn_box_keeps_what_two_of_three_readings_agree_on() -> None:
     ys, xs = np.nonzero(target)
     box = (xs.min() - 5, ys.min() - 5, xs.max() + 5, ys.max() + 5)
     assert (box[2] - box[0] + 1) * (box[3] - box[1] + 1) <= VOTE_MAX_PIXELS
-    step = segmenter._slice.px(BOX_JITTER_MM)
+    step = segmenter.maps.px(BOX_JITTER_MM)
     readings = [
-        segmenter._segment_box(moved, np.empty((0, 2)), "drawn")
-        for moved in (box, _moved(box, step, image.shape), _moved(box, -step, image.shape))
+        segment_box(segmenter.maps, reading, np.empty((0, 2)), "drawn")
+        for reading in (box, moved(box, step, image.shape), moved(box, -step, image.shape))
     ]
     majority = np.sum(readings, axis=0) >= 2
     voted = segmenter.predict(Prompt(box=np.array(box)))
@@ -776,13 +780,13 @@ def test_rays_pass_marrow_pockets_the_cortex_encloses() -> None:
     img[pockets] = SOFT - 30  # fatty marrow: darker than the bone threshold
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
-    s = seg._slice
+    s = seg.maps
     assert not s.bone[pockets].all()  # the pockets read as no bone ...
     assert s.solid[pockets].all()  # ... but as enclosed marrow
-    extent = seg._ray_extent(128, 120)
+    extent = ray_extent(seg.maps, 128, 120)
     assert np.abs(np.subtract(extent, box_of(tube, margin=0))).max() <= 3
-    seg._slice = dataclasses.replace(s, solid=s.bone)  # rays that stop at the pockets ...
-    _, y0, _, y1 = seg._ray_extent(128, 120)
+    seg.maps = dataclasses.replace(s, solid=s.bone)  # rays that stop at the pockets ...
+    _, y0, _, y1 = ray_extent(seg.maps, 128, 120)
     assert y1 - y0 < 0.6 * (216 - 40)  # ... give a box of half the pillar
 
 
@@ -792,17 +796,17 @@ def test_straight_tells_a_flat_seam_from_a_bowed_one() -> None:
     flat = np.zeros((60, 80), dtype=bool)
     flat[30, 5:75] = True
     diagonal = np.eye(40, dtype=bool)
-    assert _straight(flat) and _straight(diagonal)
+    assert straight(flat) and straight(diagonal)
     xs = np.arange(5, 75)
     bowed = np.zeros_like(flat)
     bowed[(10 + 30 * ((xs - 40) / 35.0) ** 2).astype(int), xs] = True  # a 30 px sag
-    assert not _straight(bowed)
-    assert not _straight(flat | bowed)  # every piece must be straight
+    assert not straight(bowed)
+    assert not straight(flat | bowed)  # every piece must be straight
     corner = np.zeros_like(flat)
     corner[50, 5:7] = corner[51, 6] = True  # 3 px, an L: no line at all
-    assert not _straight(flat | corner)
-    assert _straight(flat | corner, shortest=4)
-    assert _straight(bowed, shortest=bowed.sum() + 1)
+    assert not straight(flat | corner)
+    assert straight(flat | corner, shortest=4)
+    assert straight(bowed, shortest=bowed.sum() + 1)
 
 
 def test_a_lobe_holding_the_cut_edge_is_told_from_a_slab_lobe() -> None:
@@ -814,16 +818,16 @@ def test_a_lobe_holding_the_cut_edge_is_told_from_a_slab_lobe() -> None:
     behind = np.zeros_like(piece)
     behind[4:60, 30:50] = True  # the pillar below it, joined through the facet joint
     behind[:4, 30:34] = True  # touching the top edge with a 4 px corner
-    assert _holds_cut_edge(piece | behind, piece, wall)
-    assert _holds_cut_edge(np.flipud(piece | behind), np.flipud(piece), wall)  # bottom edge
+    assert holds_cut_edge(piece | behind, piece, wall)
+    assert holds_cut_edge(np.flipud(piece | behind), np.flipud(piece), wall)  # bottom edge
     slab = np.zeros_like(piece)
     slab[:10, 8:56] = True
     lobe = slab & (np.arange(64) < 24)
-    assert not _holds_cut_edge(slab, lobe, wall)  # the rest meets the edge along 32 px
-    assert not _holds_cut_edge(piece | behind, behind, wall)  # the part meets it with a corner
+    assert not holds_cut_edge(slab, lobe, wall)  # the rest meets the edge along 32 px
+    assert not holds_cut_edge(piece | behind, behind, wall)  # the part meets it with a corner
     body = np.zeros_like(piece)
     body[25:55, 10:40] = True
-    assert not _holds_cut_edge(piece | body, body, wall)  # the part reaches no edge
+    assert not holds_cut_edge(piece | body, body, wall)  # the part reaches no edge
 
 
 def _two_bodies(disc_centre: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -850,14 +854,14 @@ def test_a_straight_disc_splits_a_column_of_bodies() -> None:
     img, column, upper, lower = _two_bodies(np.full(100, 100.0))
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(img))
-    side = seg._disc_side(column, upper)
+    side = disc_side(seg.maps, column, upper)
     assert side is not None
     assert np.array_equal(side, column & (np.arange(200)[:, None] < 100))  # to the disc's middle
     assert not side[lower].any()
     xs = np.arange(100)
     img, column, upper, lower = _two_bodies(85.0 + 30.0 * ((xs - 50) / 50.0) ** 2)
     seg.set_image(grey_slice(img))
-    assert seg._disc_side(column, upper) is None
+    assert disc_side(seg.maps, column, upper) is None
 
 
 def test_a_line_bright_on_one_side_only_is_no_disc() -> None:
@@ -874,7 +878,7 @@ def test_a_line_bright_on_one_side_only_is_no_disc() -> None:
     img[96:100, 34:126] = CANCELLOUS - 2  # the channel below it
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
-    assert seg._disc_side(body, body & (yy < 96)) is None
+    assert disc_side(seg.maps, body, body & (yy < 96)) is None
 
 
 def _body_with_rest(rest_of: str) -> tuple[np.ndarray, ...]:
@@ -902,11 +906,11 @@ def test_a_spill_past_a_flat_end_plate_is_told_from_a_bowed_rest() -> None:
     seg = ClassicalSegmenter()
     img, body, rest = _body_with_rest("flat")
     seg.set_image(grey_slice(img))
-    assert seg._spilled(body | rest, body)
+    assert spilled(seg.maps, body | rest, body)
     img, body, rest = _body_with_rest("bowed")
     seg.set_image(grey_slice(img))
-    assert not seg._cut_through_bone(body | rest, body)  # only the contact's shape tells
-    assert not seg._spilled(body | rest, body)
+    assert not cut_through_bone(seg.maps, body | rest, body)  # only the contact's shape tells
+    assert not spilled(seg.maps, body | rest, body)
 
 
 def _sacrum(fused: bool, pressed: bool = False) -> tuple[np.ndarray, ...]:
@@ -942,13 +946,13 @@ def test_the_sacrums_fused_rest_is_regained_where_its_cortex_runs_on() -> None:
     for fused in (True, False):
         img, s1, rest = _sacrum(fused)
         seg.set_image(grey_slice(img))
-        assert seg._cortex_runs_on(s1, rest, whole) is fused
-        out = seg._with_fused_rest(s1, [s1 | rest], click)
+        assert cortex_runs_on(seg.maps, s1, rest, whole) is fused
+        out = with_fused_rest(seg.maps, s1, [s1 | rest], click)
         assert out[s1].all()
         assert out[rest].all() if fused else not out[rest].any()
     img, s1, rest = _sacrum(fused=False, pressed=True)
     seg.set_image(grey_slice(img))
-    assert not seg._cortex_runs_on(s1, rest, whole)  # only the outline's cortex counts
+    assert not cortex_runs_on(seg.maps, s1, rest, whole)  # only the outline's cortex counts
 
 
 def test_a_redrawn_reading_is_taken_only_where_it_passes_the_gates() -> None:
@@ -960,13 +964,15 @@ def test_a_redrawn_reading_is_taken_only_where_it_passes_the_gates() -> None:
     click = centre_of(target)
     x, y = (int(v) for v in click[0])
     shrunk = ndi.binary_erosion(target, iterations=4)
-    redrawn, ran_out = seg._redrawn(shrunk, 0.0, click, y, x)
+    redrawn, ran_out = redraw(seg.maps, shrunk, 0.0, click, y, x)
     assert not ran_out and dice(redrawn, target) > dice(shrunk, target) + 0.05
-    assert seg._redrawn(shrunk, 2.0, click, y, x)[0] is shrunk  # better centred than any reading
+    assert (
+        redraw(seg.maps, shrunk, 2.0, click, y, x)[0] is shrunk
+    )  # better centred than any reading
     ys, xs = np.nonzero(target)
     beside = target.copy()  # a box around the body and as much soft tissue beside it
     beside[ys.min() : ys.max() + 1, xs.max() + 10 : 2 * xs.max() + 10 - xs.min()] = True
-    assert seg._redrawn(beside, 0.0, click, y, x)[0] is beside  # the body alone: no agreement
+    assert redraw(seg.maps, beside, 0.0, click, y, x)[0] is beside  # the body alone: no agreement
     img, target = bridged_sagittal_phantom(seed=6)
     seg.set_image(grey_slice(img))
     click = centre_of(target)
@@ -974,6 +980,6 @@ def test_a_redrawn_reading_is_taken_only_where_it_passes_the_gates() -> None:
     # The box with a margin ends inside the bridged discs: the reading follows the spurs to
     # its top and bottom sides, though it otherwise agrees with the body (Dice 0.99); pulled
     # off-centre by them, it is no clear gain over the body, which is kept.
-    score = _centredness(*_click_depth(target, y, x), _axis(target)[0])
-    kept, ran_out = seg._redrawn(target, score, click, y, x)
+    score = centredness(*click_depth(target, y, x), axis(target)[0])
+    kept, ran_out = redraw(seg.maps, target, score, click, y, x)
     assert kept is target and not ran_out

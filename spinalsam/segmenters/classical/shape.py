@@ -1,0 +1,119 @@
+"""Measures of a mask's shape that the rules compare: depth, length, centredness, straightness.
+
+Why these: a user clicks the middle of what they want, so the mask centred on the click is the
+likely answer (`centredness`, from the distance map); a single piece of a vertebra is at most
+SLENDER times as long as it is thick, so a longer mask chains several; a disc between two
+bodies is about straight, a seam around a lobe of one body is bowed (`straight`). Also the box
+arithmetic the paths share (growing a box, its sides on the image border).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from spinalsam.segmenters.morphology import EIGHT, Box, Sides, mask_bounds
+
+SLENDER = 5.0  # a piece's length is at most this × its thickness; longer masks chain pieces
+# A disc's seam is about straight (end plates are flat, a wedged disc's too): its spread across
+# its own line is at most this fraction of its spread along it. A seam curving around a lobe
+# of one body is not (sagittal discs ≤ 0.16; lobes in axial bodies ≥ 0.24).
+DISC_BOW = 0.2
+CENTRED_TIE = 0.05  # one mask replaces another only when it is this much better centred
+
+
+def grow(box: Box, margin: int, shape: tuple[int, int]) -> Box:
+    """The box with `margin` pixels added on every side, clipped to the image."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    return (
+        max(x0 - margin, 0),
+        max(y0 - margin, 0),
+        min(x1 + margin, w - 1),
+        min(y1 + margin, h - 1),
+    )
+
+
+def box_walls(box: Box, shape: tuple[int, int]) -> Sides:
+    """The sides of a box that lie on the image border, where the image cuts the object off
+    (see `fill_holes`)."""
+    x0, y0, x1, y1 = box
+    h, w = shape
+    return y0 == 0, y1 == h - 1, x0 == 0, x1 == w - 1
+
+
+def window_walls(window: tuple[slice, slice], shape: tuple[int, int]) -> Sides:
+    """The sides of a search window that lie on the image border."""
+    rows, cols = window
+    return box_walls((cols.start, rows.start, cols.stop - 1, rows.stop - 1), shape)
+
+
+def component_at(labels: np.ndarray, y: int, x: int) -> int:
+    """Label under (y, x), or of the nearest labelled pixel when the click misses every blob."""
+    if labels[y, x]:
+        return int(labels[y, x])
+    _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    return int(labels[iy[y, x], ix[y, x]])
+
+
+def _crop_depth(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Distance map of a non-empty mask over its bounding box plus one background pixel, and
+    the offset of that crop: identical to the full map there, at a fraction of the cost."""
+    x0, y0, x1, y1 = mask_bounds(mask)
+    return ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1)), y0 - 1, x0 - 1
+
+
+def max_depth(mask: np.ndarray) -> float:
+    """Half-thickness of the mask's thickest part (0 for an empty mask)."""
+    return float(_crop_depth(mask)[0].max()) if mask.any() else 0.0
+
+
+def click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
+    """How deep inside a non-empty mask the click sits (0 outside it), and its deepest point's
+    depth: one distance map for both a mask's centredness and its thickness."""
+    depth, oy, ox = _crop_depth(mask)
+    return float(depth[y - oy, x - ox]) if mask[y, x] else 0.0, float(depth.max())
+
+
+def axis(mask: np.ndarray) -> tuple[float, np.ndarray]:
+    """Length of a non-empty mask along its long axis, and that axis (unit vector, (y, x)).
+
+    The length is that of a uniform bar with the same variance along the axis."""
+    x0, y0, x1, y1 = mask_bounds(mask)
+    ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
+    values, vectors = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
+    return 2.0 * float(np.sqrt(3.0 * max(values[-1], 0.0))), vectors[:, -1]
+
+
+def centredness(at: float, deepest: float, length: float) -> float:
+    """How deep inside the mask the click sits, relative to the mask's deepest point (0..1),
+    discounted for a mask longer than one piece can be.
+
+    Along a chain of thin pieces joined end to end (articular pillars through their facet
+    joints) the mask is evenly thick, so the click sits about as deep as its deepest point
+    wherever it is, and depth alone rates the chain as well centred as the single piece. A
+    single piece, though, is at most `SLENDER` times as long as it is thick, so a longer mask
+    loses score in proportion to its excess length. Takes the click's depth, the deepest
+    point's and the length along the axis (`click_depth`, `axis`).
+    """
+    longest = SLENDER * 2.0 * deepest
+    return at / deepest * (1.0 if length <= longest else longest / length)
+
+
+def centredness_of(mask: np.ndarray, y: int, x: int) -> float:
+    """`centredness` of the click in a non-empty mask."""
+    return centredness(*click_depth(mask, y, x), axis(mask)[0])
+
+
+def straight(line: np.ndarray, shortest: int = 3) -> bool:
+    """Whether each 8-connected piece of `line` with at least `shortest` pixels lies about
+    along a straight line (`DISC_BOW`)."""
+    labels, _ = ndi.label(line, structure=EIGHT)
+    for window in ndi.find_objects(labels):
+        ys, xs = np.nonzero(line[window])
+        if len(ys) < shortest:
+            continue
+        across, along = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
+        if across > DISC_BOW**2 * along:
+            return False
+    return True
