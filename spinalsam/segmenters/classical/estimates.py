@@ -1,12 +1,11 @@
 """Guesses at the extent of the object under a click, each read afterwards as a box.
 
 Why several: a click gives no extent, and no single estimate holds across the pieces of a
-vertebra. The unclosed cortical shell under the click separates pieces that only meet across a
-dark joint space (posterior pieces); the distance-map basins of a gently closed bone map cut a
-vertebra from neighbours touching it through narrow bridges; the whole filled blob covers a
-lone large vertebra the basins split; and rays from the click, stopping where they leave the
-bone through its cortex, bound a click with no closed shell around it. The point path keeps
-the best-centred result (`point.py`).
+vertebra. The cortical shell under the click, unclosed, separates pieces that only meet across
+a dark joint space (posterior pieces); the distance-map basins of a gently closed bone map cut
+a vertebra from neighbours touching it through narrow bridges; and rays from the click,
+stopping where they leave the bone through its cortex, bound a click with no closed shell
+around it. The point path keeps the best-centred result (`point.py`).
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
-from spinalsam.segmenters.classical.maps import CLOSE_MM, SliceMaps
+from spinalsam.segmenters.classical.maps import SliceMaps
 from spinalsam.segmenters.classical.necks import BASIN_CELL_MM, neck_region
-from spinalsam.segmenters.classical.shape import component_at, window_walls
+from spinalsam.segmenters.classical.shape import window_walls
 from spinalsam.segmenters.morphology import Box, fill_holes, mask_bounds
 
 SEARCH_MM = 37.0  # initial half-size of the window searched around a click
@@ -54,44 +53,21 @@ def enclosed_extent(s: SliceMaps, estimate: Estimate, x: int, y: int) -> Box | N
         r *= 2
 
 
-def ray_extent(s: SliceMaps, y: int, x: int) -> Box:
-    """Bounds of where rays from the click leave the bone through its cortex.
+def shell_extent(s: SliceMaps, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
+    """The filled cortical shell under the click, unclosed, cut at narrow necks.
 
-    Where no closed cortical shell surrounds the click, the closed-bone estimates spill along
-    the spine into the neighbours. A ray, though, leaves the clicked piece where it first
-    passes cortex and then reaches dark tissue (a disc, a joint space, soft tissue); a disc
-    bridged at one spot lets only a few rays through, and a running median over neighbouring
-    directions drops them. A ray that meets the image edge stops there, so a piece the image
-    cuts off runs on to the border. Dark pockets the cortex encloses count as bone
-    (`SliceMaps.solid`): the cancellous core of a thin piece (a pillar, a lamina) would stop
-    the rays inside it.
+    Posterior pieces (articular and spinous processes in a sagittal cut) are thin and
+    elongated: the distance-map basin under the click covers only a disc of them, and any
+    closing joins them to their neighbours across the dark joint spaces. Without a closing the
+    pieces are separate shells, except where they touch through a narrow contact, which the
+    neck cut removes. No estimate when the click is not inside a closed shell: the nearest
+    bright speck would be noise. A piece the image cuts off has its shell open at the border,
+    so window sides on the image border count as walls, as for a drawn box.
     """
-    h, w = s.shape
-    reach = s.px(RAY_REACH_MM)
-    angles = np.arange(RAY_COUNT) * (2 * np.pi / RAY_COUNT)
-    steps = np.arange(reach)
-    ys = y + np.outer(np.sin(angles), steps)
-    xs = x + np.outer(np.cos(angles), steps)
-    inside = (ys > -0.5) & (ys < h - 0.5) & (xs > -0.5) & (xs < w - 0.5)
-    yi = np.clip(np.rint(ys).astype(np.int64), 0, h - 1)
-    xi = np.clip(np.rint(xs).astype(np.int64), 0, w - 1)
-    passed_cortex = np.maximum.accumulate(s.cortex[yi, xi], axis=1)
-    leaves = passed_cortex & ~s.solid[yi, xi] & inside
-    leaves[:, 0] = False
-    ends = leaves | ~inside
-    stop = np.where(ends.any(axis=1), ends.argmax(axis=1), reach) - 1
-    half = RAY_MEDIAN // 2
-    stop = np.median([np.roll(stop, i) for i in range(-half, half + 1)], axis=0)
-    stop = np.clip(stop.astype(np.int64), 0, reach - 1)
-    rays = np.arange(RAY_COUNT)
-    py, px = yi[rays, stop], xi[rays, stop]
-    return int(px.min()), int(py.min()), int(px.max()), int(py.max())
-
-
-def blob_extent(s: SliceMaps, window: tuple[slice, slice], y: int, x: int) -> np.ndarray | None:
-    """The filled bone blob under the click (whole vertebra when nothing touches it)."""
-    labels, n = ndi.label(fill_holes(s.closed[CLOSE_MM][window]))
-    return labels == component_at(labels, y, x) if n else None
+    labels, _ = ndi.label(fill_holes(s.cortex[window], window_walls(window, s.shape)))
+    if not labels[y, x]:
+        return None
+    return neck_region(labels == labels[y, x], y, x, s.px(BASIN_CELL_MM))
 
 
 def basin_extent(
@@ -105,31 +81,33 @@ def basin_extent(
     return neck_region(filled, y, x, s.px(BASIN_CELL_MM))
 
 
-class Shells:
-    """The filled cortical shells of a search window, labelled once for the plain and the
-    necked shell estimate of one click (they share their first window)."""
+def ray_extent(s: SliceMaps, y: int, x: int) -> Box:
+    """Bounds of where rays from the click leave the bone through its cortex.
 
-    def __init__(self, s: SliceMaps) -> None:
-        self._s = s
-        self._window: tuple[slice, slice] | None = None
-        self._labels = np.zeros((0, 0), dtype=np.int32)
-
-    def extent(self, window: tuple[slice, slice], y: int, x: int, necks: bool) -> np.ndarray | None:
-        """The filled cortical shell under the click, unclosed, optionally cut at narrow necks.
-
-        Posterior pieces (articular and spinous processes in a sagittal cut) are thin and
-        elongated: the distance-map basin under the click covers only a disc of them, and any
-        closing joins them to their neighbours across the dark joint spaces. Without a closing
-        the pieces are separate shells, except where they touch through a narrow contact, which
-        the neck cut removes. No estimate when the click is not inside a closed shell: the
-        nearest bright speck would be noise. A piece the image cuts off has its shell open at
-        the border, so window sides on the image border count as walls, as for a drawn box.
-        """
-        s = self._s
-        if self._window != window:
-            walls = window_walls(window, s.shape)
-            self._window, self._labels = window, ndi.label(fill_holes(s.cortex[window], walls))[0]
-        if not self._labels[y, x]:
-            return None
-        shell = self._labels == self._labels[y, x]
-        return neck_region(shell, y, x, s.px(BASIN_CELL_MM)) if necks else shell
+    Where no closed cortical shell surrounds the click, the closed-bone estimates spill along
+    the spine into the neighbours. A ray, though, leaves the clicked piece where it first
+    passes cortex and then reaches dark tissue (a disc, a joint space, soft tissue); a disc
+    bridged at one spot lets only a few rays through, and a running median over neighbouring
+    directions drops them. A ray that meets the image edge stops there, so a piece the image
+    cuts off runs on to the border.
+    """
+    h, w = s.shape
+    reach = s.px(RAY_REACH_MM)
+    angles = np.arange(RAY_COUNT) * (2 * np.pi / RAY_COUNT)
+    steps = np.arange(reach)
+    ys = y + np.outer(np.sin(angles), steps)
+    xs = x + np.outer(np.cos(angles), steps)
+    inside = (ys > -0.5) & (ys < h - 0.5) & (xs > -0.5) & (xs < w - 0.5)
+    yi = np.clip(np.rint(ys).astype(np.int64), 0, h - 1)
+    xi = np.clip(np.rint(xs).astype(np.int64), 0, w - 1)
+    passed_cortex = np.maximum.accumulate(s.cortex[yi, xi], axis=1)
+    leaves = passed_cortex & ~s.bone[yi, xi] & inside
+    leaves[:, 0] = False
+    ends = leaves | ~inside
+    stop = np.where(ends.any(axis=1), ends.argmax(axis=1), reach) - 1
+    half = RAY_MEDIAN // 2
+    stop = np.median([np.roll(stop, i) for i in range(-half, half + 1)], axis=0)
+    stop = np.clip(stop.astype(np.int64), 0, reach - 1)
+    rays = np.arange(RAY_COUNT)
+    py, px = yi[rays, stop], xi[rays, stop]
+    return int(px.min()), int(py.min()), int(px.max()), int(py.max())

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinalsam.segmenters.base import SegmenterError, SliceImage
-from spinalsam.segmenters.morphology import close_disk, small_holes
+from spinalsam.segmenters.morphology import close_disk
 
 BONE_WINDOW_HU = (-700.0, 1300.0)  # wide bone window: soft tissue mid-grey, cortex near white
 # For images without spacing (8-bit renders): the scale of the zoomed spine renders this was
@@ -28,11 +28,10 @@ BONE_WINDOW_HU = (-700.0, 1300.0)  # wide bone window: soft tissue mid-grey, cor
 NOMINAL_MM_PER_PX = 0.25
 SMOOTH_MM = 0.25  # denoise before thresholding, about one pixel
 CLOSE_MM = 1.75  # gaps in the cortical shell up to twice this are bridged
-BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for extent estimates that keep discs open
+BASIN_CLOSE_MM = (0.25, 0.75)  # gentler closings for the point path's extent estimates
 CORTEX_FRACTION = 0.35  # cortex: brighter than soft tissue by this fraction of the contrast
 LOCAL_WINDOW_MM = 25.0  # the neighbourhood of the adaptive bone threshold: half a vertebra
 SOFT_FLOOR = 0.05  # bone threshold floor: soft tissue + this fraction of the bone contrast
-RAY_HOLE_MM = 3.0  # a hole in the cortex up to this square's area is marrow inside a thin piece
 
 
 def bone_window(pixels: np.ndarray) -> np.ndarray:
@@ -40,26 +39,6 @@ def bone_window(pixels: np.ndarray) -> np.ndarray:
     lo, hi = BONE_WINDOW_HU
     scaled = (np.asarray(pixels, dtype=np.float32) - lo) / (hi - lo)
     return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def unframed(grey: np.ndarray) -> np.ndarray:
-    """The slice with constant rows and columns at its edges replaced by the nearest content.
-
-    Renders often carry a black frame of a pixel or two, or are padded to a wider canvas. An
-    object the image cuts off then ends at that margin instead of the image border: the box
-    sides on the border are no walls for it (its open inside is not filled) and the dark step
-    looks like an edge to settle on. The margin carries no image, so the content next to it
-    is the best guess of what lies under it. Returns `grey` itself when there is no margin.
-    """
-    flat_rows = np.ptp(grey, axis=1) == 0
-    flat_cols = np.ptp(grey, axis=0) == 0
-    if flat_rows.all() or not (flat_rows[[0, -1]].any() or flat_cols[[0, -1]].any()):
-        return grey
-    top, bottom = int(np.argmin(flat_rows)), int(np.argmin(flat_rows[::-1]))
-    left, right = int(np.argmin(flat_cols)), int(np.argmin(flat_cols[::-1]))
-    h, w = grey.shape
-    content = grey[top : h - bottom, left : w - right]
-    return np.pad(content, ((top, bottom), (left, right)), mode="edge")
 
 
 def soft_tissue_level(smooth: np.ndarray) -> float:
@@ -79,7 +58,6 @@ class SliceMaps:
     floor: float  # the lowest grey level taken for bone
     bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
     cortex: np.ndarray  # (H, W) bool, the bright cortical shell only
-    solid: np.ndarray  # (H, W) bool, bone map plus the marrow the cortex encloses in thin pieces
     closed: dict[float, np.ndarray]  # closing (mm) → (H, W) bool, the bone map closed by it
     px_per_mm: float
 
@@ -105,21 +83,13 @@ def slice_maps(image: SliceImage) -> SliceMaps:
     smooth = ndi.gaussian_filter(grey, SMOOTH_MM * px_per_mm)
     soft = soft_tissue_level(smooth)
     contrast = max(float(np.percentile(smooth, 99.5)) - soft, 1.0)
-    # Soft tissue and contrast are measured on the slice as given (a padded margin would
-    # count as tissue); the maps the prompts work on see the content run to the border.
-    sharp = unframed(grey)
-    if sharp is not grey:
-        smooth = ndi.gaussian_filter(sharp, SMOOTH_MM * px_per_mm)
     window = max(3, round(LOCAL_WINDOW_MM * px_per_mm) | 1)
     local_mean = ndi.uniform_filter(smooth, window)
     floor = soft + SOFT_FLOOR * contrast
     bone = smooth > np.maximum(local_mean, floor)
     cortex = smooth > soft + CORTEX_FRACTION * contrast
-    solid = bone | small_holes(cortex, round((RAY_HOLE_MM * px_per_mm) ** 2))
     # The point path's estimates close the bone map in search windows around each click,
     # often twice as the window doubles: closed once per slice here, each window only fills
     # its cut-out.
-    closed = {
-        mm: close_disk(bone, max(1, round(mm * px_per_mm))) for mm in (CLOSE_MM, *BASIN_CLOSE_MM)
-    }
-    return SliceMaps(smooth, sharp, soft, floor, bone, cortex, solid, closed, px_per_mm)
+    closed = {mm: close_disk(bone, max(1, round(mm * px_per_mm))) for mm in BASIN_CLOSE_MM}
+    return SliceMaps(smooth, grey, soft, floor, bone, cortex, closed, px_per_mm)

@@ -10,15 +10,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
-from spinalsam.segmenters.classical.box import (
-    BOX_MARGIN_MM,
-    MIN_BOX_PX,
-    segment_box,
-    segment_drawn,
-)
+from spinalsam.segmenters.classical.box import BOX_MARGIN_MM, MIN_BOX_PX, segment_box
 from spinalsam.segmenters.classical.maps import SliceMaps, slice_maps
 from spinalsam.segmenters.classical.point import segment_point
-from spinalsam.segmenters.classical.prior import prior_mask, with_attached_arch
+from spinalsam.segmenters.classical.prior import near_prior, prior_mask, settle_edge
 from spinalsam.segmenters.classical.shape import grow
 from spinalsam.segmenters.morphology import Box, mask_bounds
 
@@ -56,18 +51,17 @@ class ClassicalSegmenter:
         box = _box(prompt.box, (h, w))
         if box is None and prior is not None:
             box = grow(mask_bounds(prior), s.px(BOX_MARGIN_MM), (h, w))
-        if box is not None and prior is None:
-            mask = segment_drawn(s, box, positives)
+        if box is not None and prior is not None:
+            mask = segment_box(s, box, positives, bays=False)
+            mask = near_prior(s, settle_edge(s, mask, box), prior)
         elif box is not None:
-            mask = segment_box(s, box, positives, "prior")
+            mask = segment_box(s, box, positives, bays=True)
         elif len(positives):
             mask = segment_point(s, positives)
         else:
             raise SegmenterError(
                 "add a positive point or a box: negative points alone select nothing"
             )
-        if prior is not None:
-            mask = with_attached_arch(s, mask, prior)
         return carve(s, mask, negatives, positives)
 
 

@@ -12,13 +12,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from spinalsam.segmenters.morphology import EIGHT, Box, Sides, mask_bounds
+from spinalsam.segmenters.morphology import Box, Sides, mask_bounds
 
 SLENDER = 5.0  # a piece's length is at most this × its thickness; longer masks chain pieces
-# A disc's seam is about straight (end plates are flat, a wedged disc's too): its spread across
-# its own line is at most this fraction of its spread along it. A seam curving around a lobe
-# of one body is not (sagittal discs ≤ 0.16; lobes in axial bodies ≥ 0.24).
-DISC_BOW = 0.2
 CENTRED_TIE = 0.05  # one mask replaces another only when it is this much better centred
 
 
@@ -103,17 +99,3 @@ def centredness(at: float, deepest: float, length: float) -> float:
 def centredness_of(mask: np.ndarray, y: int, x: int) -> float:
     """`centredness` of the click in a non-empty mask."""
     return centredness(*click_depth(mask, y, x), axis(mask)[0])
-
-
-def straight(line: np.ndarray, shortest: int = 3) -> bool:
-    """Whether each 8-connected piece of `line` with at least `shortest` pixels lies about
-    along a straight line (`DISC_BOW`)."""
-    labels, _ = ndi.label(line, structure=EIGHT)
-    for window in ndi.find_objects(labels):
-        ys, xs = np.nonzero(line[window])
-        if len(ys) < shortest:
-            continue
-        across, along = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))
-        if across > DISC_BOW**2 * along:
-            return False
-    return True
