@@ -15,17 +15,12 @@ from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
 from spinalsam.segmenters.classical import BONE_WINDOW_HU, ClassicalSegmenter, bone_window
 from spinalsam.segmenters.classical.bays import fill_bays
-from spinalsam.segmenters.classical.compartments import (
-    cut_by_same_edge,
-    cut_through_bone,
-)
 from spinalsam.segmenters.classical.estimates import ray_extent, shell_extent
 from spinalsam.segmenters.classical.necks import neck_region
 from spinalsam.segmenters.classical.neighbours import (
     drop_edge_crossers,
     entrants,
 )
-from spinalsam.segmenters.classical.shape import axis, centredness, click_depth
 from spinalsam.segmenters.morphology import (
     NO_WALLS,
     box_overlap,
@@ -208,46 +203,6 @@ def test_cortex_shell_estimate_stops_at_a_dark_joint_space() -> None:
     assert not shell[130:].any()  # nothing of the lower piece
     assert (shell & target).sum() > 0.95 * target.sum()
     assert shell_extent(seg.maps, whole, 80, 60) is None  # soft tissue: no shell
-
-
-def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
-    """A lobe of one bright piece meets its rest across cortex; a body meets its neighbours
-    across discs."""
-    img, target = end_to_end_pieces_phantom()
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(img))
-    bar = np.zeros_like(target)
-    bar[40:126, 120:132] = True
-    lobe = bar.copy()
-    lobe[83:] = False
-    assert cut_through_bone(seg.maps, bar, lobe)
-
-    img, target = sagittal_phantom(seed=3)
-    seg.set_image(grey_slice(img))
-    ys, xs = np.nonzero(target)
-    stack = np.zeros_like(target)
-    stack[ys.min() - 100 : ys.max() + 101, xs.min() : xs.max() + 1] = True  # three bodies
-    assert not cut_through_bone(seg.maps, stack, target)
-
-
-def test_a_compartment_at_the_edge_that_cut_its_piece_is_recognised() -> None:
-    """A slab the image top (or bottom) cuts off, split into lobes at that edge, is one piece;
-    a body split from a piece at the top edge is not."""
-    slab = np.zeros((64, 64), dtype=bool)
-    slab[:10, 8:56] = True
-    lobe = slab.copy()
-    lobe[:, 24:] = False
-    assert cut_by_same_edge(slab, lobe)
-    bottom = np.flipud(slab)
-    assert cut_by_same_edge(bottom, np.flipud(lobe))
-    column = slab.copy()
-    column[10:40, 20:44] = True  # a body below the cut-off piece
-    body = np.zeros_like(column)
-    body[12:40, 20:44] = True
-    assert not cut_by_same_edge(column, body)
-    inner = np.zeros_like(slab)
-    inner[20:40, 20:44] = True
-    assert not cut_by_same_edge(slab | bottom | inner, inner)  # the part reaches neither edge
 
 
 def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
@@ -467,20 +422,6 @@ def test_box_overlap() -> None:
     assert box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
     assert box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
     assert box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
-
-
-def test_centredness_discounts_a_chain_of_pieces() -> None:
-    """A bar much longer than thick rates a click at its middle below a single piece's."""
-    piece = np.zeros((200, 200), dtype=bool)
-    piece[80:121, 90:111] = True  # 40 x 20: a single piece
-    chain = np.zeros((200, 200), dtype=bool)
-    chain[10:191, 90:111] = True  # 180 x 20: several pieces end to end
-
-    def score(mask: np.ndarray) -> float:
-        return centredness(*click_depth(mask, 100, 100), axis(mask)[0])
-
-    assert score(piece) == pytest.approx(1.0)
-    assert score(chain) < 0.7
 
 
 def test_prompt_latency_on_512_slice() -> None:

@@ -55,7 +55,6 @@ class SliceMaps:
     smooth: np.ndarray  # (H, W) float32 on the 0..255 bone-window scale
     sharp: np.ndarray  # (H, W) float32, the same before smoothing: where edges are placed
     soft: float  # grey level of soft tissue (the histogram peak above air)
-    floor: float  # the lowest grey level taken for bone
     bone: np.ndarray  # (H, W) bool, adaptive bone threshold for extent estimation
     cortex: np.ndarray  # (H, W) bool, the bright cortical shell only
     closed: dict[float, np.ndarray]  # closing (mm) → (H, W) bool, the bone map closed by it
@@ -92,4 +91,4 @@ def slice_maps(image: SliceImage) -> SliceMaps:
     # often twice as the window doubles: closed once per slice here, each window only fills
     # its cut-out.
     closed = {mm: close_disk(bone, max(1, round(mm * px_per_mm))) for mm in BASIN_CLOSE_MM}
-    return SliceMaps(smooth, grey, soft, floor, bone, cortex, closed, px_per_mm)
+    return SliceMaps(smooth, grey, soft, bone, cortex, closed, px_per_mm)

@@ -2,7 +2,7 @@
 
 Why: a point gives no extent, so extents are estimated first (`estimates.py`) and each is read
 like a box; a user clicks the middle of what they want, so the mask centred on the click wins
-(`shape.centredness`). Each reading is cut at narrow necks first (`necks.py`): a box that is
+(`shape.centredness_of`). Each reading is cut at narrow necks first (`necks.py`): a box that is
 too large joins the clicked piece to a neighbour. The winner is then checked for a walled-off
 compartment (`compartments.py`): bodies joined through bridged discs.
 """

@@ -1,10 +1,8 @@
-"""Measures of a mask's shape that the rules compare: depth, length, centredness, straightness.
+"""Measures of a mask the point path compares (depth, centredness) and the box arithmetic the
+paths share (growing a box, its sides on the image border).
 
-Why these: a user clicks the middle of what they want, so the mask centred on the click is the
-likely answer (`centredness`, from the distance map); a single piece of a vertebra is at most
-SLENDER times as long as it is thick, so a longer mask chains several; a disc between two
-bodies is about straight, a seam around a lobe of one body is bowed (`straight`). Also the box
-arithmetic the paths share (growing a box, its sides on the image border).
+Why depth: a user clicks the middle of what they want, so the mask in which the click sits
+deepest, relative to the mask's own deepest point, is the likely answer (`centredness_of`).
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from scipy import ndimage as ndi
 
 from spinalsam.segmenters.morphology import Box, Sides, mask_bounds
 
-SLENDER = 5.0  # a piece's length is at most this × its thickness; longer masks chain pieces
 CENTRED_TIE = 0.05  # one mask replaces another only when it is this much better centred
 
 
@@ -71,31 +68,8 @@ def click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
     return float(depth[y - oy, x - ox]) if mask[y, x] else 0.0, float(depth.max())
 
 
-def axis(mask: np.ndarray) -> tuple[float, np.ndarray]:
-    """Length of a non-empty mask along its long axis, and that axis (unit vector, (y, x)).
-
-    The length is that of a uniform bar with the same variance along the axis."""
-    x0, y0, x1, y1 = mask_bounds(mask)
-    ys, xs = np.nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])  # the spread does not depend on offset
-    values, vectors = np.linalg.eigh(np.cov(np.stack([ys, xs]).astype(np.float64), bias=True))
-    return 2.0 * float(np.sqrt(3.0 * max(values[-1], 0.0))), vectors[:, -1]
-
-
-def centredness(at: float, deepest: float, length: float) -> float:
-    """How deep inside the mask the click sits, relative to the mask's deepest point (0..1),
-    discounted for a mask longer than one piece can be.
-
-    Along a chain of thin pieces joined end to end (articular pillars through their facet
-    joints) the mask is evenly thick, so the click sits about as deep as its deepest point
-    wherever it is, and depth alone rates the chain as well centred as the single piece. A
-    single piece, though, is at most `SLENDER` times as long as it is thick, so a longer mask
-    loses score in proportion to its excess length. Takes the click's depth, the deepest
-    point's and the length along the axis (`click_depth`, `axis`).
-    """
-    longest = SLENDER * 2.0 * deepest
-    return at / deepest * (1.0 if length <= longest else longest / length)
-
-
 def centredness_of(mask: np.ndarray, y: int, x: int) -> float:
-    """`centredness` of the click in a non-empty mask."""
-    return centredness(*click_depth(mask, y, x), axis(mask)[0])
+    """How deep inside a non-empty mask the click sits, relative to its deepest point (0..1):
+    a user clicks the middle of what they want."""
+    at, deepest = click_depth(mask, y, x)
+    return at / deepest
