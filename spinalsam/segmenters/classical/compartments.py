@@ -3,7 +3,7 @@
 Why: cancellous bone is barely brighter than a disc, but cortex is clearly brighter than both,
 so the end plates wall a body off from its disc even where the bright bone of two bodies has
 been joined (bridged discs in sagittal views). The compartment is taken where it is better
-centred on the click than the whole mask and what it leaves is not a thin appendage of it.
+centred on the click than the whole mask.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from spinalsam.segmenters.classical.maps import SliceMaps
-from spinalsam.segmenters.classical.necks import APPENDAGE_RATIO, BASIN_CELL_MM, neck_region
-from spinalsam.segmenters.classical.shape import CENTRED_TIE, click_depth, max_depth
+from spinalsam.segmenters.classical.necks import BASIN_CELL_MM, neck_region
+from spinalsam.segmenters.classical.shape import CENTRED_TIE, centredness_of
 from spinalsam.segmenters.morphology import dilate_disk, mask_bounds
 
 WALL_MM = 1.75  # thickness of the cortical wall added back around a compartment
@@ -20,13 +20,9 @@ WALL_MM = 1.75  # thickness of the cortical wall added back around a compartment
 
 def walled_off(s: SliceMaps, score: float, mask: np.ndarray, y: int, x: int) -> np.ndarray:
     """The point path's winning `mask` (centred by `score`), or its cortex-walled compartment
-    around the click where that is better centred and what it leaves is no thin appendage of
-    it (thinner than APPENDAGE_RATIO of the compartment: the body's own processes stay)."""
+    around the click where the click is better centred in that."""
     part = compartment(s, mask, y, x) if score + CENTRED_TIE < 1.0 else None
-    if part is None:
-        return mask
-    at, depth = click_depth(part, y, x)
-    if at / depth < score or max_depth(mask & ~part) < APPENDAGE_RATIO * depth:
+    if part is None or centredness_of(part, y, x) < score:
         return mask
     return part
 

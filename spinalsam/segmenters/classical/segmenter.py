@@ -26,7 +26,7 @@ class ClassicalSegmenter:
     info = BackendInfo(
         name="classical",
         description="Classical segmentation (bone threshold, morphology, watershed); no weights",
-        reason="embedded default: works offline without a GPU or model download",
+        reason="works offline without a GPU or model download",
     )
 
     def __init__(self) -> None:

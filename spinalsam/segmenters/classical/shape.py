@@ -49,27 +49,11 @@ def component_at(labels: np.ndarray, y: int, x: int) -> int:
     return int(labels[iy[y, x], ix[y, x]])
 
 
-def _crop_depth(mask: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Distance map of a non-empty mask over its bounding box plus one background pixel, and
-    the offset of that crop: identical to the full map there, at a fraction of the cost."""
-    x0, y0, x1, y1 = mask_bounds(mask)
-    return ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1)), y0 - 1, x0 - 1
-
-
-def max_depth(mask: np.ndarray) -> float:
-    """Half-thickness of the mask's thickest part (0 for an empty mask)."""
-    return float(_crop_depth(mask)[0].max()) if mask.any() else 0.0
-
-
-def click_depth(mask: np.ndarray, y: int, x: int) -> tuple[float, float]:
-    """How deep inside a non-empty mask the click sits (0 outside it), and its deepest point's
-    depth: one distance map for both a mask's centredness and its thickness."""
-    depth, oy, ox = _crop_depth(mask)
-    return float(depth[y - oy, x - ox]) if mask[y, x] else 0.0, float(depth.max())
-
-
 def centredness_of(mask: np.ndarray, y: int, x: int) -> float:
     """How deep inside a non-empty mask the click sits, relative to its deepest point (0..1):
-    a user clicks the middle of what they want."""
-    at, deepest = click_depth(mask, y, x)
-    return at / deepest
+    a user clicks the middle of what they want. The distance map runs over the mask's bounds
+    plus one background pixel: identical to the full map there, at a fraction of the cost."""
+    x0, y0, x1, y1 = mask_bounds(mask)
+    depth = ndi.distance_transform_edt(np.pad(mask[y0 : y1 + 1, x0 : x1 + 1], 1))
+    at = float(depth[y - y0 + 1, x - x0 + 1]) if mask[y, x] else 0.0
+    return at / float(depth.max())
