@@ -62,7 +62,7 @@ class SliceMaps:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.smooth.shape  # type: ignore[return-value]
+        return self.smooth.shape[0], self.smooth.shape[1]
 
     def px(self, mm: float) -> int:
         """A length in whole pixels, at least one."""
