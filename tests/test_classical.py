@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -14,25 +13,13 @@ from skimage.morphology import convex_hull_image, disk, h_maxima
 
 from spinalsam.metrics import dice
 from spinalsam.segmenters import Prompt, Segmenter, SegmenterError, SliceImage
-from spinalsam.segmenters.classical import (
-    BONE_WINDOW_HU,
-    BOX_JITTER_MM,
-    CUT_SHARE,
-    VOTE_MAX_PIXELS,
-    ClassicalSegmenter,
-    _axis,
-    _centredness,
-    _click_depth,
-    _cut_by_same_edge,
-    _drop_far_entrants,
-    _entrants,
-    _fill_bays,
-    _holds_cut_edge,
-    _moved,
-    _neck_region,
-    _straight,
-    _unframed,
-    bone_window,
+from spinalsam.segmenters.classical import BONE_WINDOW_HU, ClassicalSegmenter, bone_window
+from spinalsam.segmenters.classical.bays import fill_bays
+from spinalsam.segmenters.classical.estimates import ray_extent, shell_extent
+from spinalsam.segmenters.classical.necks import neck_region
+from spinalsam.segmenters.classical.neighbours import (
+    drop_edge_crossers,
+    entrants,
 )
 from spinalsam.segmenters.morphology import (
     NO_WALLS,
@@ -45,7 +32,6 @@ from spinalsam.segmenters.morphology import (
     erode_cross,
     fill_holes,
     regional_h_maxima,
-    small_holes,
 )
 from spinalsam.segmenters.registry import BACKENDS, create_segmenter
 
@@ -192,7 +178,7 @@ def test_ray_extent_stops_at_the_discs_that_spurs_bridge() -> None:
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(img))
     x, y = centre_of(target)[0]
-    extent = seg._ray_extent(int(y), int(x))
+    extent = ray_extent(seg.maps, int(y), int(x))
     assert np.abs(np.subtract(extent, box_of(target, margin=0))).max() <= 6
 
 
@@ -212,52 +198,11 @@ def test_cortex_shell_estimate_stops_at_a_dark_joint_space() -> None:
     seg = ClassicalSegmenter()
     seg.set_image(grey_slice(img))
     whole = (slice(0, img.shape[0]), slice(0, img.shape[1]))
-    for necks in (False, True):
-        shell = seg._cortex_extent(whole, 80, 126, necks=necks)
-        assert shell is not None
-        assert not shell[130:].any()  # nothing of the lower piece
-        assert (shell & target).sum() > 0.95 * target.sum()
-    assert seg._cortex_extent(whole, 80, 60, necks=False) is None  # soft tissue: no shell
-
-
-def test_a_cut_through_continuing_cortex_is_told_from_a_disc() -> None:
-    """A lobe of one bright piece meets its rest across cortex; a body meets its neighbours
-    across discs."""
-    img, target = end_to_end_pieces_phantom()
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(img))
-    bar = np.zeros_like(target)
-    bar[40:126, 120:132] = True
-    lobe = bar.copy()
-    lobe[83:] = False
-    assert seg._cut_through_bone(bar, lobe)
-
-    img, target = sagittal_phantom(seed=3)
-    seg.set_image(grey_slice(img))
-    ys, xs = np.nonzero(target)
-    stack = np.zeros_like(target)
-    stack[ys.min() - 100 : ys.max() + 101, xs.min() : xs.max() + 1] = True  # three bodies
-    assert not seg._cut_through_bone(stack, target)
-
-
-def test_a_compartment_at_the_edge_that_cut_its_piece_is_recognised() -> None:
-    """A slab the image top (or bottom) cuts off, split into lobes at that edge, is one piece;
-    a body split from a piece at the top edge is not."""
-    slab = np.zeros((64, 64), dtype=bool)
-    slab[:10, 8:56] = True
-    lobe = slab.copy()
-    lobe[:, 24:] = False
-    assert _cut_by_same_edge(slab, lobe)
-    bottom = np.flipud(slab)
-    assert _cut_by_same_edge(bottom, np.flipud(lobe))
-    column = slab.copy()
-    column[10:40, 20:44] = True  # a body below the cut-off piece
-    body = np.zeros_like(column)
-    body[12:40, 20:44] = True
-    assert not _cut_by_same_edge(column, body)
-    inner = np.zeros_like(slab)
-    inner[20:40, 20:44] = True
-    assert not _cut_by_same_edge(slab | bottom | inner, inner)  # the part reaches neither edge
+    shell = shell_extent(seg.maps, whole, 80, 126)
+    assert shell is not None
+    assert not shell[130:].any()  # nothing of the lower piece
+    assert (shell & target).sum() > 0.95 * target.sum()
+    assert shell_extent(seg.maps, whole, 80, 60) is None  # soft tissue: no shell
 
 
 def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
@@ -271,45 +216,13 @@ def test_box_keeps_a_vertebra_cut_off_by_the_image_border() -> None:
     assert dice(mask, cut_target) >= 0.9
 
 
-def test_box_keeps_a_vertebra_cut_off_by_the_border_of_a_framed_render() -> None:
-    """Renders carry a black frame (row 0, the first and last columns): a body cut off by the
-    image top then ends at the frame, its cancellous inside open to it. The frame is replaced
-    by the content next to it, so the box side at the top is a wall again and the body is
-    filled up to row 0 (without that: Dice 0.27)."""
-    img, target = sagittal_phantom(seed=5)
-    ys, _ = np.nonzero(target)
-    top = int(ys.min() + (ys.max() - ys.min()) * 0.4)
-    cut_img, cut_target = img[top:].copy(), target[top:]
-    cut_img[0] = 0
-    cut_img[:, [0, 1, -2, -1]] = 0
-    mask = segment(grey_slice(cut_img), Prompt(box=box_of(cut_target).clip(min=0)))
-    assert dice(mask, cut_target) >= 0.9
-
-
-def test_unframed_replaces_a_constant_margin_by_the_nearest_content() -> None:
-    rng = np.random.default_rng(0)
-    content = rng.uniform(50, 200, (20, 30)).astype(np.float32)
-    framed = np.zeros((22, 40), dtype=np.float32)  # one black row at the top, padded sides
-    framed[1:21, 4:34] = content
-    framed[21, 4:34] = rng.uniform(50, 200, 30)  # a last row that is not constant is content
-    out = _unframed(framed)
-    assert np.array_equal(out[1:, 4:34], framed[1:, 4:34])
-    assert np.array_equal(out[0, 4:34], content[0])
-    assert np.array_equal(out[1:21, 0], content[:, 0])
-    assert np.array_equal(out[1:21, -1], content[:, -1])
-    plain = rng.uniform(50, 200, (10, 10)).astype(np.float32)
-    assert _unframed(plain) is plain  # nothing to replace: the very same array
-    flat = np.zeros((10, 10), dtype=np.float32)
-    assert _unframed(flat) is flat
-
-
 def test_edge_crossers_are_judged_one_by_one() -> None:
     """A neighbour's endplate entering at the top is dropped even though the object's own bone
     crosses the bottom edge: that piece reaches across the box, the endplate only its margin."""
     bone = np.zeros((100, 80), dtype=bool)
     bone[20:100, 10:70] = True  # the object, clipped at the bottom by a tight box
     bone[0:6, 5:75] = True  # a neighbour's endplate, entering through the top
-    kept = ClassicalSegmenter._drop_edge_crossers(bone, NO_WALLS)
+    kept = drop_edge_crossers(bone, NO_WALLS)
     assert not kept[:6].any()
     assert kept[20:, 10:70].all()
 
@@ -317,108 +230,8 @@ def test_edge_crossers_are_judged_one_by_one() -> None:
 def test_entrants_ignore_sides_on_the_image_border() -> None:
     pieces = np.zeros((100, 80), dtype=bool)
     pieces[0:6, 5:75] = True
-    assert _entrants(pieces, NO_WALLS)[:6, 5:75].all()
-    assert not _entrants(pieces, (True, False, False, False)).any()  # the image ends there
-
-
-def _body_with_endplate_above() -> tuple[np.ndarray, np.ndarray]:
-    """A filled body whose filled disc joins a neighbour's endplate reaching the box top."""
-    crop = np.full((100, 80), SOFT, dtype=np.float64)
-    obj = np.zeros(crop.shape, dtype=bool)
-    obj[0:92, 8:72] = True
-    crop[0:8, 8:72] = CORTEX  # the neighbour's endplate
-    crop[8:14, 8:72] = SOFT + 3  # the disc, dark as soft tissue
-    crop[14:92, 8:72] = CORTEX  # the body's shell ...
-    crop[20:86, 14:66] = CANCELLOUS + 20  # ... around cancellous bone
-    return obj, ndi.gaussian_filter(crop, 1.0)
-
-
-def test_box_cuts_a_neighbour_off_at_the_dark_disc() -> None:
-    obj, crop = _body_with_endplate_above()
-    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
-    assert not kept[:7].any()
-    assert kept[16:90, 10:70].all()
-
-
-def test_the_seam_rest_left_with_the_object_is_trimmed_to_its_own_endplate() -> None:
-    """The watershed shares the disc out; with a trim the object ends at its endplate cortex."""
-    obj, crop = _body_with_endplate_above()
-    shared = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
-    trimmed = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, trim=3)
-    disc = np.s_[8:12, 8:72]  # the dark middle of the disc; its blurred edge is the cortex skirt
-    assert shared[disc].any() and not trimmed[disc].any()
-    assert trimmed[14:92, 8:72].sum() >= 0.99 * obj[14:92, 8:72].sum()  # the body stays whole
-
-
-def _far_entrant_case(arm: tuple[slice, slice]) -> tuple[np.ndarray, ...]:
-    """A bright object in a 60² box, the box's middle object, and a dim arm beside it."""
-    inner = np.zeros((60, 60), dtype=bool)
-    inner[8:52, 20:52] = True  # the bright part joined to the box's middle
-    middle = np.zeros_like(inner)
-    middle[15:45, 15:45] = True
-    obj = inner.copy()
-    obj[arm] = True
-    entry = np.zeros_like(obj)
-    entry[[0, -1], :] = obj[[0, -1], :]
-    entry[:, [0, -1]] = obj[:, [0, -1]]
-    return obj, inner, entry, obj & middle
-
-
-def test_a_dim_lobe_entering_the_box_margin_is_dropped() -> None:
-    """A neighbour's dim base, in through the top and beyond the bright part, is not the object."""
-    obj, inner, entry, core = _far_entrant_case(np.s_[0:10, 24:34])
-    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
-    assert not kept[:6].any()
-    assert kept[inner].all()
-
-
-def test_a_dim_part_running_into_the_box_middle_is_kept() -> None:
-    """The object's own dim part (an ala, a transverse process) runs on into the box's middle."""
-    obj, inner, entry, core = _far_entrant_case(np.s_[25:35, 0:20])
-    kept = _drop_far_entrants(obj, inner, entry, core, NO_WALLS)
-    assert (kept == obj).all()
-
-
-def test_box_keeps_an_object_whose_own_shell_reaches_the_box() -> None:
-    """Bone on opposite box sides spans the box: the object itself, clipped by a tight box."""
-    obj, crop = _body_with_endplate_above()
-    crop[:, :8] = crop[:, 72:] = CORTEX
-    obj[:, :8] = obj[:, 72:] = True  # the shell now reaches the left and right sides too
-    kept = ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS)
-    assert (kept == obj).all()
-
-
-def test_box_cuts_neighbours_entering_at_the_top_and_the_bottom() -> None:
-    """In a drawn box each cut-off piece is judged on its own: together the endplates above and
-    below span the box, yet each only enters its margin."""
-    obj, crop = _body_with_endplate_above()
-    obj[92:100, 8:72] = True
-    crop[86:92, 8:72] = SOFT + 3  # the disc below, then the lower neighbour's endplate
-    crop[92:100, 8:72] = CORTEX
-    crop[14:20, 8:72] = crop[80:86, 8:72] = CORTEX  # the body's endplates
-    smooth = ndi.gaussian_filter(crop, 1.0)
-    kept = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS, each=True)
-    assert not kept[:7].any()
-    assert not kept[93:].any()
-    assert kept[16:84, 10:70].all()
-    whole = ClassicalSegmenter._cut_entrants(obj, smooth, NO_WALLS)
-    assert (whole == obj).all()  # judged as a whole (an estimated box), the cut spans the box
-
-
-def test_box_keeps_a_cut_that_would_take_much_of_the_object() -> None:
-    """What enters the box's margin is a small share of the object: a cut taking more than
-    CUT_SHARE of it runs through the object (lateral lobes reaching the box's sides)."""
-    crop = np.full((100, 80), SOFT, dtype=np.float64)
-    obj = np.zeros(crop.shape, dtype=bool)
-    obj[0:72, 8:72] = True
-    crop[0:24, 8:72] = CORTEX  # a thick piece at the top, behind a dark seam
-    crop[24:30, 8:72] = SOFT + 3
-    crop[30:72, 8:72] = CORTEX
-    crop[36:66, 14:66] = CANCELLOUS + 20
-    crop = ndi.gaussian_filter(crop, 1.0)
-    assert obj[:24].sum() > CUT_SHARE * obj.sum()
-    for each in (False, True):
-        assert (ClassicalSegmenter._cut_entrants(obj, crop, NO_WALLS, each=each) == obj).all()
+    assert entrants(pieces, NO_WALLS)[:6, 5:75].all()
+    assert not entrants(pieces, (True, False, False, False)).any()  # the image ends there
 
 
 def _c_shaped_rim(inside: float) -> tuple[np.ndarray, np.ndarray]:
@@ -448,7 +261,7 @@ def test_convex_hull_equals_skimage() -> None:
 
 def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
     rim, crop = _c_shaped_rim(CANCELLOUS)
-    filled = _fill_bays(rim, crop, SOFT, 3, NO_WALLS)
+    filled = fill_bays(rim, crop, SOFT, 3, NO_WALLS)
     assert filled[18:82, 18:100].all()  # the cancellous inside
     assert not filled[40:60, 10:14].any()  # the waist stays open
 
@@ -456,7 +269,7 @@ def test_bay_fill_fills_a_hollow_body_but_not_its_waist() -> None:
 def test_bay_fill_leaves_a_bay_as_dark_as_soft_tissue() -> None:
     """A canal or foramen walled in by bone is soft tissue, not cancellous bone."""
     rim, crop = _c_shaped_rim(SOFT)
-    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+    assert (fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
 
 
 def test_bay_fill_takes_fatty_marrow_in_a_piece_the_image_border_cuts() -> None:
@@ -465,10 +278,10 @@ def test_bay_fill_takes_fatty_marrow_in_a_piece_the_image_border_cuts() -> None:
     bottom = (False, True, False, False)
     rim, crop = _c_shaped_rim(SOFT - 1)
     rim, crop = rim[:90], crop[:90]  # the image ends at the body's lower wall
-    assert _fill_bays(rim, crop, SOFT, 3, bottom)[18:82, 18:100].all()
-    assert (_fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
+    assert fill_bays(rim, crop, SOFT, 3, bottom)[18:82, 18:100].all()
+    assert (fill_bays(rim, crop, SOFT, 3, NO_WALLS) == rim).all()
     crop[18:82, 18:100] = SOFT - 8
-    assert (_fill_bays(rim, crop, SOFT, 3, bottom) == rim).all()
+    assert (fill_bays(rim, crop, SOFT, 3, bottom) == rim).all()
 
 
 def test_box_fills_a_body_whose_posterior_wall_is_missing() -> None:
@@ -513,27 +326,6 @@ def test_mask_input_over_no_bone_gives_an_empty_mask() -> None:
     prior = np.zeros(img.shape, dtype=bool)
     prior[20:80, 20:80] = True  # soft tissue only
     assert not segment(grey_slice(img), Prompt(mask_input=prior)).any()
-
-
-def test_mask_input_keeps_a_thin_arch_on_coarse_pixels() -> None:
-    """On 3 mm pixels a lamina is one pixel of partial-volume cortex, darker than the body's
-    rim; the edge settling drops it, but with a neighbouring slice's mask it is the same
-    vertebra's arch and is kept. Bone not joined to the body stays out."""
-    hu = np.full((40, 40), 40.0, dtype=np.float32)  # soft tissue
-    body = _ellipse(hu.shape, 15, 20, 6, 7)
-    hu[body] = 200.0  # cancellous
-    hu[body & ~ndi.binary_erosion(body)] = 800.0  # cortical rim
-    arch = np.zeros(hu.shape, dtype=bool)
-    arch[22:28, 20] = True  # a thin lamina leaving the body backwards, partial-volume bright
-    hu[arch] = 380.0
-    loose = np.zeros(hu.shape, dtype=bool)
-    loose[30:33, 10] = True  # separate bone inside the box: not this vertebra's continuation
-    hu[loose] = 380.0
-    prior = body | arch | loose
-    image = SliceImage(pixels=hu, display=bone_window(hu), is_hu=True, spacing=(3.0, 3.0))
-    mask = segment(image, Prompt(box=box_of(prior, 1), mask_input=prior))
-    assert mask[arch].all() and not mask[loose].any()
-    assert dice(mask, body | arch) >= 0.95
 
 
 def test_prompt_errors_are_clear_segmenter_errors() -> None:
@@ -585,8 +377,6 @@ def test_fast_morphology_equals_the_library_operations() -> None:
         assert np.array_equal(dilate_disk(mask, radius), ndi.binary_dilation(mask, disk(radius)))
         assert np.array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))
         assert np.array_equal(dilate_square(mask), ndi.binary_dilation(mask, np.ones((3, 3))))
-        holes = ndi.binary_fill_holes(mask) & ~mask
-        assert np.array_equal(small_holes(mask, mask.size), holes)  # no limit: every hole
         labels, _ = ndi.label(mask)
         where = rng.random((h, w)) < 0.05
         touched = np.unique(labels[where])
@@ -620,9 +410,9 @@ def test_neck_region_ignores_bone_that_does_not_touch_the_piece() -> None:
     dumbbell[38:43, 40:100] = True  # a bridge far thinner than either disc
     lone = dumbbell & (np.arange(shape[1]) < 70)
     for step in (1, 3):
-        alone = _neck_region(dumbbell, 40, 40, step)
+        alone = neck_region(dumbbell, 40, 40, step)
         assert np.array_equal(
-            alone, _neck_region(dumbbell | _ellipse(shape, 100, 80, 15, 60), 40, 40, step)
+            alone, neck_region(dumbbell | _ellipse(shape, 100, 80, 15, 60), 40, 40, step)
         )
         assert (alone & lone).sum() > 0.9 * lone.sum()
         assert not alone[:, 95:].any()
@@ -632,42 +422,6 @@ def test_box_overlap() -> None:
     assert box_overlap((0, 0, 9, 9), (0, 0, 9, 9)) == 1.0
     assert box_overlap((0, 0, 9, 9), (10, 0, 19, 9)) == 0.0
     assert box_overlap((0, 0, 9, 9), (5, 0, 14, 9)) == pytest.approx(50 / 150)
-
-
-def test_centredness_discounts_a_chain_of_pieces() -> None:
-    """A bar much longer than thick rates a click at its middle below a single piece's."""
-    piece = np.zeros((200, 200), dtype=bool)
-    piece[80:121, 90:111] = True  # 40 x 20: a single piece
-    chain = np.zeros((200, 200), dtype=bool)
-    chain[10:191, 90:111] = True  # 180 x 20: several pieces end to end
-
-    def score(mask: np.ndarray) -> float:
-        return _centredness(*_click_depth(mask, 100, 100), _axis(mask)[0])
-
-    assert score(piece) == pytest.approx(1.0)
-    assert score(chain) < 0.7
-
-
-def test_chain_is_cut_at_its_joints_but_one_long_piece_is_not() -> None:
-    """Three pieces end to end, joined across thin darker joints, keep the clicked one; the same
-    bar without joints (one long piece with an even core) stays whole."""
-    bar = np.zeros((240, 120), dtype=bool)
-    bar[20:221, 50:71] = True  # 200 x 20: longer than SLENDER pieces
-    joints = np.zeros_like(bar)
-    joints[86:89, 50:71] = joints[153:156, 50:71] = True  # 3 px lines between 67-px pieces
-    for cut, expect_cut in ((True, True), (False, False)):
-        img = np.full(bar.shape, SOFT)
-        img[bar] = CORTEX
-        if cut:
-            img[joints] = (SOFT + CORTEX) / 2  # bridged by partial volume, yet darker
-        seg = ClassicalSegmenter()
-        seg.set_image(grey_slice(ndi.gaussian_filter(img, 0.7)))
-        kept, _ = seg._cut_chain(bar, 120, 60)
-        assert kept[120, 60]
-        if expect_cut:
-            assert not kept[40, 60] and not kept[200, 60] and kept[100:140, 60].all()
-        else:
-            assert (kept == bar).all()
 
 
 def test_prompt_latency_on_512_slice() -> None:
@@ -691,11 +445,12 @@ def _real_cases(root: Path, view: str, names: list[str]) -> list[tuple[SliceImag
 
 
 # (slices, box minimum, point minimum). Axial: every 10th slice; sagittal: 3 spread-out slices.
-# These slices give 0.954/0.933 (axial box/point) and 0.898/0.870 (sagittal); the minimums
-# sit a little below, so a regression fails but slice-to-slice spread does not.
+# These slices give 0.943/0.775 (axial box/point) and 0.855/0.790 (sagittal); the minimums
+# sit a little below, so a regression fails but slice-to-slice spread does not. (Before the
+# rules that helped only these development slices were deleted: 0.954/0.933, 0.898/0.870.)
 REAL = {
-    "axial": ([f"Case1_{i:02d}.png" for i in range(5, 80, 10)], 0.92, 0.90),
-    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.85, 0.82),
+    "axial": ([f"Case1_{i:02d}.png" for i in range(5, 80, 10)], 0.92, 0.76),
+    "sagittal": (["RN2.png", "RN9.png", "RN16.png"], 0.83, 0.76),
 }
 
 
@@ -713,267 +468,3 @@ def test_real_slices_mean_vertebra_dice(shared_data: Path, view: str) -> None:
             for d in evaluate_case(seg, image, gt, kind, view).vertebra_dice
         ]
         assert np.mean(scores) >= minimum, (kind, np.round(scores, 3))
-
-
-def test_a_moved_box_keeps_its_sides_on_the_image_border() -> None:
-    shape = (100, 200)  # h, w
-    assert _moved((10, 20, 50, 60), 3, shape) == (7, 17, 53, 63)
-    assert _moved((10, 20, 50, 60), -3, shape) == (13, 23, 47, 57)
-    assert _moved((0, 20, 199, 99), 3, shape) == (0, 17, 199, 99)  # border sides stay
-    assert _moved((0, 20, 199, 99), -3, shape) == (0, 23, 199, 99)
-    assert _moved((10, 20, 18, 60), -3, shape) == (10, 20, 18, 60)  # too thin to shrink
-
-
-def test_a_small_drawn_box_keeps_what_two_of_three_readings_agree_on() -> None:
-    """The wiring of the vote: the majority of the box as drawn, moved out and moved in."""
-    image, target = sagittal_phantom()
-    segmenter = ClassicalSegmenter()
-    segmenter.set_image(grey_slice(image))
-    ys, xs = np.nonzero(target)
-    box = (xs.min() - 5, ys.min() - 5, xs.max() + 5, ys.max() + 5)
-    assert (box[2] - box[0] + 1) * (box[3] - box[1] + 1) <= VOTE_MAX_PIXELS
-    step = segmenter._slice.px(BOX_JITTER_MM)
-    readings = [
-        segmenter._segment_box(moved, np.empty((0, 2)), "drawn")
-        for moved in (box, _moved(box, step, image.shape), _moved(box, -step, image.shape))
-    ]
-    majority = np.sum(readings, axis=0) >= 2
-    voted = segmenter.predict(Prompt(box=np.array(box)))
-    np.testing.assert_array_equal(voted, ndi.binary_fill_holes(majority))
-    assert dice(voted, target) > 0.9
-
-
-def test_small_holes_are_the_enclosed_holes_up_to_an_area() -> None:
-    """Marrow pockets the cortex closes all round count as bone; a larger hollow (a body's
-    marrow) and background open to the border do not."""
-    mask = np.zeros((40, 40), dtype=bool)
-    mask[5:35, 5:35] = True
-    mask[10:12, 10:12] = False  # a 4 px pocket
-    mask[20:30, 20:30] = False  # a 100 px hollow
-    mask[0:20, 0] = True  # a wall along the border ...
-    mask[0:20, 2] = True
-    mask[19, 0:3] = True  # ... around a 'hole' open to the top border (2 rows × 1 column)
-    small = small_holes(mask, 10)
-    pocket = np.zeros_like(mask)
-    pocket[10:12, 10:12] = True
-    assert np.array_equal(small, pocket)
-    hollow = np.zeros_like(mask)
-    hollow[20:30, 20:30] = True
-    assert np.array_equal(small_holes(mask, 100), pocket | hollow)
-    assert not small_holes(mask, mask.size)[0:19, 1].any()  # open to the border: no hole
-
-
-def test_rays_pass_marrow_pockets_the_cortex_encloses() -> None:
-    """An articular pillar is a cortical tube whose spongy core shows as small dark pockets:
-    rays from a click next to one pass them and end where the tube does, not at the pocket."""
-    tube = np.zeros((256, 256), dtype=bool)
-    tube[40:216, 116:140] = True
-    pockets = np.zeros_like(tube)
-    for y in range(60, 200, 16):
-        pockets[y : y + 8, 124:132] = True  # 8 × 8 px: smaller than RAY_HOLE_MM squared
-    img = np.full(tube.shape, SOFT)
-    img[tube] = CORTEX
-    img[pockets] = SOFT - 30  # fatty marrow: darker than the bone threshold
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
-    s = seg._slice
-    assert not s.bone[pockets].all()  # the pockets read as no bone ...
-    assert s.solid[pockets].all()  # ... but as enclosed marrow
-    extent = seg._ray_extent(128, 120)
-    assert np.abs(np.subtract(extent, box_of(tube, margin=0))).max() <= 3
-    seg._slice = dataclasses.replace(s, solid=s.bone)  # rays that stop at the pockets ...
-    _, y0, _, y1 = seg._ray_extent(128, 120)
-    assert y1 - y0 < 0.6 * (216 - 40)  # ... give a box of half the pillar
-
-
-def test_straight_tells_a_flat_seam_from_a_bowed_one() -> None:
-    """A disc's seam is about straight; one curving around a lobe is not. Pieces shorter than
-    `shortest` (a corner where the wall band meets the rest) tell nothing and are ignored."""
-    flat = np.zeros((60, 80), dtype=bool)
-    flat[30, 5:75] = True
-    diagonal = np.eye(40, dtype=bool)
-    assert _straight(flat) and _straight(diagonal)
-    xs = np.arange(5, 75)
-    bowed = np.zeros_like(flat)
-    bowed[(10 + 30 * ((xs - 40) / 35.0) ** 2).astype(int), xs] = True  # a 30 px sag
-    assert not _straight(bowed)
-    assert not _straight(flat | bowed)  # every piece must be straight
-    corner = np.zeros_like(flat)
-    corner[50, 5:7] = corner[51, 6] = True  # 3 px, an L: no line at all
-    assert not _straight(flat | corner)
-    assert _straight(flat | corner, shortest=4)
-    assert _straight(bowed, shortest=bowed.sum() + 1)
-
-
-def test_a_lobe_holding_the_cut_edge_is_told_from_a_slab_lobe() -> None:
-    """A piece the top edge cuts off holds that edge alone; the piece behind it meets the edge
-    with a corner at most. A lobe of a cut-off slab shares the edge with the slab's rest."""
-    wall = 7
-    piece = np.zeros((64, 64), dtype=bool)
-    piece[:20, 10:30] = True  # an articular process the image top cuts off
-    behind = np.zeros_like(piece)
-    behind[4:60, 30:50] = True  # the pillar below it, joined through the facet joint
-    behind[:4, 30:34] = True  # touching the top edge with a 4 px corner
-    assert _holds_cut_edge(piece | behind, piece, wall)
-    assert _holds_cut_edge(np.flipud(piece | behind), np.flipud(piece), wall)  # bottom edge
-    slab = np.zeros_like(piece)
-    slab[:10, 8:56] = True
-    lobe = slab & (np.arange(64) < 24)
-    assert not _holds_cut_edge(slab, lobe, wall)  # the rest meets the edge along 32 px
-    assert not _holds_cut_edge(piece | behind, behind, wall)  # the part meets it with a corner
-    body = np.zeros_like(piece)
-    body[25:55, 10:40] = True
-    assert not _holds_cut_edge(piece | body, body, wall)  # the part reaches no edge
-
-
-def _two_bodies(disc_centre: np.ndarray) -> tuple[np.ndarray, ...]:
-    """A 100 px wide column of two bodies (4 px cortex round cancellous bone) across an 8 px
-    disc brighter than soft tissue (annulus), whose middle runs along `disc_centre` (a row per
-    column); returns (image, the column's mask, upper body, lower body)."""
-    shape = (200, 160)
-    yy, xx = np.indices(shape)
-    column = (yy >= 20) & (yy < 180) & (xx >= 30) & (xx < 130)
-    centre = np.zeros(shape[1])
-    centre[30:130] = disc_centre
-    upper, lower = column & (yy < centre - 4), column & (yy >= centre + 4)
-    img = np.full(shape, SOFT)
-    img[column] = SOFT + 10
-    for body in (upper, lower):
-        img[body] = CORTEX
-        img[ndi.binary_erosion(body, iterations=4)] = CANCELLOUS
-    return ndi.gaussian_filter(img, 1.0).astype(np.float32), column, upper, lower
-
-
-def test_a_straight_disc_splits_a_column_of_bodies() -> None:
-    """Two bodies joined through a bridged disc: the clicked body's side of the disc, up to
-    its middle line. A dark line curving around a lobe of one piece is no disc."""
-    img, column, upper, lower = _two_bodies(np.full(100, 100.0))
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(img))
-    side = seg._disc_side(column, upper)
-    assert side is not None
-    assert np.array_equal(side, column & (np.arange(200)[:, None] < 100))  # to the disc's middle
-    assert not side[lower].any()
-    xs = np.arange(100)
-    img, column, upper, lower = _two_bodies(85.0 + 30.0 * ((xs - 50) / 50.0) ** 2)
-    seg.set_image(grey_slice(img))
-    assert seg._disc_side(column, upper) is None
-
-
-def test_a_line_bright_on_one_side_only_is_no_disc() -> None:
-    """A vascular channel beside a bright trabecular plate inside one body is a straight
-    darker line too, but only the plate's side is brighter than it by the bone threshold's
-    step; a disc lies between two end plates."""
-    shape = (200, 160)
-    yy, xx = np.indices(shape)
-    body = (yy >= 20) & (yy < 180) & (xx >= 30) & (xx < 130)
-    img = np.full(shape, SOFT)
-    img[body] = CORTEX
-    img[24:176, 34:126] = CANCELLOUS + 1
-    img[92:96, 34:126] = CORTEX  # the plate, walling off a compartment above it
-    img[96:100, 34:126] = CANCELLOUS - 2  # the channel below it
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(ndi.gaussian_filter(img, 1.0).astype(np.float32)))
-    assert seg._disc_side(body, body & (yy < 96)) is None
-
-
-def _body_with_rest(rest_of: str) -> tuple[np.ndarray, ...]:
-    """A body (4 px cortex round cancellous bone) and a thin rest of disc grey beyond it:
-    along its flat top end plate ('flat') or around the top of a round body ('bowed');
-    returns (image, body, rest)."""
-    shape = (200, 200)
-    yy, xx = np.indices(shape)
-    if rest_of == "flat":
-        body = (yy >= 60) & (yy < 160) & (xx >= 50) & (xx < 150)
-        rest = (yy >= 52) & (yy < 60) & (xx >= 50) & (xx < 150)
-    else:
-        body = (yy - 110) ** 2 + (xx - 100) ** 2 <= 50**2
-        rest = ((yy - 110) ** 2 + (xx - 100) ** 2 <= 58**2) & ~body & (yy < 110)
-    img = np.full(shape, SOFT)
-    img[body] = CORTEX
-    img[ndi.binary_erosion(body, iterations=4)] = CANCELLOUS
-    img[rest] = SOFT + 10
-    return ndi.gaussian_filter(img, 1.0).astype(np.float32), body, rest
-
-
-def test_a_spill_past_a_flat_end_plate_is_told_from_a_bowed_rest() -> None:
-    """What leaked through an end plate's gaps meets the body along the flat end plate; the
-    thin rest of an axial body (its own rim) meets it along a bowed line and stays."""
-    seg = ClassicalSegmenter()
-    img, body, rest = _body_with_rest("flat")
-    seg.set_image(grey_slice(img))
-    assert seg._spilled(body | rest, body)
-    img, body, rest = _body_with_rest("bowed")
-    seg.set_image(grey_slice(img))
-    assert not seg._cut_through_bone(body | rest, body)  # only the contact's shape tells
-    assert not seg._spilled(body | rest, body)
-
-
-def _sacrum(fused: bool, pressed: bool = False) -> tuple[np.ndarray, ...]:
-    """S1 above bone that runs out of the image at the bottom row, its marrow as dark as a
-    disc: the next sacral segment past a 2 px remnant line, its outer cortex running on
-    ('fused'), or a body of its own below a 16 px disc; `pressed` adds cortex joining both
-    across the middle of the disc, away from the outline (facets pressed together inside the
-    joined mask). Returns (image, S1, the rest)."""
-    shape = (200, 160)
-    yy, xx = np.indices(shape)
-    column = (yy >= 40) & (xx >= 30) & (xx < 130)
-    s1 = column & (yy < 110)
-    img = np.full(shape, SOFT)
-    img[column] = CORTEX
-    img[44:110, 34:126] = CANCELLOUS
-    if fused:
-        img[112:, 34:126] = SOFT
-    else:
-        img[106:110, 30:130] = CORTEX  # S1's end plate
-        img[110:126, 30:130] = SOFT + 5  # the disc
-        img[130:, 34:126] = SOFT
-    if pressed:
-        img[60:150, 76:84] = CORTEX
-    return ndi.gaussian_filter(img, 1.0).astype(np.float32), s1, column & ~s1
-
-
-def test_the_sacrums_fused_rest_is_regained_where_its_cortex_runs_on() -> None:
-    """Past a fused junction the outer wall runs on into the next segment; a disc's rim is no
-    cortex. The next segment's marrow reads as no bone here, so only the wall tells them."""
-    seg = ClassicalSegmenter()
-    whole = (slice(None), slice(None))
-    click = np.array([[80, 75]])
-    for fused in (True, False):
-        img, s1, rest = _sacrum(fused)
-        seg.set_image(grey_slice(img))
-        assert seg._cortex_runs_on(s1, rest, whole) is fused
-        out = seg._with_fused_rest(s1, [s1 | rest], click)
-        assert out[s1].all()
-        assert out[rest].all() if fused else not out[rest].any()
-    img, s1, rest = _sacrum(fused=False, pressed=True)
-    seg.set_image(grey_slice(img))
-    assert not seg._cortex_runs_on(s1, rest, whole)  # only the outline's cortex counts
-
-
-def test_a_redrawn_reading_is_taken_only_where_it_passes_the_gates() -> None:
-    """The point result read again as a drawn box replaces it where it stays off the box's
-    sides, agrees with it and is as well centred; otherwise the result stays as it was."""
-    img, target = sagittal_phantom(seed=3)
-    seg = ClassicalSegmenter()
-    seg.set_image(grey_slice(img))
-    click = centre_of(target)
-    x, y = (int(v) for v in click[0])
-    shrunk = ndi.binary_erosion(target, iterations=4)
-    redrawn, ran_out = seg._redrawn(shrunk, 0.0, click, y, x)
-    assert not ran_out and dice(redrawn, target) > dice(shrunk, target) + 0.05
-    assert seg._redrawn(shrunk, 2.0, click, y, x)[0] is shrunk  # better centred than any reading
-    ys, xs = np.nonzero(target)
-    beside = target.copy()  # a box around the body and as much soft tissue beside it
-    beside[ys.min() : ys.max() + 1, xs.max() + 10 : 2 * xs.max() + 10 - xs.min()] = True
-    assert seg._redrawn(beside, 0.0, click, y, x)[0] is beside  # the body alone: no agreement
-    img, target = bridged_sagittal_phantom(seed=6)
-    seg.set_image(grey_slice(img))
-    click = centre_of(target)
-    x, y = (int(v) for v in click[0])
-    # The box with a margin ends inside the bridged discs: the reading follows the spurs to
-    # its top and bottom sides, though it otherwise agrees with the body (Dice 0.99); pulled
-    # off-centre by them, it is no clear gain over the body, which is kept.
-    score = _centredness(*_click_depth(target, y, x), _axis(target)[0])
-    kept, ran_out = seg._redrawn(target, score, click, y, x)
-    assert kept is target and not ran_out

@@ -114,16 +114,6 @@ def fill_holes(mask: np.ndarray, walls: Sides = NO_WALLS) -> np.ndarray:
     return filled
 
 
-def small_holes(mask: np.ndarray, area: int) -> np.ndarray:
-    """The holes of `mask` (not touching the border) of at most `area` pixels."""
-    labels, _ = ndi.label(~mask)
-    sizes = np.bincount(labels.ravel())
-    small = sizes <= area
-    small[0] = False
-    small[np.unique(np.concatenate(array_sides(labels)))] = False
-    return small[labels]
-
-
 def mask_bounds(mask: np.ndarray) -> Box:
     """Bounds from the row and column projections, cheaper than listing every pixel."""
     ys = np.flatnonzero(mask.any(axis=1))
