@@ -65,16 +65,21 @@ def _bbox(mask: np.ndarray) -> np.ndarray:
     return np.array([xs.min(), ys.min(), xs.max(), ys.max()])
 
 
-def _run(
+def _logits(
     run: Runner, gray: np.ndarray, frame: Frame, config: LearnedConfig, **prompt: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """The crop's logits and the slice mask they give."""
+) -> np.ndarray:
+    """The crop's logits."""
     inputs = encode(gray, frame, config.size, **prompt)
-    logits = np.asarray(run(inputs[None]), dtype=np.float32).reshape(config.size, config.size)
-    region_logits, region = paste(logits, frame, gray.shape)
-    mask = np.zeros(gray.shape, dtype=bool)
+    return np.asarray(run(inputs[None]), dtype=np.float32).reshape(config.size, config.size)
+
+
+def _mask(logits: np.ndarray, frame: Frame, shape: tuple[int, int]) -> np.ndarray:
+    """The slice mask the crop's logits give (resampling them is a click's third-largest cost,
+    so a click pastes only the reads it keeps)."""
+    region_logits, region = paste(logits, frame, shape)
+    mask = np.zeros(shape, dtype=bool)
     mask[region] = region_logits > 0
-    return logits, mask
+    return mask
 
 
 def clicked_pieces(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -158,7 +163,7 @@ def predict_mask(
         if box[2] < box[0] or box[3] < box[1]:
             raise SegmenterError("the box is empty")
         frame = box_frame(box, image.spacing, config.box_context)
-        return _run(final, gray, frame, config, box=box, **channels)[1]
+        return _mask(_logits(final, gray, frame, config, box=box, **channels), frame, shape)
     side = config.point_mm if image.spacing is not None else config.point_fraction * min(shape)
     limit = 2.0 * max(
         shape[0] * (image.spacing or (1, 1))[1], shape[1] * (image.spacing or (1, 1))[0]
@@ -166,19 +171,19 @@ def predict_mask(
     center = tuple(positive.mean(axis=0))
     for attempt in range(config.max_enlarge + 1):
         frame = point_frame(center, side, image.spacing)
-        logits, mask = _run(run, gray, frame, config, **channels)
+        logits = _logits(run, gray, frame, config, **channels)
         if attempt == config.max_enlarge or side * config.enlarge > limit:
             break
         if not _touches_border(logits, frame, shape):
             break
         side *= config.enlarge
+    mask = _mask(logits, frame, shape)
     if not mask.any():
         return mask
     coarse = _bbox(mask).astype(float)
     frame = box_frame(coarse, image.spacing, config.box_context)
-    answer = _run(
-        final, gray, frame, config, box=coarse, positive=positive, negative=negative, prior=mask
-    )[1]
+    clicks = {"positive": positive, "negative": negative, "prior": mask}
+    answer = _mask(_logits(final, gray, frame, config, box=coarse, **clicks), frame, shape)
     return clicked_pieces(answer, positive)
 
 
