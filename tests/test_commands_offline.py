@@ -246,6 +246,50 @@ def test_own_phrasings(text: str, expect: list[dict]) -> None:
     assert result.parser == "offline"
 
 
+# Another patient / study / case is another image to open; a move that stays on this case (or
+# names the slice) is still a slice step.
+CASE_OR_SLICE: list[tuple[str, str]] = [
+    ("load up the next patient's scan", "open_image"),
+    ("open the next study", "open_image"),
+    ("previous case", "open_image"),
+    ("下一个病人", "open_image"),
+    ("换一个病人的片子", "open_image"),
+    ("next slice", "next_image"),
+    ("next one", "next_image"),
+    ("下一张", "next_image"),
+    ("下一层", "next_image"),
+    ("the patient's previous slice", "previous_image"),
+    ("这个病人的下一张", "next_image"),
+]
+
+
+@pytest.mark.parametrize(("text", "op"), CASE_OR_SLICE, ids=[t for t, _ in CASE_OR_SLICE])
+def test_another_case_opens_an_image_and_never_steps_a_slice(text: str, op: str) -> None:
+    assert _ops(text) == [{"op": op}]
+
+
+# A slip described, then a removal asked for: one undo. The count and noun of the slip ("一个点")
+# ask for nothing; without a removal verb nothing is done, and a named "all" still clears all.
+SLIPS: list[tuple[str, list[dict]]] = [
+    ("我点多了一个点，撤销", [{"op": "undo"}]),
+    ("多点了一个，删掉", [{"op": "undo"}]),
+    ("刚才那个点点错了，撤回", [{"op": "undo"}]),
+    ("I added one point too many, undo that", [{"op": "undo"}]),
+    ("oops, that box was a mistake, remove it", [{"op": "undo"}]),
+    ("我点多了一个点", []),
+    ("多点了一个点，全部清空", [{"op": "clear", "target": "all"}]),
+    ("多加一个点", [{"op": "add_points", "count": 1, "label": P}]),
+    ("撤销两次", [{"op": "undo"}, {"op": "undo"}]),
+]
+
+
+@pytest.mark.parametrize(("text", "expect"), SLIPS, ids=[t for t, _ in SLIPS])
+def test_a_described_slip_then_undo_is_one_undo_not_a_new_prompt(
+    text: str, expect: list[dict]
+) -> None:
+    assert _ops(text) == expect
+
+
 def test_every_protocol_operation_is_covered_in_both_languages() -> None:
     ops_by_language: dict[bool, set[str]] = {True: set(), False: set()}
     for text, expect in OWN_PHRASINGS:

@@ -59,6 +59,8 @@ class Concept(StrEnum):
     LAST = "last"
     FIRST = "first"  # the first slice: index 0
     VERTEBRA = "vertebra"  # a vertebra level: L1, T12, 腰1, 第一腰椎
+    # patient / case / study / series: another one is another image to open, never a slice step
+    CASE = "case"
     # modifiers and values
     NEGATIVE = "negative"
     POSITIVE = "positive"
@@ -79,6 +81,8 @@ class Concept(StrEnum):
     NAMING = "naming"  # "this is", "it's", 这是: a cue that a vertebra name follows
     # 后 / 完 after a step ("分割后导出", "画完框生成"): that step is complete, a new one follows
     AFTER = "after"
+    # a slip described ("one point too many", 点错了, 多点了): what went wrong, not a request
+    SLIP = "slip"
     ALIEN = "alien"  # a subject the app has nothing to do with (poem, diagnosis, database)
     # words that carry no action
     FILLER = "filler"
@@ -132,10 +136,10 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.BOX: "box boxes bbox bboxes rectangle rectangles rect rects square roi",
     C.MASK: "mask masks result results prediction predictions label labels outline masking",
     C.IMAGE: (
-        "image images picture pictures pic pics photo scan scans file files ct study series "
-        "dataset img dicom"
+        "image images picture pictures pic pics photo scan scans file files ct dataset img dicom"
     ),
     C.VOLUME: "volume volumes stack area areas size",
+    C.CASE: "patient patients case cases study studies series exam exams examination subject",
     C.SLICE: "slice slices layer layers frame frames section sections page index",
     C.WINDOW: "window windows windowing preset contrast level wl ww",
     C.GPU: "gpu gpus cuda device graphics vram cpu accelerator nvidia hardware card",
@@ -160,6 +164,10 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.NEGATION: "don't dont never not nothing without shouldn't mustn't stop except besides",
     C.TIMES: "times time",
     C.NAMING: "it's its this's that's",
+    C.SLIP: (
+        "mistake mistakes mistaken mistakenly accidentally accidental accident wrong wrongly "
+        "misclick misclicked misclicks erroneous erroneously"
+    ),
     C.ALIEN: (
         "poem poems story essay song lyrics recipe diagnose diagnosis diagnosed treat treatment "
         "prognosis explain explanation mean means meaning define definition database sql table "
@@ -222,6 +230,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
         "what is your name|for your help|for the help|for helping"
     ),
     C.NEGATION: "do not|no need",
+    C.SLIP: "too many|one too many|by mistake|by accident|in error",
     C.FILLER: "go ahead|go on|let's go|right now",
     C.SEPARATOR: "and then|after that|once done|when done|followed by|as well as",
     C.PREV: "go back|scroll up|page up|move up|go up|one back|back up|scroll back",
@@ -256,7 +265,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "返回 往上翻 向上翻 往前翻 向前翻 后退 退后 倒退 往回翻 往回 回翻"
     ),
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
-    C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用",
+    C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用 换",
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
     C.MEASURE: "测量 统计 量化 指标 直径 测",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
@@ -273,6 +282,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.MASK: "掩码 掩膜 蒙版 遮罩 分割结果 结果 掩模",
     C.IMAGE: "图片 图像 影像 图 片子 文件 扫描 照片 数据集",
     C.VOLUME: "体数据 三维 面积 体积 大小 尺寸",
+    C.CASE: "病人 患者 病例 病号 案例 受检者",
     C.SLICE: "张 层 切片 帧 幅 页",
     C.WINDOW: "窗 窗口 窗宽窗位 窗位 窗宽",
     C.GPU: "显卡 显存 设备 计算设备",
@@ -288,6 +298,11 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.LUNG: "肺窗 肺",
     C.BRAIN: "脑窗 脑 头窗",
     C.NIFTI: "三维文件",
+    # 点 in a slip of the mouse ("点错了") is no point; 多…了 is one too many ("多点了一个").
+    C.SLIP: (
+        "点错 点歪 点偏 点击错 弄错 搞错 错 加错 画错 标错 放错 打错 多了 多点了 多加了 多画了 "
+        "多标了 多打了 多放了 多余 不小心 误点 误加 误 手滑"
+    ),
     C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
     C.NEGATION: "不要 别 不用 无需 不必 不 勿 除了",
     C.FILLER: (
@@ -297,8 +312,8 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "所 相邻 邻近 整个 全 中的 位置 处 处的 下 从 向 至 于 以 再次 一次 周围 附近 出来 起来 "
         "好的 通过 根据 基于 开始 左上角 右下角 左下角 右上角 左上 右下 左下 右上 角 顶点 起点 "
         "终点 左 右 先 它 "
-        # 点 inside an adverb ("有点", "差点") or a slip of the mouse ("点错了") is no point.
-        "有点 差点 快点 早点 一点 一点点 一点儿 点儿 点赞 点错 点歪 点偏 点击错 弄错 搞错 错"
+        # 点 inside an adverb ("有点", "差点") is no point.
+        "有点 差点 快点 早点 一点 一点点 一点儿 点儿 点赞"
     ),
     C.OFFTOPIC: (
         "你好 的帮助 你的帮助 帮忙 您好 天气 笑话 谢谢 再见 早上好 晚上好 你是谁 名字 "

@@ -34,7 +34,7 @@ _CLAUSE_STARTERS = frozenset({
     C.PROPAGATE,
 })
 _OBJECTS = frozenset({
-    C.POINT, C.BOX, C.MASK, C.IMAGE, C.VOLUME, C.SLICE, C.WINDOW, C.GPU, C.PARAMS, C.ALL,
+    C.POINT, C.BOX, C.MASK, C.IMAGE, C.VOLUME, C.SLICE, C.WINDOW, C.GPU, C.PARAMS, C.ALL, C.CASE,
 })
 # "this is L1", "label it T12", "set label to L3", 标记为腰1: a vertebra named and nothing else.
 _NAMING = frozenset({
@@ -55,6 +55,8 @@ _PRESETS: dict[Concept, str] = {
     C.BRAIN: "brain",
 }
 _NEUTRAL = frozenset({C.FILLER, C.OFFTOPIC, C.SEPARATOR, C.AFTER})
+# "next patient", "打开下一个病例", "换一个病人的片子": a move to another case opens an image.
+_CASE_MOVES = frozenset({C.NEXT, C.PREV, C.OPEN, C.SELECT, C.SWITCH, C.GOTO, C.SHOW})
 # Operations that mean something more when said twice in a row; the rest are idempotent.
 _REPEATABLE = frozenset({"next_image", "previous_image", "add_points", "add_box", "undo", "redo"})
 # "go up 5 slices", "undo twice": at most this many steps from one clause (a volume's depth).
@@ -103,6 +105,7 @@ class _Context:
     """What earlier clauses of the same message established."""
 
     prompt: str | None = None  # kind of the prompt just added: "points" or "box"
+    slip: bool = False  # a clause described a mistake ("one point too many", 点错了)
 
 
 def parse_offline(text: str) -> ParseResult:
@@ -133,10 +136,13 @@ def parse_offline(text: str) -> ParseResult:
         op = _interpret(clause, context)
         if op is None:
             offtopic = offtopic or bool(clause.concepts & {C.OFFTOPIC, C.ALIEN})
-            if not clause.concepts <= _NEUTRAL or _has(clause, *_CONTENT_KINDS):
+            described = C.SLIP in clause.concepts  # what went wrong is understood, not asked
+            if not described and (not clause.concepts <= _NEUTRAL or _has(clause, *_CONTENT_KINDS)):
                 problems.append(f"did not understand “{clause.excerpt}”")
             continue
         repeat = op.pop("_repeat", 1)
+        if op["op"] == "undo" and context.slip and repeat == 1 and op in ops:
+            continue  # "oops, one too many, remove it": one slip, one undo
         if ops and ops[-1] == op and (clause.implicit or op["op"] not in _REPEATABLE):
             continue  # "choose a CT slice to load", "clear all and start over": said twice
         try:
@@ -249,10 +255,13 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     cs = clause.concepts
     if C.NEGATION in cs or C.ALIEN in cs:
         return None  # never act on "don't …" or on a subject the app has nothing to do with
+    context.slip = context.slip or C.SLIP in cs
     if C.REDO in cs:
         return _repeated({"op": "redo"}, clause)
-    if C.UNDO in cs or (C.CLEAR in cs and C.LAST in cs):
+    if C.UNDO in cs or (C.CLEAR in cs and (C.LAST in cs or _removes_slip(cs, context))):
         return _repeated({"op": "undo"}, clause)
+    if C.SLIP in cs:
+        return None  # "我点多了一个点": the count and noun describe the slip, they ask for nothing
     if (name := _label_name(clause) or free_label_name(clause.tokens)) is not None:
         return {"op": "set_label", "name": name}
     if C.PARAMS in cs:
@@ -271,9 +280,11 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     if (preset := _window_preset(clause)) is not None:
         return {"op": "set_window", "preset": preset}
     if C.CLEAR in cs or C.RESET in cs:
-        if C.IMAGE in cs and not cs & {C.POINT, C.BOX, C.MASK, C.SEGMENT}:
+        if cs & {C.IMAGE, C.CASE} and not cs & {C.POINT, C.BOX, C.MASK, C.SEGMENT}:
             return None  # "delete the file": the app deletes no files; say it was not understood
         return {"op": "clear", "target": _clear_target(cs)}
+    if _moves_to_case(clause):
+        return {"op": "open_image"}  # another patient is another image, never a slice step
     if (step := _step(clause)) is not None:
         return _repeated({"op": step}, clause, counts=True)
     if (index := _slice_index(clause)) is not None:
@@ -344,6 +355,22 @@ def _label_name(clause: _Clause) -> str | None:
     if not cs & _NAMING_CUES and len(meaningful) > 1:
         return None
     return next(t.text for t in clause.tokens if t.concept == C.VERTEBRA).upper()
+
+
+def _moves_to_case(clause: _Clause) -> bool:
+    """ "next patient", "打开下一个病例": the case is what the move goes to (it follows the move
+    word); in "这个病人的下一层" or "next slice of this patient" the move stays on this case."""
+    if clause.concepts & {C.SLICE, C.POINT, C.BOX, C.MASK}:
+        return False
+    concepts = [t.concept for t in clause.tokens]
+    move = next((i for i, c in enumerate(concepts) if c in _CASE_MOVES), None)
+    return move is not None and C.CASE in concepts[move + 1 :]
+
+
+def _removes_slip(cs: set[Concept], context: _Context) -> bool:
+    """ "多点了一个，删掉", "that point was wrong, remove it": removing what a slip just added is
+    taking the last step back; a named "all" or the masks are still cleared as asked."""
+    return context.slip and not cs & {C.ALL, C.MASK, C.SEGMENT, C.RESET}
 
 
 def _step(clause: _Clause) -> str | None:

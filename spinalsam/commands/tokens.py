@@ -236,6 +236,8 @@ def _resolve_words(words: list[str]) -> list[Token]:
 def _word_tokens(word: str) -> list[Token]:
     """One word: known word, number word, run-together words, or a corrected typo."""
     single = _known_word(word)
+    if single is None and word.endswith("'s"):
+        single = _known_word(word[:-2])  # "the next patient's scan": a possessive of a known noun
     if single is not None:
         return [single]
     pieces = _split_run_together(word)
