@@ -3,9 +3,9 @@ latency, and chat → updated image.
 
     python bench/commands.py [--corpus PATH ...] [--repeat N] [--no-chat]
 
-By default it scores the shared dev corpus (../shared/commands/dev.jsonl) and our own corpora
-(tests/commands/dev.jsonl, developed against; tests/commands/heldout.jsonl and heldout2.jsonl,
-each committed before it was first scored — their first scores are in the chat report).
+By default it scores the shared dev corpus (../shared/commands/dev.jsonl) and every corpus of
+our own in tests/commands/ (dev.jsonl was developed against; each heldout*.jsonl was committed
+before it was first scored — their first scores are in the chat reports and docs/protocol.md).
 Prints one JSON object: per corpus the accuracy by the PROTOCOL.md rule, per category and per
 language, the off-topic lines that produced any operation, and every miss; then parse p50/p95
 over all lines and `chat_to_image`: message → parsed → applied by the session → view
@@ -31,9 +31,7 @@ from spinalsam.ops import dump_operations
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = (
     REPO.parent / "shared" / "commands" / "dev.jsonl",
-    REPO / "tests" / "commands" / "dev.jsonl",
-    REPO / "tests" / "commands" / "heldout.jsonl",
-    REPO / "tests" / "commands" / "heldout2.jsonl",
+    *sorted((REPO / "tests" / "commands").glob("*.jsonl")),
 )
 
 
