@@ -10,6 +10,7 @@ from skimage.segmentation import find_boundaries
 
 from spinalsam.labels import LabelError, label_array, label_color
 from spinalsam.prompts import PromptSet
+from spinalsam.segmenters.morphology import mask_bounds
 
 __all__ = ["RenderError", "compose_view", "overlay"]
 
@@ -43,16 +44,13 @@ def overlay(
     except LabelError as exc:
         raise RenderError(str(exc)) from exc
     rgb = np.repeat(display_u8[..., None], 3, axis=2)
-    rows, cols = np.nonzero(np.any(labels, axis=1))[0], np.nonzero(np.any(labels, axis=0))[0]
-    if rows.size == 0:
+    if not labels.any():
         return rgb
     # Blend only the labels' bounding box (+1 px, as the outline looks one pixel around): a mask
     # covers a small part of a slice, and this runs on every click and slice step.
+    x0, y0, x1, y1 = mask_bounds(labels)
     h, w = labels.shape
-    window = (
-        slice(max(rows[0] - 1, 0), min(rows[-1] + 2, h)),
-        slice(max(cols[0] - 1, 0), min(cols[-1] + 2, w)),
-    )
+    window = (slice(max(y0 - 1, 0), min(y1 + 2, h)), slice(max(x0 - 1, 0), min(x1 + 2, w)))
     part, gray = labels[window], rgb[window].astype(np.float32)
     palette = _palette(int(part.max()), colors or {})
     inside = part > 0

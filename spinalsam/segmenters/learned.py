@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 
 from spinalsam.segmenters.base import BackendInfo, Prompt, SegmenterError, SliceImage
 from spinalsam.segmenters.crops import Frame, box_frame, encode, gray_of, paste, point_frame
-from spinalsam.segmenters.morphology import components_touching
+from spinalsam.segmenters.morphology import components_touching, mask_bounds
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -61,11 +61,6 @@ class LearnedConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _bbox(mask: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max(), ys.max()])
-
-
 def _logits(
     run: Runner, gray: np.ndarray, frame: Frame, config: LearnedConfig, **prompt: Any
 ) -> np.ndarray:
@@ -95,7 +90,7 @@ def clicked_pieces(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     """
     if not mask.any() or len(points) == 0:
         return mask
-    x0, y0, x1, y1 = _bbox(mask)
+    x0, y0, x1, y1 = mask_bounds(mask)
     pieces, _ = ndi.label(mask[y0 : y1 + 1, x0 : x1 + 1])
     ys, xs = np.nonzero(pieces)
     named = np.zeros(pieces.shape, dtype=bool)
@@ -153,7 +148,7 @@ def predict_mask(
             prior = None
     box = None if prompt.box is None else np.asarray(prompt.box, dtype=float)
     if box is None and prior is not None:  # a prior alone: its box, as propagation gives
-        box = _bbox(prior).astype(float)
+        box = np.array(mask_bounds(prior), dtype=float)
     if box is None and len(positive) == 0:
         raise SegmenterError("add a positive click or a box")
     channels = {"positive": positive, "negative": negative, "prior": prior}
@@ -178,7 +173,7 @@ def predict_mask(
     mask = _mask(logits, frame, shape)
     if not mask.any():
         return mask
-    coarse = _bbox(mask).astype(float)
+    coarse = np.array(mask_bounds(mask), dtype=float)
     frame = box_frame(coarse, image.spacing, config.box_context)
     clicks = {"positive": positive, "negative": negative, "prior": mask}
     answer = _mask(_logits(final, gray, frame, config, box=coarse, **clicks), frame, shape)
