@@ -45,6 +45,7 @@ __all__ = [
     "SdpaAttention",
     "auto_method",
     "build_mobile_sam",
+    "cached_export",
     "configure_threads",
     "default_cache_dir",
     "optimize_encoder",
@@ -267,7 +268,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     # saturates (rel. L2 0.091 instead of 0.005 on a tiny SAM, AMD EPYC/AVX2); 7-bit weights keep
     # every pair sum below 2^15, at a small cost in precision.
     reduce_range = not _cpu_has("vnni")
-    return _cached_export(
+    return cached_export(
         encoder,
         cache_dir / "encoder",
         "",
@@ -279,7 +280,7 @@ def _export_onnx(encoder: nn.Module, cache_dir: Path, quantize: bool) -> Path:
     )
 
 
-def _cached_export(
+def cached_export(
     encoder: nn.Module,
     stem: Path,
     key_extra: str,
@@ -405,7 +406,7 @@ def _export_openvino(encoder: nn.Module, cache_dir: Path, compress: bool) -> Pat
         import openvino as ov
     except ImportError as err:
         raise FastEncoderError("openvino: install the 'openvino' package") from err
-    return _cached_export(
+    return cached_export(
         encoder,
         cache_dir / "openvino",
         f"|ov{ov.__version__}",

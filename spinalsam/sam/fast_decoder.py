@@ -26,7 +26,7 @@ import torch
 from segment_anything.modeling import MaskDecoder, Sam
 from torch import nn
 
-from spinalsam.sam.fast import _cached_export
+from spinalsam.sam.fast import cached_export
 from spinalsam.sam.methods import FastEncoderError
 
 __all__ = ["DECODER_THREADS", "OpenVinoMaskDecoder", "optimize_decoder", "wants_fast_decoder"]
@@ -129,7 +129,7 @@ def optimize_decoder(sam: Sam, cache_dir: Path, num_threads: int = DECODER_THREA
     prompt_encoder = sam.prompt_encoder
     grid = tuple(prompt_encoder.image_embedding_size)
     channels = prompt_encoder.embed_dim
-    path = _cached_export(
+    path = cached_export(
         decoder,
         cache_dir / "openvino-decoder",
         # The embedding grid is baked into the IR's static shapes, so it is part of the key.
