@@ -576,15 +576,15 @@ class Session:
         start = getattr(self.segmenter, "prefetch", None)
         if not self.images or start is None:
             return
-        img, window = self.current, self.window
+        img, window, shown = self.current, self.window, self.slice_image()
         ct, plane = img.ct, img.plane
-        self._neighbours.follow(
-            (id(ct), plane, window),
-            img.index,
-            self.slice_count,
-            lambda index: slice_image(ct.volume, ct.is_hu, ct.spacing, plane, index, window),
-            start,
-        )
+
+        def render(index: int) -> SliceImage:  # the slice on screen is rendered already
+            if index == img.index:
+                return shown
+            return slice_image(ct.volume, ct.is_hu, ct.spacing, plane, index, window)
+
+        self._neighbours.follow((id(ct), plane, window), img.index, self.slice_count, render, start)
 
     def _ensure_embedded(self, image: SliceImage) -> None:
         key = self._view_key
