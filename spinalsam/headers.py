@@ -28,6 +28,7 @@ __all__ = [
     "HeaderError",
     "check_metaimage",
     "check_nifti_magic",
+    "check_nifti_pair_magic",
     "check_nrrd",
     "consistent_slices",
     "dicom_facts",
@@ -113,12 +114,16 @@ def check_nrrd(path: Path) -> None:
 
 
 def paired_data_name(path: Path) -> str | None:
-    """The one data file a detached header (.mhd / .nhdr) names; None when the data is inside.
+    """The one data file a detached header (.mhd / .nhdr / .hdr) names; None when the data is
+    inside.
 
     Only a plain file name is accepted: the caller then looks it up among the files of the same
     upload and nowhere else. Paths, lists and file-name patterns are refused.
     """
-    value = metaimage_data_file(path) if path.suffix.lower() == ".mhd" else nrrd_data_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".hdr":  # a NIfTI/Analyze pair: the reader takes the .img of the same stem
+        return f"{path.stem}.img"
+    value = metaimage_data_file(path) if suffix == ".mhd" else nrrd_data_file(path)
     if value is None or value == "LOCAL":
         return None
     plain = value not in (".", "..") and not any(c in value for c in "/\\%:* \t")
@@ -147,6 +152,19 @@ def check_nifti_magic(raw: bytes, name: str) -> None:
         f"'{name}' is not a single-file NIfTI (no 'n+1'/'n+2' magic; an Analyze .hdr/.img "
         "pair?). Save it as .nii or .nii.gz."
     )
+
+
+def check_nifti_pair_magic(raw: bytes, name: str) -> bool:
+    """A .hdr of a pair says `ni1`/`ni2`, or nothing (Analyze 7.5); True for Analyze.
+
+    Analyze stores no orientation, so the caller says the volume is shown as stored.
+    """
+    if raw[344:348] == _NIFTI1_MAGIC or raw[4:12] == _NIFTI2_MAGIC:
+        raise HeaderError(
+            f"'{name}' is a single-file NIfTI with its pixels inside; rename it to .nii and "
+            "upload it alone."
+        )
+    return not (raw[344:347] == b"ni1" or raw[4:7] == b"ni2")
 
 
 def inflated_dicom_bytes(path: Path, limit: int) -> int:

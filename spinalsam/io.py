@@ -55,8 +55,8 @@ __all__ = [
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _DICOM = (".dcm", ".dicom")
 _VOLUME = (".nii", ".nii.gz", ".mha", ".nrrd")
-_DETACHED_HEADER = (".mhd", ".nhdr")  # headers whose pixels are in a separate data file
-_DETACHED_DATA = (".raw", ".zraw")
+_DETACHED_HEADER = (".mhd", ".nhdr", ".hdr")  # headers whose pixels are in a separate data file
+_DETACHED_DATA = (".raw", ".zraw", ".img")
 _ARCHIVE = (".zip",)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     RASTER_EXTENSIONS + _DICOM + _VOLUME + _DETACHED_HEADER + _DETACHED_DATA + _ARCHIVE
@@ -65,8 +65,8 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = (
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _SUPPORTED_HINT = (
     "Upload a PNG/JPEG image, a DICOM file, several DICOM files of one series (or a .zip of "
-    "them), a NIfTI volume (.nii / .nii.gz), a single-file .mha / .nrrd, or a .mhd / .nhdr "
-    "header together with its data file."
+    "them), a NIfTI volume (.nii / .nii.gz), a single-file .mha / .nrrd, or a .mhd / .nhdr / "
+    ".hdr header together with its data file (.raw / .img)."
 )
 _COPY_CHUNK = 1 << 20
 UNPACK_PREFIX = "unpacked-"  # folders under a session's workdir that hold one unpacked archive
@@ -76,6 +76,7 @@ _IMAGE_IO = {
     ".mhd": "MetaImageIO",
     ".nrrd": "NrrdImageIO",
     ".nhdr": "NrrdImageIO",
+    ".hdr": "NiftiImageIO",  # a NIfTI-1 pair (`ni1`) or an Analyze 7.5 header, with its .img
 }
 _PIXEL_BYTES = {
     sitk.sitkUInt8: 1,
@@ -299,28 +300,32 @@ class _Loader:
 
     # --- NIfTI / MHA / NRRD ------------------------------------------------------------------
 
-    def _nifti_nonfinite(self, path: Path) -> np.ndarray | None:
+    def _nifti_nonfinite(self, path: Path, pixels: Path | None = None) -> np.ndarray | None:
         """Check a NIfTI file ITK would misread, and find its NaN/inf voxels (None: none).
 
         ITK's NIfTI reader pads a short file with zeros, treats a 0-sized dimension as 1, reads
         a `ni1` header's pixels from another file and turns NaN/inf into 0 (which is water in
         HU): we refuse the first three, and return where the fourth happens, in the file's
-        (…, z, y, x) array order, so those voxels become the minimum instead.
+        (…, z, y, x) array order, so those voxels become the minimum instead. `pixels`: the
+        .img of a pair whose header is `path` (its magic already checked).
         """
         gz = path.name.lower().endswith(".gz")
         masks: list[np.ndarray] = []
         try:
-            with gzip.open(path, "rb") if gz else path.open("rb") as fh:
-                raw = fh.read(544)
-                header = _parse_nifti_header(raw, path.name)
+            with gzip.open(path, "rb") if gz else path.open("rb") as head:
+                raw = head.read(544)
+            header = _parse_nifti_header(raw, path.name)
+            if pixels is None:
                 headers.check_nifti_magic(raw, path.name)
-                # Before decompressing anything more: the declared size is what ITK allocates.
-                self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))
-                voxels = math.prod(header.dims)
-                needed = voxels * header.bitpix // 8
-                float_type = _NIFTI_FLOATS.get(header.datatype)
-                dtype = np.dtype(header.endian + float_type) if float_type else None
-                fh.seek(header.vox_offset)
+            # Before decompressing anything more: the declared size is what ITK allocates.
+            self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))
+            voxels = math.prod(header.dims)
+            needed = voxels * header.bitpix // 8
+            float_type = _NIFTI_FLOATS.get(header.datatype)
+            dtype = np.dtype(header.endian + float_type) if float_type else None
+            data = pixels or path
+            with gzip.open(data, "rb") if gz else data.open("rb") as fh:
+                fh.seek(header.vox_offset if pixels else max(header.vox_offset, 348))
                 available = 0
                 # Read no more than the header announces, so a gzip bomb cannot keep us busy.
                 while available < needed and (
@@ -338,7 +343,7 @@ class _Loader:
             ) from exc
         if available < needed:
             raise CTLoadError(
-                f"'{path.name}' is incomplete: it holds {available} of the {needed} bytes of "
+                f"'{data.name}' is incomplete: it holds {available} of the {needed} bytes of "
                 "image data its header announces. Please upload the complete file."
             )
         if not masks:
@@ -402,9 +407,25 @@ class _Loader:
                 "with the header (only files of the same upload are read)."
             )
         with tempfile.TemporaryDirectory(prefix="spinalsam-pair-") as tmp:
-            os.symlink(header[0].resolve(), Path(tmp) / header[0].name)
-            os.symlink(data[0].resolve(), Path(tmp) / wanted)
-            return self._load_itk_volume(Path(tmp) / header[0].name)
+            linked, pixels = Path(tmp) / header[0].name, Path(tmp) / wanted
+            os.symlink(header[0].resolve(), linked)
+            os.symlink(data[0].resolve(), pixels)
+            if linked.suffix.lower() == ".hdr":
+                return self._load_nifti_pair(linked, pixels)
+            return self._load_itk_volume(linked)
+
+    def _load_nifti_pair(self, header: Path, pixels: Path) -> CTImage:
+        """A NIfTI-1 pair or an Analyze 7.5 .hdr/.img, checked like a single-file NIfTI."""
+        raw = header.read_bytes()[:544]
+        try:
+            analyze = headers.check_nifti_pair_magic(raw, header.name)
+        except headers.HeaderError as exc:
+            raise CTLoadError(str(exc)) from exc
+        ct = self._load_itk_volume(header, self._nifti_nonfinite(header, pixels))
+        if analyze:  # the format has no orientation: say so rather than imply one
+            note = "Analyze 7.5 stores no orientation; shown as stored"
+            return replace(ct, name=f"{ct.name} — {note}")
+        return ct
 
     # --- DICOM -------------------------------------------------------------------------------
 
@@ -534,7 +555,7 @@ class _NiftiHeader(NamedTuple):
     dims: tuple[int, ...]  # (x, y, z, …) as in the file, only the used ones
     datatype: int
     bitpix: int
-    vox_offset: int
+    vox_offset: int  # as stored: into the .img of a pair, past the header in a single file
     endian: str
 
 
@@ -559,7 +580,7 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
     if not 1 <= dim[0] <= 7:
         raise CTLoadError(f"'{name}' is not a valid NIfTI file. {_SUPPORTED_HINT}")
     dims = tuple(int(d) for d in dim[1 : dim[0] + 1])
-    return _NiftiHeader(dims, datatype, bitpix, max(offset, 348), endian)
+    return _NiftiHeader(dims, datatype, bitpix, max(offset, 0), endian)
 
 
 def _format_name(path: Path) -> str:

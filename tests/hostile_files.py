@@ -116,6 +116,23 @@ def nifti_pair(tmp: Path, canary: Path) -> list[Path]:
     return [tmp / "scan.nii"]
 
 
+def _hdr_pair(tmp: Path, canary: Path) -> list[Path]:
+    """A 64×64 NIfTI pair (`ni1`) whose scan.img holds 1,000 canary bytes, not 4,096 pixels."""
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((64, 64), np.uint8)), str(tmp / "scan.hdr"))
+    (tmp / "scan.img").write_bytes(canary.read_bytes()[:1000])
+    return [tmp / "scan.hdr", tmp / "scan.img"]
+
+
+def hdr_alone(tmp: Path, canary: Path) -> list[Path]:
+    """A pair's header uploaded alone; the canary lies beside it on disk as its scan.img."""
+    return _hdr_pair(tmp, canary)[:1]
+
+
+def hdr_short_img(tmp: Path, canary: Path) -> list[Path]:
+    """Header and data uploaded together, the data shorter than announced (ITK pads zeros)."""
+    return _hdr_pair(tmp, canary)
+
+
 def analyze_as_nii(tmp: Path, canary: Path) -> list[Path]:
     """An Analyze 7.5 header (no NIfTI magic) named .nii."""
     (path,) = nifti_pair(tmp, canary)
@@ -284,6 +301,8 @@ ATTACKS: list[Attack] = [
     Attack("nrrd_relative_reference", nrrd_relative, r"detached NRRD", True),
     Attack("nifti_pair_header", nifti_pair, r"separate \.img file", True),
     Attack("analyze_as_nii", analyze_as_nii, r"not a single-file NIfTI", True),
+    Attack("hdr_without_its_img", hdr_alone, r"upload that file together", True),
+    Attack("hdr_with_a_short_img", hdr_short_img, r"'scan\.img' is incomplete", True),
     Attack("nifti_spacing_1e-5", nifti_tiny_spacing, r"spacing of 1e-05 × 1 × 1 mm"),
     Attack(
         "nifti_spacing_ratio_2500",

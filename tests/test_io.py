@@ -228,7 +228,10 @@ def test_label_map_keeps_ids_above_255(tmp_path: Path) -> None:
         load_label_map(tmp_path / "seg.nii.gz", (4, 6, 9))
 
 
-@pytest.mark.parametrize(("header", "data"), [("scan.mhd", "scan.raw"), ("scan.nhdr", "scan.raw")])
+@pytest.mark.parametrize(
+    ("header", "data"),
+    [("scan.mhd", "scan.raw"), ("scan.nhdr", "scan.raw"), ("scan.hdr", "scan.img")],
+)
 def test_detached_header_reads_its_data_from_the_same_upload(
     tmp_path: Path, header: str, data: str
 ) -> None:
@@ -257,3 +260,33 @@ def test_detached_header_never_reads_outside_the_upload(tmp_path: Path) -> None:
         load_ct([header, tmp_path / "scan.raw"])
     with pytest.raises(CTLoadError, match="together with the one data file"):
         load_ct([tmp_path / "scan.raw"])
+
+
+def test_analyze_pair_opens_and_says_it_has_no_orientation(tmp_path: Path) -> None:
+    vol = synthetic_ct((3, 16, 24)).astype(np.float32)
+    vol[1, :4, :4] = np.nan  # ITK reads NaN as 0 (water): it must become the minimum instead
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(tmp_path / "scan.hdr"))
+    header = tmp_path / "scan.hdr"
+    raw = bytearray(header.read_bytes())
+    assert raw[344:348] == b"ni1\x00"
+    paired = load_ct([header, tmp_path / "scan.img"])
+    assert "orientation" not in paired.name
+    raw[344:348] = bytes(4)  # no magic: Analyze 7.5
+    header.write_bytes(bytes(raw))
+    analyze = load_ct([tmp_path / "scan.img", header])
+    assert "Analyze 7.5 stores no orientation" in analyze.name
+    for ct in (paired, analyze):
+        np.testing.assert_array_equal(ct.volume[~np.isnan(vol)], vol[~np.isnan(vol)])
+        assert np.all(ct.volume[1, :4, :4] == np.nanmin(vol))
+    other = tmp_path / "other.img"
+    (tmp_path / "scan.img").rename(other)
+    with pytest.raises(CTLoadError, match=r"keeps its pixels in 'scan\.img'"):
+        load_ct([header, other])
+
+
+def test_single_file_nifti_named_hdr_is_refused(tmp_path: Path) -> None:
+    sitk.WriteImage(sitk.GetImageFromArray(synthetic_ct((2, 8, 8))), str(tmp_path / "scan.nii"))
+    (tmp_path / "scan.nii").rename(tmp_path / "scan.hdr")
+    (tmp_path / "scan.img").write_bytes(bytes(8))
+    with pytest.raises(CTLoadError, match="single-file NIfTI with its pixels inside"):
+        load_ct([tmp_path / "scan.hdr", tmp_path / "scan.img"])
