@@ -73,6 +73,7 @@ class SavedSession:
     stats_view: tuple[int, Plane, int] | None
     volume_report: str | None
     chat: tuple[tuple[str, str], ...]
+    hidden: frozenset[int] = frozenset()  # label ids the user hid
 
 
 # ----------------------------------------------------------------- schema of the JSON part
@@ -128,6 +129,7 @@ class _Meta(_Model):
         | None
     ) = None
     active_label: LabelId = 1
+    hidden: list[LabelId] = Field(default=[], max_length=1000)
     labels: list[tuple[LabelId, Annotated[str, Field(min_length=1, max_length=40)]]] = Field(
         default=[(1, "vertebra")], min_length=1, max_length=1000
     )
@@ -173,6 +175,7 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
         "position": saved.position,
         "window": list(saved.window) if saved.window else None,
         "active_label": saved.active_label,
+        "hidden": sorted(saved.hidden),
         "labels": [list(e) for e in saved.label_set.entries],
         "metrics": saved.metrics,
         "stats_view": list(saved.stats_view) if saved.stats_view else None,
@@ -246,6 +249,8 @@ def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
             raise BundleError("two labels share an id")
         if meta.active_label not in label_set.ids:
             raise BundleError(f"the active label {meta.active_label} has no name")
+        if not set(meta.hidden) <= set(label_set.ids):
+            raise BundleError("a hidden label has no name")
         total = 0
         images = []
         for i, m in enumerate(meta.images):
@@ -268,6 +273,7 @@ def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
         stats_view=meta.stats_view,
         volume_report=meta.volume_report,
         chat=tuple(meta.chat),
+        hidden=frozenset(meta.hidden),
     )
 
 

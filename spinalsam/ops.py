@@ -42,6 +42,7 @@ __all__ = [
     "SetLabel",
     "SetPlane",
     "SetWindow",
+    "ShowLabels",
     "UiOperation",
     "Undo",
     "check_bounds",
@@ -226,7 +227,7 @@ class ClickImage(_Op):
     op: Literal["click_image"] = "click_image"
     x: Fraction
     y: Fraction
-    mode: Literal["positive", "negative", "box"] = "positive"
+    mode: Literal["positive", "negative", "box", "select"] = "positive"
 
 
 class DrawBox(_Op):
@@ -254,6 +255,13 @@ class ResetWindow(_Op):
     """Back to the data's default window (8-bit renders pass through unchanged)."""
 
     op: Literal["reset_window"] = "reset_window"
+
+
+class ShowLabels(_Op):
+    """Which labels are shown; the others are hidden from the view, exports and measurements."""
+
+    op: Literal["show_labels"] = "show_labels"
+    ids: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = Field(max_length=65535)
 
 
 class OpenFiles(_Op):
@@ -296,6 +304,7 @@ UiOperation = (
     | SetPlane
     | SetCustomWindow
     | ResetWindow
+    | ShowLabels
     | OpenFiles
     | OpenBundle
     | SaveSession

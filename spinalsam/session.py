@@ -171,6 +171,7 @@ class Session:
         # The selected mask: the active label's voxels are "fresh" from a segmentation and not
         # named yet, so naming renames them; once named, a new name is for the next masks.
         self._fresh = False
+        self.hidden: frozenset[int] = frozenset()  # label ids the user hid (view, exports, …)
         self.last_stats: dict[str, float] = {}
         self.stats_view: tuple[int, Plane, int] | None = None  # where last_stats was measured
         self.volume_report: str | None = None  # the last 3-D measurement table
@@ -233,6 +234,7 @@ class Session:
         self.window = saved.window
         self.label_set = saved.label_set
         self.active_label = saved.active_label
+        self.hidden = saved.hidden
         self.last_stats = dict(saved.metrics)
         self.stats_view = saved.stats_view
         self.volume_report = saved.volume_report
@@ -254,6 +256,7 @@ class Session:
             window=self.window,
             label_set=self.label_set,
             active_label=self.active_label,
+            hidden=self.hidden,
             metrics=dict(self.last_stats),
             stats_view=self.stats_view,
             volume_report=self.volume_report,
@@ -310,7 +313,7 @@ class Session:
         Cached per (slice, window, revision), so re-showing an unchanged view costs nothing.
         """
         corner = self.pending.corner if self.pending else None
-        key = (self._view_key, self._revision, corner, self.label_set)
+        key = (self._view_key, self._revision, corner, self.label_set, self.hidden)
         if self._view_cache is None or self._view_cache[0] != key:
             self._view_cache = (key, self._compose_view(corner))
         return self._view_cache[1]
@@ -360,18 +363,27 @@ class Session:
         return self._slice_cache[1]
 
     def label_slice(self) -> np.ndarray:
+        """The current slice's labels as shown: hidden labels read as background."""
         img = self.current
-        return take_slice(img.labels, img.plane, img.index)
+        return _without(take_slice(img.labels, img.plane, img.index), self.hidden)
+
+    def shown_labels(self) -> np.ndarray:
+        """The current image's label map as shown (what exports and comparisons use)."""
+        return _without(self.current.labels, self.hidden)
 
     def mask(self) -> np.ndarray:
         """Every visible label on the current slice: what the user sees is what is used."""
         return self.label_slice() > 0
 
-    def visible_names(self) -> dict[int, str]:
-        """Label id → name for every label with voxels in the current image."""
+    def label_names(self) -> dict[int, str]:
+        """Label id → name for every label with voxels in the current image, hidden or not."""
         present = set(np.unique(self.current.labels).tolist()) - {0}
         names = dict(self.label_set.entries)
         return {i: names.get(i, f"label {i}") for i in sorted(present)}
+
+    def visible_names(self) -> dict[int, str]:
+        """Label id → name for every shown label with voxels in the current image."""
+        return {i: n for i, n in self.label_names().items() if i not in self.hidden}
 
     # ----------------------------------------------------------------- operations
     def apply(self, operations: Sequence[ops.Operation | ops.UiOperation]) -> list[StepResult]:
@@ -506,6 +518,8 @@ class Session:
     def _op_click_image(self, op: ops.ClickImage) -> StepResult:
         """A click: fills a pending request from the chat first, else follows the tool."""
         x, y = self._grid_point(op.x, op.y)
+        if op.mode == "select" and self.pending is None:
+            return self._select_at(x, y)
         pending = self.pending or Pending(
             "box" if op.mode == "box" else "points", 1, op.mode != "negative"
         )
@@ -523,6 +537,33 @@ class Session:
         kind = "positive" if pending.positive else "negative"
         more = f" {pending.remaining} more to place." if self.pending else ""
         return StepResult(f"{kind.capitalize()} point at ({x}, {y}).{more}")
+
+    def _select_at(self, x: int, y: int) -> StepResult:
+        """Make the mask under a click the selected one, as if it had just been segmented:
+        naming then renames it, and a new prompt on this slice corrects it."""
+        label_id = int(self.label_slice()[y, x])
+        if label_id == 0:
+            raise SessionError("There is no mask under that click: click inside a coloured mask.")
+        self.active_label, self._fresh = label_id, True
+        name = self.label_set.name_of(label_id)
+        return StepResult(
+            f'Selected **{name}** (label {label_id}). Name it ("this is L2") to rename it; a '
+            "new box or click on this slice replaces its mask here."
+        )
+
+    def _op_show_labels(self, op: ops.ShowLabels) -> StepResult:
+        names = self.label_names()
+        unknown = set(op.ids) - set(names)
+        if unknown:
+            raise SessionError(f"There is no mask with label {min(unknown)} in this image.")
+        self.hidden = frozenset(names) - set(op.ids)
+        hidden = [n for i, n in names.items() if i in self.hidden]
+        if not hidden:
+            return StepResult("Every label is shown.")
+        return StepResult(
+            f"Hidden: {', '.join(hidden)} — left out of the view, exports, measurements and "
+            "comparisons until shown again."
+        )
 
     def _op_draw_box(self, op: ops.DrawBox) -> StepResult:
         self.pending = None
@@ -597,6 +638,7 @@ class Session:
             description, slices={self.current.index: self._relabelled(self.current.index, mask)}
         )
         self._fresh = True
+        self.hidden -= {self.active_label}  # a new mask is never drawn into a hidden label
 
     def _relabelled(self, index: int, mask: np.ndarray) -> np.ndarray:
         """The label slice `index` with the active label replaced by `mask`."""
@@ -695,6 +737,8 @@ class Session:
     # ----------------------------------------------------------------- exports
     def _need_masks(self) -> dict[int, str]:
         names = self.visible_names()
+        if not names and self.label_names():
+            raise SessionError("Every mask is hidden: tick one under Shown labels to export it.")
         if not names:
             raise SessionError("There is no mask to export yet: segment something first.")
         return names
@@ -727,13 +771,13 @@ class Session:
         )
 
     def _nifti_files(self, names: dict[int, str]) -> tuple[Path, ...]:
-        img = self.current
+        img, shown = self.current, self.shown_labels()
         base = self.workdir / f"{self._stem}_labels"
         try:
             return (
-                save_nifti(img.labels, img.ct, base.with_name(base.name + ".nii.gz")),
+                save_nifti(shown, img.ct, base.with_name(base.name + ".nii.gz")),
                 save_itksnap_labels(names, base.with_name(base.name + "_itksnap.txt")),
-                save_slicer_seg(img.labels, img.ct, names, base.with_name(base.name + ".seg.nrrd")),
+                save_slicer_seg(shown, img.ct, names, base.with_name(base.name + ".seg.nrrd")),
             )
         except ExportError as exc:
             raise SessionError(str(exc)) from exc
@@ -745,7 +789,10 @@ class Session:
         img = self.current
         try:
             return save_dicom_seg(
-                img.labels, img.ct, self._need_masks(), self.workdir / f"{self._stem}_seg.dcm"
+                self.shown_labels(),
+                img.ct,
+                self._need_masks(),
+                self.workdir / f"{self._stem}_seg.dcm",
             )
         except DicomSegError as exc:
             raise SessionError(str(exc)) from exc
@@ -811,7 +858,10 @@ class Session:
             colors = {i: label_color(i) for i in names}
             try:
                 mesh = labels_to_mesh(
-                    img.labels, axis_spacing(img.ct.spacing), colors, self.workdir / "labels.glb"
+                    self.shown_labels(),
+                    axis_spacing(img.ct.spacing),
+                    colors,
+                    self.workdir / "labels.glb",
                 )
             except MeshError:
                 mesh = None  # e.g. masks on one slice only: no surface to show
@@ -927,7 +977,7 @@ class Session:
             log.warning("refused ground truth %s: %s", _file_names(paths), exc)
             raise SessionError(f"Could not use the ground truth: {exc}") from exc
         gt = gt_labels > 0
-        pred = img.labels > 0
+        pred = self.shown_labels() > 0
         units = "mm" if img.ct.spacing else "px"
         rows = []
         gt2, pred2 = take_slice(gt, img.plane, img.index), take_slice(pred, img.plane, img.index)
@@ -1052,6 +1102,7 @@ class Session:
         ops.SetPlane: _op_set_plane,
         ops.SetCustomWindow: _op_set_custom_window,
         ops.ResetWindow: _op_reset_window,
+        ops.ShowLabels: _op_show_labels,
         ops.OpenFiles: _op_open_files,
         ops.OpenBundle: _op_open_bundle,
         ops.SaveSession: _op_save_session,
@@ -1062,6 +1113,13 @@ class Session:
     }
 
 
+def _without(labels: np.ndarray, hidden: frozenset[int]) -> np.ndarray:
+    """`labels` with the hidden ids as background (the array itself when none is hidden)."""
+    if not hidden:
+        return labels
+    return np.where(np.isin(labels, list(hidden)), 0, labels).astype(labels.dtype, copy=False)
+
+
 def _compact_help() -> str:
     """A few lines for the chat: one example per operation, English · 中文."""
     seen: dict[str, str] = {}
@@ -1070,8 +1128,9 @@ def _compact_help() -> str:
     return (
         "**Try / 试试:** "
         + " — ".join(seen.values())
-        + ".\n\nOn the image: **Point +/−** click, **Box** drag, **Pan** drag; wheel or ↑/↓ "
-        "step slices, Enter segments, U undoes. Chain steps with *then / 然后*."
+        + ".\n\nOn the image: **Point +/−** click, **Box** drag, **Pan** drag, **Select** "
+        "clicks a mask to rename or correct it; wheel or ↑/↓ step slices, Enter segments, U "
+        "undoes. Chain steps with *then / 然后*."
     )
 
 

@@ -86,9 +86,11 @@ def _apply(session: Session, operations: list[Any]) -> tuple[str, Files]:
 
 
 def _views(session: Session, message: str) -> list[Any]:
-    """[image, slider, plane, status] for the current state; starts the slice's embedding."""
+    """[image, slider, plane, status, shown labels] for the current state; starts the slice's
+    embedding."""
     if not session.has_image:
-        return [None, gr.Slider(minimum=0, maximum=1, value=0), gr.Radio(), message]
+        empty = gr.CheckboxGroup(choices=[], value=[])
+        return [None, gr.Slider(minimum=0, maximum=1, value=0), gr.Radio(), message, empty]
     session.prefetch()
     img = session.current
     pending = session.pending
@@ -113,7 +115,17 @@ def _views(session: Session, message: str) -> list[Any]:
         gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
         gr.Radio(value=img.plane, interactive=img.ct.is_volume),
         f"{where}\n\n{message}" if message else where,
+        _shown_labels(session),
     ]
+
+
+def _shown_labels(session: Session) -> gr.CheckboxGroup:
+    """One box per label of the image, ticked when shown (the list follows every change)."""
+    names = session.label_names()
+    return gr.CheckboxGroup(
+        choices=[(name, label_id) for label_id, name in names.items()],
+        value=[i for i in names if i not in session.hidden],
+    )
 
 
 def _controls(session: Session) -> list[Any]:
@@ -290,6 +302,11 @@ def build_app(
                     label="Label of the selected mask",
                     elem_id="label-name",
                 )
+                shown = gr.CheckboxGroup(
+                    [],
+                    label="Shown labels (hidden ones are left out of exports and measurements)",
+                    elem_id="shown-labels",
+                )
             with gr.Column(scale=3, min_width=280):
                 chatbot = gr.Chatbot(label="Assistant", height=420, elem_id="chat")
                 chat_in = gr.Textbox(
@@ -329,7 +346,7 @@ def build_app(
                     elem_id="open-session",
                 )
 
-        view_out = [session, image, slider, plane, status]
+        view_out = [session, image, slider, plane, status, shown]
         control_out = [window, level, width, label_name, measurements_md]
 
         def sync_controls(s: Session) -> list[Any]:
@@ -410,7 +427,7 @@ def build_app(
                         "content": inert_block(thinking),  # never rendered as Markdown/HTML
                         "metadata": {"title": "Thinking…"},
                     }
-                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 9]
+                    yield [gr.skip(), [*history, reply], *[gr.skip()] * 10]
                 else:
                     result = item
             assert result is not None
@@ -467,6 +484,9 @@ def build_app(
 
         def on_label(name: str, s: Session):
             return act(s, lambda: ops.SetLabel(name=name))
+
+        def on_shown(ids: list[int] | None, s: Session):
+            return act(s, lambda: ops.ShowLabels(ids=tuple(ids or ())))
 
         def on_measure3d(s: Session):
             msg, _ = _guard(lambda: _apply(s, [ops.MeasureVolume()]))
@@ -563,6 +583,7 @@ def build_app(
             lambda s: s.cancel_propagation(), [session], status, queue=False, api_name="cancel"
         )
         label_name.input(on_label, [label_name, session], view_out, api_name="set_label")
+        shown.input(on_shown, [shown, session], view_out, api_name="show_labels")
         measure3d_btn.click(
             on_measure3d, [session], [measurements_md, histogram, surface], api_name="measure_3d"
         )
@@ -586,9 +607,10 @@ def build_app(
 
 def _masks_elsewhere(s: Session) -> bool:
     """Whether masks exist beyond the current slice (propagation would overwrite them)."""
-    if not s.has_image or not s.current.labels.any():
+    if not s.has_image:
         return False
-    return int(s.current.labels.astype(bool).sum()) > int((s.label_slice() != 0).sum())
+    shown = s.shown_labels()
+    return int((shown != 0).sum()) > int((s.label_slice() != 0).sum())
 
 
 def _size(s: Session) -> tuple[int, int] | None:

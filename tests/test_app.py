@@ -34,7 +34,7 @@ def _status(result: tuple) -> str:
 
 def _chat(client: Client, text: str) -> str:
     out = client.predict(text, [], api_name="/chat")
-    return out[5]  # [textbox, chatbot, image, slider, plane, status, download, label]
+    return out[5]  # [textbox, chatbot, image, slider, plane, status, shown, download, label]
 
 
 def test_open_click_segment_export(client: Client) -> None:
@@ -45,15 +45,18 @@ def test_open_click_segment_export(client: Client) -> None:
     pixels = int(status.split("ms: ")[1].split(" px")[0])
     assert pixels > 20
     out = client.predict(api_name="/export_png")
-    assert out[4] is not None  # a file to download
-    mask = np.asarray(Image.open(_path(out[4][0])))
+    assert out[5] is not None  # a file to download (after [image, slider, plane, status, shown])
+    mask = np.asarray(Image.open(_path(out[5][0])))
     assert int((mask > 0).sum()) == pixels
     out = client.predict(api_name="/export_all")
     assert "Exported" in _status(out)
-    with zipfile.ZipFile(_path(out[4][0])) as zf:
+    with zipfile.ZipFile(_path(out[5][0])) as zf:
         names = zf.namelist()
     assert any(n.endswith(".nii.gz") for n in names) and any(n.endswith(".csv") for n in names)
     assert any(n.endswith("_seg.dcm") for n in names)  # CT_small is DICOM
+    shown = client.predict([], api_name="/show_labels")  # untick every label: all hidden
+    assert "Hidden: vertebra" in _status(shown) and shown[4]["value"] == []
+    assert "Every mask is hidden" in _status(client.predict(api_name="/export_png"))
 
 
 def _path(file: dict | str) -> str:
@@ -172,7 +175,7 @@ def test_offtopic_and_help_in_chat(client: Client) -> None:
 def test_chat_names_the_label_and_the_dropdown_follows(client: Client) -> None:
     client.predict(CT_SMALL, api_name="/load_example")
     out = client.predict("this is L1", [], api_name="/chat")
-    assert "**L1**" in out[5] and out[7] == "L1"
+    assert "**L1**" in out[5] and out[8] == "L1"
 
 
 def test_session_bundle_roundtrip_via_api(app_url: str) -> None:
@@ -187,7 +190,7 @@ def test_session_bundle_roundtrip_via_api(app_url: str) -> None:
     b = Client(app_url, verbose=False, download_files=False)
     out = b.predict(handle_file(_path(saved[0])), [], api_name="/open_session")
     assert "Reopened" in _status(out)
-    assert [m["content"] for m in out[4]] == [m["content"] for m in history]  # chat came back
+    assert [m["content"] for m in out[5]] == [m["content"] for m in history]  # chat came back
     assert "Segmented" in _chat(b, "generate box mask")  # the box came back with the bundle
 
 

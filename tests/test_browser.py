@@ -357,6 +357,18 @@ def test_upload_click_segment(page, tmp_path: Path) -> None:
     page.keyboard.press("u")  # U undoes
     _wait_status(page, "Undid")
     _shot(page, "segmented", tmp_path)
+    page.keyboard.press("s")  # S picks Select: a click on the mask selects it, adds no point
+    before = _seq(page)
+    # (58, 26) lies 16 px deep inside the mask the shipped weights give for that click.
+    page.mouse.click(r["left"] + r["width"] * 58.5 / 128, r["top"] + r["height"] * 26.5 / 128)
+    _answered(page, before)
+    assert "Selected vertebra (label 1)" in _status(page), _status(page)
+    shown = page.locator("#shown-labels input[type=checkbox]")
+    assert shown.count() == 1 and shown.first.is_checked()
+    before = _seq(page)
+    shown.first.uncheck()  # hide the only label: the picture loses its overlay
+    _answered(page, before)
+    assert "Hidden: vertebra" in _status(page)
 
 
 def test_a_bad_file_does_not_block_the_next_upload(page, tmp_path: Path) -> None:

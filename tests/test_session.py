@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
+from scipy import ndimage as ndi
 
 from spinalsam import ops
 from spinalsam.backends import DefaultBackend
@@ -345,6 +346,61 @@ def test_exports_measure_and_flag_use_every_visible_label(phantom_session: Sessi
     assert record["metrics"]["pixels_count"] == visible.sum()
 
 
+def _inner_pixel(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the mask's deepest pixel: where a user clicks to pick that mask."""
+    y, x = np.unravel_index(np.argmax(ndi.distance_transform_edt(mask)), mask.shape)
+    return int(x), int(y)
+
+
+def test_select_click_picks_an_older_mask_that_naming_then_renames(
+    phantom_session: Session,
+) -> None:
+    s = phantom_session
+    l1, l2 = _two_labels(s)
+    before = s.label_slice().copy()
+    assert s.active_label == l2
+    prompts = s.prompts
+    assert "Selected **L1**" in _click(s, *_inner_pixel(before == l1), "select")
+    assert s.active_label == l1 and s.prompts == prompts  # a selection adds no prompt
+    (msg,) = _ok(s.apply([ops.SetLabel(name="L3")]))
+    l3 = s.label_set.id_of("L3")
+    assert "selected mask is now **L3**" in msg
+    assert np.array_equal(s.label_slice(), np.where(before == l1, l3, before))
+    with pytest.raises(SessionError, match="no mask under that click"):
+        _click(s, *_inner_pixel(before == 0), "select")
+    (msg,) = _ok(s.apply([ops.Undo()]))  # the rename is one undo step
+    assert np.array_equal(s.label_slice(), before)
+
+
+def test_hidden_labels_leave_the_view_exports_and_measurements(phantom_session: Session) -> None:
+    s = phantom_session
+    l1, l2 = _two_labels(s)
+    both, view_both = s.label_slice().copy(), s.view().copy()
+    (msg,) = _ok(s.apply([ops.ShowLabels(ids=(l1,))]))
+    assert "Hidden: L2" in msg and s.visible_names() == {l1: "L1"}
+    assert s.label_names() == {l1: "L1", l2: "L2"}
+    only_l1 = both == l1
+    assert np.array_equal(s.label_slice() > 0, only_l1)
+    assert not np.array_equal(s.view(), view_both)
+    png = s.apply([ops.Export(format="png")])[0].file
+    assert np.array_equal(np.asarray(Image.open(png)) > 0, only_l1)
+    (msg,) = _ok(s.apply([ops.Measure()]))
+    assert f"pixels count**: {int(only_l1.sum())}" in msg
+    nii = s.apply([ops.Export(format="nifti")])[0].files[0]
+    assert set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(nii))))) == {0, l1}
+    with pytest.raises(SessionError, match="no mask under that click"):
+        _click(s, *_inner_pixel(both == l2), "select")  # a hidden mask cannot be picked
+    (res,) = s.apply([ops.ShowLabels(ids=()), ops.ExportAll()])[1:]
+    assert not res.ok and "Every mask is hidden" in res.message
+    _ok(s.apply([ops.ShowLabels(ids=(l1,))]))
+    (res,) = s.apply([ops.ShowLabels(ids=(l1, 99))])
+    assert not res.ok and "no mask with label 99" in res.message and s.hidden == {l2}
+    s._write_mask(both == l2, "L2 again")  # the active label (L2) gets a new mask: shown again
+    assert s.hidden == frozenset() and np.array_equal(s.label_slice(), both)
+    (msg,) = _ok(s.apply([ops.ShowLabels(ids=(l1, l2))]))
+    assert msg == "Every label is shown."
+
+
 def test_empty_slice_warns_and_flag_keeps_no_foreign_metrics(phantom_session: Session) -> None:
     s = phantom_session
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box"), ops.Measure()]))
@@ -400,6 +456,7 @@ def _fields(s: Session) -> dict:
         "window": s.window,
         "label_set": s.label_set,
         "active_label": s.active_label,
+        "hidden": s.hidden,
         "last_stats": s.last_stats,
         "stats_view": s.stats_view,
         "volume_report": s.volume_report,
@@ -418,7 +475,8 @@ def test_bundle_roundtrip_field_by_field(
 ) -> None:
     s = phantom_session
     _click(s, 80, 70, "negative")
-    _two_labels(s)
+    _, l2 = _two_labels(s)
+    _ok(s.apply([ops.ShowLabels(ids=(l2,))]))  # L1 hidden: the reopened session hides it too
     _ok(s.apply([ops.SetCustomWindow(level=300, width=1500), ops.SetPlane(plane="coronal")]))
     _ok(s.apply([ops.SetPlane(plane="axial"), ops.Measure(), ops.MeasureVolume()]))
     _ok(s.apply([ops.AddBox()]))  # a pending request: not part of what is saved
@@ -482,6 +540,7 @@ def _labels_to(value: int):
         (_set("window", [40, 0]), "window"),
         (_set("active_label", 0), "active_label"),
         (_set("active_label", 65536), "active_label"),
+        (_set("hidden", [999]), "hidden label has no name"),
         (_set("labels", [[0, "background"]]), "labels"),
         (_labels_to(65535), "no name"),
         (_labels_to(-1), "outside"),

@@ -198,6 +198,7 @@ if (!window.__spinalsamKeys) {
       n: () => api.setMode("negative"),
       b: () => api.setMode("box"),
       m: () => api.setMode("pan"),
+      s: () => api.setMode("select"),
       "+": () => api.zoomBy(1.25),
       "=": () => api.zoomBy(1.25),
       "-": () => api.zoomBy(0.8),
