@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from spinalsam.crosscheck import CrossCheck, sagittal_cross_check
 from spinalsam.metrics import iou
 from spinalsam.planes import (
     Plane,
@@ -170,6 +171,7 @@ class PropagationRules:
     min_mean_fraction: float | None = 0.75  # of the last slice's mean inside its mask
     min_inside_previous: float | None = None  # of the new mask: replaces min_iou and shrinkage
     deepest_points: bool = True  # a positive point at the deepest pixel of each sizeable piece
+    sagittal_check: bool = False  # an axial result trimmed by one mid-sagittal read (crosscheck)
 
 
 # For a segmenter that was trained to follow the neighbouring slice's mask given as its prior
@@ -182,7 +184,8 @@ class PropagationRules:
 # vertebra's arch outgrows the start slice (the largest cross-section; `max_area_vs_start`), and
 # which a point at the last body's deepest pixel asks for (`deepest_points`). On 3 mm slices it
 # may also cross a disc with no jump at all; the darker-than-the-last-slice stop still catches
-# some of those.
+# some of those, and the mid-sagittal read after the axial pass trims what slid on
+# (`sagittal_check`).
 PRIOR_FOLLOWING_RULES = PropagationRules(
     max_growth_mm=None,
     min_part_fraction=None,
@@ -190,6 +193,7 @@ PRIOR_FOLLOWING_RULES = PropagationRules(
     max_area_vs_start=1.2,
     min_inside_previous=0.7,
     deepest_points=False,
+    sagittal_check=True,
 )
 
 
@@ -203,11 +207,13 @@ def rules_for(segmenter: Segmenter) -> PropagationRules:
 
 @dataclass
 class PropagationResult:
-    """Masks by slice index (the start slice included) and why each side stopped."""
+    """Masks by slice index (the start slice included), why each side stopped, and what the
+    sagittal check did (None when it did not run)."""
 
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     stopped_up: str = ""
     stopped_down: str = ""
+    cross_check: CrossCheck | None = None
 
     @property
     def n_slices(self) -> int:
@@ -617,4 +623,8 @@ def propagate(
         if on_progress is not None:
             on_progress(finished, total)
     result.stopped_up, result.stopped_down = reasons[1], reasons[-1]
+    if rules.sagittal_check and plane == "axial" and not (cancel is not None and cancel.is_set()):
+        result.cross_check = sagittal_cross_check(
+            result.masks, volume, is_hu, spacing, start_index, segmenter, window
+        )
     return result
