@@ -100,6 +100,38 @@ def _read(
     return np.asarray(segmenter.predict(prompt), dtype=bool)
 
 
+@dataclass(frozen=True)
+class _ReadSays:
+    """What a trusted mid-sagittal read says about each axial slice."""
+
+    x: int  # the sagittal slice read
+    vertebra: np.ndarray  # (axial slice, y): the read, grown by `_AGREE_MM`
+    wall: int  # the last row (y) of the body zone
+    lowest: int  # the axial slices the read reaches, with `_AGREE_MM` to spare
+    highest: int
+
+    def trim(self, masks: dict[int, np.ndarray], keep: int) -> int:
+        """Remove from `masks` (in place) what the read says is not this vertebra; the mask of
+        slice `keep` is never changed, slices left empty are dropped. Returns voxels removed."""
+        removed = 0
+        for z in [z for z in masks if z != keep]:
+            mask = masks[z]
+            if z < self.lowest or z > self.highest:
+                kept = np.zeros_like(mask)
+            else:
+                line = mask[: self.wall + 1, self.x]
+                off = line & ~self.vertebra[z, : self.wall + 1]
+                kept = mask.copy()
+                if np.count_nonzero(off) > _MAX_DISAGREE * np.count_nonzero(line):
+                    kept[np.flatnonzero(off)] = False
+            removed += int(np.count_nonzero(mask & ~kept))
+            if kept.any():
+                masks[z] = kept
+            else:
+                del masks[z]
+        return removed
+
+
 def sagittal_cross_check(
     masks: dict[int, np.ndarray],
     volume: np.ndarray,
@@ -133,25 +165,14 @@ def sagittal_cross_check(
         return CrossCheck(x, False, 0, f"the sagittal read holds {held:.0%} of the start line")
     _, sy, sz = spacing or (1.0, 1.0, 1.0)
     near = ndi.distance_transform_edt(~read, sampling=(sz, sy)) <= _AGREE_MM
-    vertebra = near[::-1]  # rows by axial slice index
-    wall = _runs(column)[0][-1] + round(_WALL_MM / sy)
     rows = np.flatnonzero(read[::-1].any(axis=1))
     margin = round(_AGREE_MM / sz)
-    lowest, highest = rows[0] - margin, rows[-1] + margin
-    removed = 0
-    for z in [z for z in masks if z != start_index]:
-        mask = masks[z]
-        if z < lowest or z > highest:
-            kept = np.zeros_like(mask)
-        else:
-            line = mask[: wall + 1, x]
-            off = line & ~vertebra[z, : wall + 1]
-            kept = mask.copy()
-            if np.count_nonzero(off) > _MAX_DISAGREE * np.count_nonzero(line):
-                kept[np.flatnonzero(off)] = False
-        removed += int(np.count_nonzero(mask & ~kept))
-        if kept.any():
-            masks[z] = kept
-        else:
-            del masks[z]
+    said = _ReadSays(
+        x=x,
+        vertebra=near[::-1],  # rows by axial slice index
+        wall=_runs(column)[0][-1] + round(_WALL_MM / sy),
+        lowest=int(rows[0]) - margin,
+        highest=int(rows[-1]) + margin,
+    )
+    removed = said.trim(masks, start_index)
     return CrossCheck(x, True, removed, f"the sagittal read removed {removed} voxels")

@@ -179,18 +179,18 @@ class PropagationRules:
 # as it is. The growth clip, the left-out parts asked for alone and the arch walked by
 # thresholding were made for a classical segmenter that leaks and drops thin parts; on a
 # prior-following network they cut the posterior elements it follows. Where the body ends it
-# returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test);
-# what it does wrong is to slide on into the next vertebra's body, whose cross-section with this
-# vertebra's arch outgrows the start slice (the largest cross-section; `max_area_vs_start`), and
-# which a point at the last body's deepest pixel asks for (`deepest_points`). On 3 mm slices it
-# may also cross a disc with no jump at all; the darker-than-the-last-slice stop still catches
-# some of those, and the mid-sagittal read after the axial pass trims what slid on
-# (`sagittal_check`).
+# returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test).
+# What it does wrong is to slide on into the next vertebra's body — gradually, where the slices
+# cut the disc obliquely or partial-volumed, with no jump at all — which a point at the last
+# body's deepest pixel asks for (`deepest_points`) and which the mid-sagittal read after the
+# axial pass trims, since the disc is a gap there (`sagittal_check`). With that read, the
+# tighter area cap (1.2 × the start) and the darker-than-the-last-slice stop no longer gain on
+# the development sources, so the area cap is the defaults' and the darker stop is off.
 PRIOR_FOLLOWING_RULES = PropagationRules(
     max_growth_mm=None,
     min_part_fraction=None,
     arch_beyond_body_mm=None,
-    max_area_vs_start=1.2,
+    min_mean_fraction=None,
     min_inside_previous=0.7,
     deepest_points=False,
     sagittal_check=True,

@@ -96,7 +96,7 @@ def test_a_read_that_misses_the_start_line_changes_nothing() -> None:
             answer = super().predict(prompt)
             return np.zeros_like(answer) if len(prompt.points) else answer
 
-    volume, labels = _oblique_spine()
+    volume, _ = _oblique_spine()
     unchecked = _propagate(replace(PRIOR_FOLLOWING_RULES, sagittal_check=False), Follower())
     blind = _propagate(PRIOR_FOLLOWING_RULES, BlindRead())
     assert blind.cross_check is not None and not blind.cross_check.trusted
