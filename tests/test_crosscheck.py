@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from spinalsam.crosscheck import sagittal_cross_check
+from spinalsam.crosscheck import _ReadSays, sagittal_cross_check
 from spinalsam.metrics import dice
 from spinalsam.propagation import PRIOR_FOLLOWING_RULES, PropagationRules, propagate
 from spinalsam.segmenters.base import BackendInfo, Prompt, SliceImage
@@ -29,12 +29,14 @@ class Follower:
     def __init__(self) -> None:
         self.image: SliceImage | None = None
         self.off_axial_reads = 0  # reads of a slice that is not axial (its rows are z)
+        self.prompts: list[Prompt] = []
 
     def set_image(self, image: SliceImage) -> None:
         self.image = image
 
     def predict(self, prompt: Prompt) -> np.ndarray:
         assert self.image is not None and prompt.mask_input is not None
+        self.prompts.append(prompt)
         pieces, _ = ndi.label(self.image.pixels > 150)
         self.off_axial_reads += self.image.spacing == (SPACING[1], SPACING[2])
         if len(prompt.points):
@@ -127,7 +129,41 @@ def test_the_check_runs_only_where_it_is_asked_for() -> None:
 def test_slices_the_check_empties_are_dropped_and_the_start_slice_is_kept() -> None:
     volume, labels = _oblique_spine()
     masks = {z: labels[z] > 0 for z in range(2, 20)}  # a result that slid to slice 19
-    check = sagittal_cross_check(masks, volume, True, SPACING, START, Follower())
+    segmenter = Follower()
+    check = sagittal_cross_check(masks, volume, True, SPACING, START, segmenter)
     assert check.trusted and check.removed_voxels > 0
+    # the read's box is held to the vertebra's reach: half the start line's depth (32 mm on the
+    # midline) above and below the start slice, 8 slices of 2 mm, plus the 3.5 mm margin
+    (read,) = segmenter.prompts
+    start_row = volume.shape[0] - 1 - START
+    assert read.box[1] >= start_row - 8 - 2 and read.box[3] <= start_row + 8 + 2
     assert max(masks) <= 12 and START in masks
     assert all(mask.any() for mask in masks.values())
+
+
+def test_what_the_read_says_trims_rows_of_the_body_zone_and_slices_beyond_its_reach() -> None:
+    """A slice where the read disagrees with more than half of the axial mask's body-zone line
+    on the midline loses those rows across the whole slice (the next body lies across them), not
+    the arch behind the wall; less disagreement (a gap in the read, the edge of a slide) changes
+    nothing; slices beyond the read's reach are dropped; the start slice is the user's."""
+    vertebra = np.zeros((6, 20), dtype=bool)
+    vertebra[1:4, 2:10] = True  # slices 1–3: the vertebra on rows 2–9 of the midline
+    vertebra[2, 5] = False  # a one-row gap in the read
+    says = _ReadSays(x=3, vertebra=vertebra, wall=10, lowest=1, highest=3)
+    body = np.zeros((20, 8), dtype=bool)
+    body[2:10, 1:7] = True
+    arch = np.zeros((20, 8), dtype=bool)
+    arch[12:16, 2:5] = True
+    slid = body.copy()
+    slid[0:2, 1:7] = True  # the next body, in front: rows 0–1 are not on the read
+    short = np.zeros_like(body)
+    short[2:5, 1:7] = True  # rows 5–9 are not on the read's slice 3 …
+    vertebra[3, 5:10] = False  # … which has the vertebra on rows 2–4 only
+    masks = {0: body | arch, 1: slid | arch, 2: body | arch, 3: body | arch, 4: arch, 5: body}
+    removed = says.trim(masks, keep=5)
+    np.testing.assert_array_equal(masks[1], slid | arch)  # rows 0–1 of 0–9 are off: kept
+    np.testing.assert_array_equal(masks[2], body | arch)  # the gap at row 5: kept
+    np.testing.assert_array_equal(masks[3], short | arch)  # rows 5–9 of 2–9 are off: removed
+    assert 0 not in masks and 4 not in masks  # beyond the read's reach
+    np.testing.assert_array_equal(masks[5], body)  # the start slice, though out of reach
+    assert removed == np.count_nonzero(body | arch) + np.count_nonzero(arch) + 5 * 6
