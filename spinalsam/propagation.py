@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from spinalsam.crosscheck import CrossCheck, sagittal_cross_check
 from spinalsam.metrics import iou
 from spinalsam.planes import (
     Plane,
@@ -170,6 +171,7 @@ class PropagationRules:
     min_mean_fraction: float | None = 0.75  # of the last slice's mean inside its mask
     min_inside_previous: float | None = None  # of the new mask: replaces min_iou and shrinkage
     deepest_points: bool = True  # a positive point at the deepest pixel of each sizeable piece
+    sagittal_check: bool = False  # an axial result trimmed by one mid-sagittal read (crosscheck)
 
 
 # For a segmenter that was trained to follow the neighbouring slice's mask given as its prior
@@ -177,19 +179,21 @@ class PropagationRules:
 # as it is. The growth clip, the left-out parts asked for alone and the arch walked by
 # thresholding were made for a classical segmenter that leaks and drops thin parts; on a
 # prior-following network they cut the posterior elements it follows. Where the body ends it
-# returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test);
-# what it does wrong is to slide on into the next vertebra's body, whose cross-section with this
-# vertebra's arch outgrows the start slice (the largest cross-section; `max_area_vs_start`), and
-# which a point at the last body's deepest pixel asks for (`deepest_points`). On 3 mm slices it
-# may also cross a disc with no jump at all; the darker-than-the-last-slice stop still catches
-# some of those.
+# returns the arch alone, inside the last mask (`min_inside_previous` instead of the IoU test).
+# What it does wrong is to slide on into the next vertebra's body — gradually, where the slices
+# cut the disc obliquely or partial-volumed, with no jump at all — which a point at the last
+# body's deepest pixel asks for (`deepest_points`) and which the mid-sagittal read after the
+# axial pass trims, since the disc is a gap there (`sagittal_check`). With that read, the
+# tighter area cap (1.2 × the start) and the darker-than-the-last-slice stop no longer gain on
+# the development sources, so the area cap is the defaults' and the darker stop is off.
 PRIOR_FOLLOWING_RULES = PropagationRules(
     max_growth_mm=None,
     min_part_fraction=None,
     arch_beyond_body_mm=None,
-    max_area_vs_start=1.2,
+    min_mean_fraction=None,
     min_inside_previous=0.7,
     deepest_points=False,
+    sagittal_check=True,
 )
 
 
@@ -203,11 +207,13 @@ def rules_for(segmenter: Segmenter) -> PropagationRules:
 
 @dataclass
 class PropagationResult:
-    """Masks by slice index (the start slice included) and why each side stopped."""
+    """Masks by slice index (the start slice included), why each side stopped, and what the
+    sagittal check did (None when it did not run)."""
 
     masks: dict[int, np.ndarray] = field(default_factory=dict)
     stopped_up: str = ""
     stopped_down: str = ""
+    cross_check: CrossCheck | None = None
 
     @property
     def n_slices(self) -> int:
@@ -617,4 +623,8 @@ def propagate(
         if on_progress is not None:
             on_progress(finished, total)
     result.stopped_up, result.stopped_down = reasons[1], reasons[-1]
+    if rules.sagittal_check and plane == "axial" and not (cancel is not None and cancel.is_set()):
+        result.cross_check = sagittal_cross_check(
+            result.masks, volume, is_hu, spacing, start_index, segmenter, window
+        )
     return result

@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "spinalsam.bundle",
         "spinalsam.commands.llm_config",
+        "spinalsam.crosscheck",  # the sagittal check of an axial propagation (used by it)
         "spinalsam.dicomseg",
         "spinalsam.export",
         "spinalsam.flags",
