@@ -360,6 +360,12 @@ def test_select_click_picks_an_older_mask_that_naming_then_renames(
     before = s.label_slice().copy()
     assert s.active_label == l2
     prompts = s.prompts
+    rng = np.random.default_rng(0)
+    for label_id, name in ((l2, "L2"), (l1, "L1")):  # any pixel of a mask picks it, edges too
+        ys, xs = np.nonzero(before == label_id)
+        for k in rng.choice(len(xs), 5, replace=False):
+            assert f"Selected **{name}**" in _click(s, int(xs[k]), int(ys[k]), "select")
+            assert s.active_label == label_id
     assert "Selected **L1**" in _click(s, *_inner_pixel(before == l1), "select")
     assert s.active_label == l1 and s.prompts == prompts  # a selection adds no prompt
     (msg,) = _ok(s.apply([ops.SetLabel(name="L3")]))
