@@ -75,7 +75,7 @@ def box_frame(
 
     The floor matters on coarse slices only: at 3 mm a vertebra's box is ~10 pixels, and a crop
     of 1.5 × that magnifies them ~6× for the network, which saw at most ~2× in training
-    (docs/learned.md: "Coarse slices").
+    (docs/learned.md, "Box reads").
     """
     x0, y0, x1, y1 = (float(v) for v in box)
     sx, sy = _spacing(spacing)
