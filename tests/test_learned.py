@@ -23,10 +23,12 @@ from spinalsam.segmenters.learned import (
     DEFAULT_WEIGHTS,
     LearnedConfig,
     LearnedSegmenter,
+    boxed_pieces,
     clicked_pieces,
     describe_weights,
     predict_mask,
 )
+from spinalsam.segmenters.morphology import mask_bounds
 from spinalsam.segmenters.registry import create_segmenter
 from spinalsam.windowing import render
 
@@ -93,6 +95,60 @@ def test_a_prior_alone_is_read_in_its_own_box() -> None:
     prior[20:50, 30:70] = True
     mask = predict_mask(_channel(4), _image(np.zeros((100, 100))), Prompt(mask_input=prior), CONFIG)
     assert dice(mask, prior) > 0.97
+
+
+def test_a_box_crop_has_a_floor_in_slice_pixels() -> None:
+    """A small box on a coarse slice is read in a crop at least `min_pixels` slice pixels
+    across (geometric mean of unequal pixels), not magnified past what training showed."""
+    box = np.array([10, 20, 17, 25])  # 8 × 6 px
+    assert box_frame(box, (3.0, 3.0), 1.5).matrix[0, 0] * 2 == pytest.approx(12.0)
+    frame = box_frame(box, (3.0, 3.0), 1.5, min_pixels=64 / 3)
+    assert frame.matrix[0, 0] * 2 == pytest.approx(64 / 3)
+    anisotropic = box_frame(box, (1.0, 4.0), 1.5, min_pixels=30)  # 30 px of 2 mm = 60 mm
+    assert anisotropic.matrix[0, 0] * 2 * 1.0 == pytest.approx(60.0)
+    assert box_frame(np.array([0, 0, 99, 99]), (3.0, 3.0), 1.5, min_pixels=30).matrix[
+        0, 0
+    ] * 2 == pytest.approx(150.0)  # a large box: the context rules
+
+
+def test_a_small_box_on_a_coarse_slice_is_read_with_the_floor() -> None:
+    """The wiring: a prior's small box on a 3 mm slice, read by a stand-in answering
+    "inside" everywhere, answers the whole crop: size / max_magnification pixels across."""
+    prior = np.zeros((100, 100), dtype=bool)
+    prior[45:49, 45:49] = True  # 4 × 4 px: 1.5 × that would be a 6 px crop
+    image = _image(np.zeros((100, 100)), spacing=(3.0, 3.0))
+    mask = predict_mask(lambda x: np.ones_like(x[:, :1]), image, Prompt(mask_input=prior), CONFIG)
+    x0, _, x1, _ = mask_bounds(mask)
+    assert x1 - x0 + 1 >= CONFIG.size / CONFIG.max_magnification - 1
+
+
+def test_boxed_pieces_drop_what_lies_mostly_outside_the_box() -> None:
+    mask = np.zeros((60, 60), dtype=bool)
+    mask[10:30, 10:30] = True  # the boxed object
+    mask[10:30, 36:40] = True  # straddles the box's right edge (x 38): half inside, kept
+    mask[40:50, 10:20] = True  # below the box: dropped
+    out = boxed_pieces(mask, np.array([5, 5, 37, 32]))
+    expected = mask.copy()
+    expected[40:50, 10:20] = False
+    assert np.array_equal(out, expected)
+    assert np.array_equal(boxed_pieces(mask[:35], np.array([50, 50, 55, 55])), mask[:35] & False)
+
+
+def test_a_drawn_box_answers_the_pieces_inside_it_only() -> None:
+    """A stand-in answering the bright pixels sees a bright neighbour in the crop's context
+    (outside the box, not touching the object): the answer is the boxed object alone; a prior
+    alone (propagation) keeps every piece its crop reads."""
+    pixels = np.zeros((128, 128))
+    pixels[50:70, 50:70] = 255
+    pixels[52:68, 73:77] = 255  # a neighbour 3 px right of the object, just outside the box
+    image = _image(pixels, is_hu=False, spacing=(1.0, 1.0))
+    mask = predict_mask(_channel(0), image, Prompt(box=np.array([48, 48, 71, 71])), CONFIG)
+    assert not mask[60, 74]
+    assert dice(mask, (pixels > 0) & (np.arange(128) < 72)[None, :]) > 0.97
+    prior = np.zeros((128, 128), dtype=bool)
+    prior[50:70, 50:70] = True
+    kept = predict_mask(_channel(0), image, Prompt(mask_input=prior), CONFIG)
+    assert kept[60, 74]  # the neighbour, read in the prior's crop, is not dropped
 
 
 def test_a_click_crop_grows_until_the_object_fits() -> None:
@@ -216,6 +272,27 @@ def test_mirrored_slices_get_the_mirrored_mask_and_jittered_boxes_hold() -> None
     rng = np.random.default_rng(0)
     jittered = [box + rng.integers(-5, 6, 4) for _ in range(6)]
     assert min(dice(segmenter.predict(Prompt(box=b)), target) for b in jittered) > 0.94  # 0.962
+
+
+def test_a_coarse_slice_read_with_the_floor_mirrors_exactly() -> None:
+    """The phantom at 4.8 mm (every 6th pixel): the box's crop is set by the floor, and a
+    mirrored slice still gets exactly the mirrored mask."""
+    image, target = _phantom_slice()
+    pixels, target = image.pixels[::6, ::6], target[::6, ::6]
+    h, w = target.shape
+    ys, xs = np.nonzero(target)
+    box = np.array([xs.min() - 1, ys.min() - 1, xs.max() + 2, ys.max() + 1])  # off-centre
+    segmenter = create_segmenter("learned")
+    segmenter.set_image(_image(np.ascontiguousarray(pixels), spacing=(4.8, 4.8)))
+    answer = segmenter.predict(Prompt(box=box))
+    assert dice(answer, target) > 0.8
+    mirrors = [
+        (lambda a: a[:, ::-1], np.array([w - 1 - box[2], box[1], w - 1 - box[0], box[3]])),
+        (lambda a: a[::-1], np.array([box[0], h - 1 - box[3], box[2], h - 1 - box[1]])),
+    ]
+    for flip, flipped_box in mirrors:
+        segmenter.set_image(_image(np.ascontiguousarray(flip(pixels)), spacing=(4.8, 4.8)))
+        assert np.array_equal(flip(segmenter.predict(Prompt(box=flipped_box))), answer)
 
 
 @pytest.mark.parametrize("where", [(35, 60), (50, 50), (70, 25)])  # percentiles of x, y

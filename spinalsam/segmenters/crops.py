@@ -67,11 +67,20 @@ def _spacing(spacing: tuple[float, float] | None) -> tuple[float, float]:
     return spacing if spacing is not None else (1.0, 1.0)
 
 
-def box_frame(box: np.ndarray, spacing: tuple[float, float] | None, context: float) -> Frame:
-    """A crop centred on the box, `context` × its longer side (in mm) across."""
+def box_frame(
+    box: np.ndarray, spacing: tuple[float, float] | None, context: float, min_pixels: float = 0.0
+) -> Frame:
+    """A crop centred on the box, `context` × its longer side (in mm) across, and at least
+    `min_pixels` slice pixels across (their geometric-mean size where rows and columns differ).
+
+    The floor matters on coarse slices only: at 3 mm a vertebra's box is ~10 pixels, and a crop
+    of 1.5 × that magnifies them ~6× for the network, which saw at most ~2× in training
+    (docs/learned.md, "Box reads").
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     sx, sy = _spacing(spacing)
     side_mm = max((x1 - x0 + 1) * sx, (y1 - y0 + 1) * sy, 4.0 * max(sx, sy)) * context
+    side_mm = max(side_mm, min_pixels * float(np.sqrt(sx * sy)))
     return point_frame(((x0 + x1) / 2, (y0 + y1) / 2), side_mm, spacing)
 
 
