@@ -137,7 +137,7 @@ def test_boxed_pieces_drop_what_lies_mostly_outside_the_box() -> None:
 def test_a_drawn_box_answers_the_pieces_inside_it_only() -> None:
     """A stand-in answering the bright pixels sees a bright neighbour in the crop's context
     (outside the box, not touching the object): the answer is the boxed object alone; a prior
-    alone (propagation) keeps every piece its crop reads."""
+    without a box keeps every piece its crop reads."""
     pixels = np.zeros((128, 128))
     pixels[50:70, 50:70] = 255
     pixels[52:68, 73:77] = 255  # a neighbour 3 px right of the object, just outside the box
