@@ -5,10 +5,10 @@ corrections). It sees a fixed-size crop around the prompt (crops.py): for a box,
 side × `box_context`, square in mm; for clicks alone, `point_mm` across when the spacing is known
 and a fraction of the slice without it, enlarged while the answer runs into the crop's border
 (a click does not say how large the object is), then read once more in the box of that first
-answer with the clicks — the same view a drawn box gives, without the rough first answer as a
-prior — and only the piece of that answer holding the click is kept (neighbours across a disc
-often come along). The weights, their training configuration, data hashes and validation
-numbers live in weights/ (see `python -m spinalsam.train_default`).
+answer, with the answer as the prior — the same view a drawn box gives — and only the piece
+of that answer holding the click is kept (neighbours across a disc often come along). The
+weights, their training configuration, data hashes and validation numbers live in weights/ (see
+`python -m spinalsam.train_default`).
 """
 
 from __future__ import annotations
@@ -50,11 +50,7 @@ class LearnedConfig:
 
     size: int = 64  # crop side in network pixels
     box_context: float = 1.5  # crop side / the box's longer side
-    # First crop side for clicks alone, with spacing. Training showed clicks in crops 1.15–3 ×
-    # the object, so 75 mm covers 25–65 mm pieces (thoracic and lumbar bodies) and the crop grows
-    # for larger ones; 110 mm put thoracic pieces (~24 mm) at 4.6 ×, and on 3 mm copies of the
-    # dev volumes the first answer ran over the neighbours more often (docs/learned.md, Clicks).
-    point_mm: float = 75.0
+    point_mm: float = 110.0  # first crop side for clicks alone, with spacing (a vertebra + margin)
     point_fraction: float = 0.3  # the same without spacing, as a fraction of the shorter side
     enlarge: float = 1.6  # crop growth when the answer reaches the crop's border
     max_enlarge: int = 3
@@ -177,12 +173,9 @@ def predict_mask(
     mask = _mask(logits, frame, shape)
     if not mask.any():
         return mask
-    # The box read gets the clicks but not the first answer as its prior: the network trusts a
-    # prior (trained on a neighbouring slice's mask), and this one is a rough first look — even
-    # with the true box it pulled 3 mm answers from 0.877 down to 0.847 (docs/learned.md).
     coarse = np.array(mask_bounds(mask), dtype=float)
     frame = box_frame(coarse, image.spacing, config.box_context)
-    clicks = {"positive": positive, "negative": negative}
+    clicks = {"positive": positive, "negative": negative, "prior": mask}
     answer = _mask(_logits(final, gray, frame, config, box=coarse, **clicks), frame, shape)
     return clicked_pieces(answer, positive)
 
