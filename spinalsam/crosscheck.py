@@ -100,6 +100,22 @@ def _read(
     return np.asarray(segmenter.predict(prompt), dtype=bool)
 
 
+def _solid_body_zone(read: np.ndarray, wall: int) -> np.ndarray:
+    """The read with each row's gaps in front of the body's posterior wall filled.
+
+    There a mid-sagittal row crosses one solid body, so a gap between two read pixels is the
+    read's miss, not anatomy; left open it would cut a band out of every axial slice (the app's
+    synthetic example, a uniform body read as two rims, lost 0.08 3-D Dice that way).
+    """
+    zone = read[:, : wall + 1]
+    cols = np.arange(zone.shape[1])
+    first = np.argmax(zone, axis=1)[:, None]
+    last = zone.shape[1] - 1 - np.argmax(zone[:, ::-1], axis=1)[:, None]
+    filled = read.copy()
+    filled[:, : wall + 1] |= (cols >= first) & (cols <= last) & zone.any(axis=1)[:, None]
+    return filled
+
+
 @dataclass(frozen=True)
 class _ReadSays:
     """What a trusted mid-sagittal read says about each axial slice."""
@@ -150,7 +166,7 @@ def sagittal_cross_check(
     x = round(float(np.nonzero(start)[1].mean()))
     column = start[:, x]
     if not column.any():  # a start mask with a hole on its centre line: no line to hold
-        return CrossCheck(x, False, 0, "the start mask does not cross its centre line")
+        return CrossCheck(x, False, 0, "not used: the start mask does not cross its centre line")
     nz = volume.shape[0]
     cross = np.zeros((nz, volume.shape[1]), dtype=bool)  # the sagittal view: superior on top
     for z, mask in masks.items():
@@ -159,20 +175,22 @@ def sagittal_cross_check(
     try:
         read = _read(segmenter, (volume, is_hu, spacing, window), x, cross, start_row, column)
     except SegmenterError as error:
-        return CrossCheck(x, False, 0, f"the sagittal read failed: {error}")
+        return CrossCheck(x, False, 0, f"not used: the sagittal read failed ({error})")
+    _, sy, sz = spacing or (1.0, 1.0, 1.0)
+    wall = _runs(column)[0][-1] + round(_WALL_MM / sy)
+    read = _solid_body_zone(read, wall)
     held = np.count_nonzero(read[start_row] & column) / np.count_nonzero(column)
     if held < _MIN_HELD:
-        return CrossCheck(x, False, 0, f"the sagittal read holds {held:.0%} of the start line")
-    _, sy, sz = spacing or (1.0, 1.0, 1.0)
+        return CrossCheck(x, False, 0, f"not used: the read holds {held:.0%} of the start line")
     near = ndi.distance_transform_edt(~read, sampling=(sz, sy)) <= _AGREE_MM
     rows = np.flatnonzero(read[::-1].any(axis=1))
     margin = round(_AGREE_MM / sz)
     said = _ReadSays(
         x=x,
         vertebra=near[::-1],  # rows by axial slice index
-        wall=_runs(column)[0][-1] + round(_WALL_MM / sy),
+        wall=wall,
         lowest=int(rows[0]) - margin,
         highest=int(rows[-1]) + margin,
     )
     removed = said.trim(masks, start_index)
-    return CrossCheck(x, True, removed, f"the sagittal read removed {removed} voxels")
+    return CrossCheck(x, True, removed, f"{removed} voxels beyond this vertebra removed")

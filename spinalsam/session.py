@@ -910,7 +910,9 @@ class Session:
         self._commit("propagate", slices=slices)
         self._fresh = True
         lo, hi = min(slices), max(slices)
-        return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all."
+        check = result.cross_check
+        note = f" Sagittal check (slice {check.sagittal_index}): {check.note}." if check else ""
+        return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all.{note}"
 
     def _op_help(self, _: ops.Help) -> StepResult:
         return StepResult(COMPACT_HELP)

@@ -167,3 +167,30 @@ def test_what_the_read_says_trims_rows_of_the_body_zone_and_slices_beyond_its_re
     assert 0 not in masks and 4 not in masks  # beyond the read's reach
     np.testing.assert_array_equal(masks[5], body)  # the start slice, though out of reach
     assert removed == np.count_nonzero(body | arch) + np.count_nonzero(arch) + 5 * 6
+
+
+def test_a_read_with_gaps_in_the_body_does_not_cut_bands_out_of_the_demo_phantom() -> None:
+    """The app's synthetic example: a uniform body, which the network reads on the mid-sagittal
+    slice as two rims with a gap between them. Taken as it is, that gap cut a band out of every
+    axial slice (3-D Dice 0.97 → 0.90); filled in front of the posterior wall, nothing of the
+    vertebra is lost."""
+    from spinalsam.phantom import make_spine_phantom
+    from spinalsam.planes import slice_image
+    from spinalsam.segmenters.learned import LearnedSegmenter
+
+    volume, labels = make_spine_phantom((40, 160, 160))
+    volume = volume.astype(np.int16).astype(np.float32)  # as the example file stores it
+    spacing = (0.8, 0.8, 2.5)
+    segmenter = LearnedSegmenter()
+    for label, start in ((1, 6), (2, 20)):
+        truth = labels == label
+        segmenter.set_image(slice_image(volume, True, spacing, "axial", start, None))
+        ys, xs = np.nonzero(truth[start])
+        box = np.array([xs.min() - 4, ys.min() - 4, xs.max() + 4, ys.max() + 4])
+        mask = segmenter.predict(Prompt(box=box))
+        scores = []
+        for check in (True, False):
+            rules = replace(PRIOR_FOLLOWING_RULES, sagittal_check=check)
+            result = propagate(volume, True, spacing, "axial", start, mask, segmenter, rules=rules)
+            scores.append(dice(result.to_volume(volume.shape, "axial"), truth))
+        assert scores[0] > 0.95 and scores[0] >= scores[1] - 0.005, (label, scores)

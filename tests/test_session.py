@@ -198,6 +198,7 @@ def test_propagate_is_one_undo_step(phantom_session: Session) -> None:
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
     (msg,) = _ok(s.apply([ops.Propagate()]))
     assert "Propagated" in msg
+    assert "Sagittal check (slice" in msg  # the learned default's axial result is checked
     filled = int((s.current.labels > 0).any(axis=(1, 2)).sum())
     assert filled > 3
     _ok(s.apply([ops.Undo()]))
