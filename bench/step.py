@@ -1,7 +1,8 @@
 """Server time of one slice step on a 512² volume: the operation, the view and its encoding.
 
 What the image panel costs per wheel notch or arrow key, measured on the same code path as the
-UI (`Session.apply(GotoSlice)`, `Session.view`, `viewer.encode_view`). Prints JSON.
+UI (`Session.apply(GotoSlice)` and `ui._views`: the view, its PNG, status and label list).
+Prints JSON.
 
     python bench/step.py [--slices 60] [--labels]
 """
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spinalsam import ops
 from spinalsam.backends import DefaultBackend
 from spinalsam.session import Session
-from spinalsam.viewer import encode_view
+from spinalsam.ui import _views
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/totalseg-example/dicom"
 
@@ -57,14 +58,13 @@ def main() -> None:
             index = k % count if (k // count) % 2 == 0 else count - 1 - k % count
             start = time.perf_counter()
             s.apply([ops.GotoSlice(index=index)])
-            h, w = s.slice_shape
-            encode_view(s.view(), (w, h), index, count, k)
+            _views(s, "")  # everything the server does for a step: view, status, label list
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
         print(
             json.dumps(
                 {
-                    "grid": [w, h],
+                    "grid": list(s.slice_shape[::-1]),
                     "steps": len(times),
                     "labels": args.labels,
                     "p50_ms": round(statistics.median(times), 1),

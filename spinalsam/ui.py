@@ -120,11 +120,11 @@ def _views(session: Session, message: str) -> list[Any]:
 
 
 def _shown_labels(session: Session) -> gr.CheckboxGroup:
-    """One box per label of the image, ticked when shown (the list follows every change)."""
-    names = session.label_names()
+    """One box per label name, ticked when shown (the list follows every change)."""
+    entries = session.label_set.entries
     return gr.CheckboxGroup(
-        choices=[(name, label_id) for label_id, name in names.items()],
-        value=[i for i in names if i not in session.hidden],
+        choices=[(name, label_id) for label_id, name in entries],
+        value=[i for i, _ in entries if i not in session.hidden],
     )
 
 
