@@ -416,11 +416,8 @@ class _Loader:
 
     def _load_nifti_pair(self, header: Path, pixels: Path) -> CTImage:
         """A NIfTI-1 pair or an Analyze 7.5 .hdr/.img, checked like a single-file NIfTI."""
-        raw = header.read_bytes()[:544]
-        try:
-            analyze = headers.check_nifti_pair_magic(raw, header.name)
-        except headers.HeaderError as exc:
-            raise CTLoadError(str(exc)) from exc
+        with header.open("rb") as fh:  # a hostile .hdr may be large: its header is 348–540 B
+            analyze = headers.check_nifti_pair_magic(fh.read(544), header.name)
         ct = self._load_itk_volume(header, self._nifti_nonfinite(header, pixels))
         if analyze:  # the format has no orientation: say so rather than imply one
             note = "Analyze 7.5 stores no orientation; shown as stored"

@@ -109,7 +109,7 @@ def clicked_pieces(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def boxed_pieces(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The connected pieces of `mask` that lie at least half inside the drawn box.
+    """The connected pieces of `mask` that lie at least half inside the prompt's box.
 
     A box says where the object is; the box read sometimes adds a separate piece of a
     neighbour next to it (the body across the canal from a boxed arch on a sagittal slice, a
@@ -190,7 +190,7 @@ def predict_mask(
         if prior.shape != shape or not prior.any():
             prior = None
     box = None if prompt.box is None else np.asarray(prompt.box, dtype=float)
-    drawn = box is not None
+    boxed = box is not None  # a drawn box, or the previous mask's box in propagation
     if box is None and prior is not None:  # a prior alone: its box, as propagation gives
         box = np.array(mask_bounds(prior), dtype=float)
     if box is None and len(positive) == 0:
@@ -201,7 +201,7 @@ def predict_mask(
             raise SegmenterError("the box is empty")
         frame = _box_frame(box, image, config)
         answer = _mask(_logits(final, gray, frame, config, box=box, **channels), frame, shape)
-        return boxed_pieces(answer, box) if drawn else answer
+        return boxed_pieces(answer, box) if boxed else answer
     side = config.point_mm if image.spacing is not None else config.point_fraction * min(shape)
     limit = 2.0 * max(
         shape[0] * (image.spacing or (1, 1))[1], shape[1] * (image.spacing or (1, 1))[0]
