@@ -357,7 +357,7 @@ def test_a_click_on_a_mirrored_render_without_spacing_gets_the_mirrored_mask(
     segmenter = create_segmenter("learned")
     segmenter.set_image(_image(pixels, is_hu=False, spacing=None))
     answer = segmenter.predict(Prompt(points=np.array([[x, y]]), labels=np.array([1])))
-    assert dice(answer, target) > 0.8
+    assert dice(answer, target) > 0.93  # measured 0.967 / 0.971
     mirrors = [(lambda a: a[:, ::-1], [w - 1 - x, y]), (lambda a: a[::-1], [x, h - 1 - y])]
     for flip, click in mirrors:
         segmenter.set_image(_image(np.ascontiguousarray(flip(pixels)), False, None))
