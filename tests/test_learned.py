@@ -185,23 +185,27 @@ def _speck_network(inputs: np.ndarray) -> np.ndarray:
     return np.where(edged, intensity > 0.5, click > 0.5).astype(np.float32) * 2 - 1
 
 
-def test_a_click_on_a_render_without_spacing_is_read_at_the_objects_scale() -> None:
+@pytest.mark.parametrize("side", [300, 700])
+@pytest.mark.parametrize("where", [(0.5, 0.5), (0.3, 0.65)])
+def test_a_click_on_a_render_without_spacing_is_read_at_the_objects_scale(
+    side: int, where: tuple[float, float]
+) -> None:
     """A render where the object fills most of the picture (a zoomed PNG): a crop of a fixed
     fraction of the picture lies inside it and answers a speck. The scan reads growing crops
     until two neighbouring sizes answer alike; a speck's size follows the crop, the object's
-    does not."""
-    pixels = np.zeros((300, 300))
-    pixels[20:280, 20:280] = 255
+    does not. Two picture sizes, a click at the centre and one off it; the object spans 60 %
+    of the picture (r1's zoomed-in axial slices: about 65 %). A click far off-centre in an
+    object filling ~90 % of the picture is not found: no crop centred on the click holds the
+    whole object before the largest size (docs/learned.md)."""
+    pixels = np.zeros((side, side))
+    edge = side // 5
+    pixels[edge:-edge, edge:-edge] = 255
     image = _image(pixels, is_hu=False, spacing=None)
-    mask = predict_mask(
-        _speck_network, image, Prompt(points=np.array([[150, 150]]), labels=[1]), CONFIG
-    )
-    assert dice(mask, pixels > 0) > 0.95
+    click = Prompt(points=np.array([[where[0] * side, where[1] * side]]), labels=[1])
+    assert dice(predict_mask(_speck_network, image, click, CONFIG), pixels > 0) > 0.95
     fixed = LearnedConfig(scan_min=CONFIG.point_fraction, scan_max=CONFIG.point_fraction)
-    speck = predict_mask(
-        _speck_network, image, Prompt(points=np.array([[150, 150]]), labels=[1]), fixed
-    )
-    assert 0 < speck.sum() < 0.01 * (pixels > 0).sum()  # one fixed crop: the speck
+    one_crop = predict_mask(_speck_network, image, click, fixed)  # a speck or a part
+    assert dice(one_crop, pixels > 0) < 0.7
 
 
 @pytest.mark.parametrize("click", [(108, 158), (186, 243), (290, 200)])

@@ -171,12 +171,16 @@ def _inside_slice(frame: Frame, size: int, shape: tuple[int, int]) -> np.ndarray
     return (xs >= 0) & (xs <= shape[1] - 1) & (ys >= 0) & (ys <= shape[0] - 1)
 
 
+def _reaches_border(answer: np.ndarray) -> bool:
+    """The (size, size) answer reaches the crop's two-pixel border band."""
+    band = np.ones(answer.shape, dtype=bool)
+    band[2:-2, 2:-2] = False
+    return bool(np.any(answer & band))
+
+
 def _touches_border(logits: np.ndarray, frame: Frame, shape: tuple[int, int]) -> bool:
     """The answer reaches a crop border that lies inside the slice (so a larger crop can help)."""
-    size = logits.shape[-1]
-    band = np.ones((size, size), dtype=bool)
-    band[2:-2, 2:-2] = False
-    return bool(np.any((logits > 0) & band & _inside_slice(frame, size, shape)))
+    return _reaches_border((logits > 0) & _inside_slice(frame, logits.shape[-1], shape))
 
 
 def _grown_read(
@@ -221,7 +225,7 @@ def _scan_read(
     logits = _logits(run, gray, frame, config, **channels)
     answer = (logits > 0) & _inside_slice(frame, config.size, gray.shape)
     piece = clicked_pieces(answer, frame.to_crop(channels["positive"], config.size))
-    within = bool(answer.any()) and not _touches_border(logits, frame, gray.shape)
+    within = bool(answer.any()) and not _reaches_border(answer)
     return _Read(logits, frame, piece, within)
 
 
