@@ -7,9 +7,8 @@ is), `point_mm` across when the spacing is known, enlarged while the answer runs
 border, and without spacing the smallest of several sizes at which the answer stops changing,
 then read once more in the box of that first answer, with the answer as the prior — the same
 view a drawn box gives — and only the piece of that answer holding the click is kept
-(neighbours across a disc often come along). The
-weights, their training configuration, data hashes and validation numbers live in weights/ (see
-`python -m spinalsam.train_default`).
+(neighbours across a disc often come along). The weights, their training configuration, data
+hashes and validation numbers live in weights/ (see `python -m spinalsam.train_default`).
 """
 
 from __future__ import annotations
@@ -284,7 +283,7 @@ def _scanned_read(
         fallback = [
             i for i, side in enumerate(sides) if side >= config.point_fraction * min(gray.shape)
         ]
-        chosen = next((read(i) for i in fallback if read(i).within), read(len(sides) - 1))
+        chosen = read(next((i for i in fallback if read(i).within), len(sides) - 1))
     return _mask(chosen.logits, chosen.frame, gray.shape)
 
 
@@ -298,7 +297,8 @@ def predict_mask(
     """The (H, W) boolean mask for one object's prompt.
 
     `final` (default: `run`) reads the crop the answer comes from; `run` alone probes how large
-    a clicked object is, so a costlier, more exact runner can be spent where it counts.
+    a clicked object is, so a costlier, more exact runner can be spent where it counts. Clicks
+    on a slice without spacing spend that time on scanning sizes, so `run` reads their answer.
     """
     final = final or run
     gray = gray_of(image.pixels, image.is_hu)
