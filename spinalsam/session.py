@@ -155,8 +155,9 @@ class Session:
         self.budget = budget  # the one resource budget every input of this session is held to
         self.segmenter = backend.new_segmenter()
         self._owns_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="spinalsam-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._workdir = workdir
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
         self._neighbours = NeighbourPrefetcher(budget.prefetch_radius)
         self._reset([])
 
@@ -185,11 +186,23 @@ class Session:
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
         self._cancel: threading.Event | None = None
 
+    @property
+    def workdir(self) -> Path:
+        """The session's folder for unpacked uploads and exports, made on first use.
+
+        Gradio builds sessions that it never stores and so never frees: its page template, and
+        the state of a request that fails before its first answer. Made lazily, such a session
+        leaves no folder behind.
+        """
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="spinalsam-"))
+        return self._workdir
+
     def close(self) -> None:
         """Free the session's exports and generated files (Gradio calls this when it expires)."""
         self._neighbours.close()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._owns_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
         log.info("session closed with %d image(s)", len(self.images))
 
     # ----------------------------------------------------------------- loading and view

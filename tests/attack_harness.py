@@ -57,7 +57,6 @@ class AttackServer:
     session_ttl_s: int = 20
     proc: subprocess.Popen | None = None
     url: str = ""
-    initial: frozenset[Path] = frozenset()
 
     @property
     def tmp(self) -> Path:
@@ -94,8 +93,8 @@ class AttackServer:
                 raise RuntimeError((self.workdir / "server.log").read_text()[-3000:])
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(self.url, timeout=2)
-                # Gradio builds one template Session (and its empty folder) for the page config.
-                self.initial = frozenset(self.leftovers())
+                # Gradio's template Session for the page config makes no folder (made on first use).
+                assert not self.leftovers()
                 return self
             if time.monotonic() > deadline:
                 raise TimeoutError("app.py did not start")
@@ -120,8 +119,8 @@ class AttackServer:
         )
 
     def leftovers(self) -> list[Path]:
-        """Session folders and unpacked archives still on disk (besides the template's)."""
-        return [p for p in self.tmp.glob("spinalsam-*") if p.is_dir() and p not in self.initial]
+        """Session folders and unpacked archives still on disk."""
+        return [p for p in self.tmp.glob("spinalsam-*") if p.is_dir()]
 
 
 def prepared_client(server: AttackServer) -> Client:

@@ -126,8 +126,13 @@ def test_sessions_expire_and_memory_and_disk_return(server: AttackServer, tmp_pa
         assert "256×256×80" in status[3]
     grown = server.rss() - baseline
     assert grown > 50 << 20  # eight 21 MB volumes (+ labels) are really held
+    assert len(server.leftovers()) >= 8  # each session's folder (uploads, exports)
+
+    def returned() -> bool:  # sessions expire one by one: wait for memory *and* disk
+        return server.rss() - baseline < 60 << 20 and not server.leftovers()
+
     deadline = time.monotonic() + 3 * server.session_ttl_s + 10
-    while time.monotonic() < deadline and server.rss() - baseline > 60 << 20:
+    while time.monotonic() < deadline and not returned():
         time.sleep(2)
     assert server.rss() - baseline < 60 << 20, (grown, server.rss() - baseline)
     assert not server.leftovers()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +285,21 @@ def test_close_removes_only_its_own_workdir(backend: DefaultBackend, tmp_path: P
     given = Session(backend, workdir=tmp_path)
     given.close()
     assert tmp_path.exists()
+
+
+def test_unused_sessions_leave_no_folder(
+    backend: DefaultBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gradio builds (and deep-copies) sessions it never frees: they must not hold a folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    built = Session(backend)
+    copied = copy.deepcopy(built)
+    assert not list(tmp_path.iterdir())
+    copied.open_files(example_files("Synthetic lumbar volume (3 vertebrae, HU)", copied.workdir))
+    assert [p.name[:10] for p in tmp_path.iterdir()] == ["spinalsam-"]
+    copied.close()
+    built.close()
+    assert not list(tmp_path.iterdir())
 
 
 def test_chat_names_the_vertebra_new_masks_belong_to(phantom_session: Session) -> None:
