@@ -19,6 +19,7 @@ from spinalsam.backends import load_backend
 from spinalsam.commands import Router
 from spinalsam.commands.llm import LLMParser
 from spinalsam.guards import LoginGuard, limit_jobs_per_session
+from spinalsam.ledger import ImageLedger
 from spinalsam.limits import Budget
 from spinalsam.settings import Settings
 from spinalsam.ui import build_app
@@ -31,7 +32,10 @@ QUEUE_MAX_SIZE = 64  # requests of all users waiting at once; more get "queue fu
 def create_demo(settings: Settings) -> gr.Blocks:
     """The app for `settings`: the backend is chosen (and SAM loaded) before the UI is built."""
     budget = settings.budget
-    demo = build_app(load_backend(settings.sam), _router(settings), settings.flag_dir, budget)
+    ledger = ImageLedger(int(settings.max_image_memory))
+    demo = build_app(
+        load_backend(settings.sam), _router(settings), settings.flag_dir, budget, ledger
+    )
     return guarded_queue(demo, budget, settings.concurrency)
 
 

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from spinalsam.export import (
 from spinalsam.help_text import HELP_EXAMPLES
 from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
 from spinalsam.labels import LabelError, LabelSet, label_color
+from spinalsam.ledger import ImageLedger, LedgerFull
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.measurements import (
     LabelMeasurement,
@@ -149,10 +151,16 @@ class Session:
     """
 
     def __init__(
-        self, backend: Backend, workdir: Path | None = None, budget: Budget = DEFAULT_BUDGET
+        self,
+        backend: Backend,
+        workdir: Path | None = None,
+        budget: Budget = DEFAULT_BUDGET,
+        ledger: ImageLedger | None = None,
     ) -> None:
         self.backend = backend
         self.budget = budget  # the one resource budget every input of this session is held to
+        self.ledger = ledger  # the server's image memory, shared with every other session
+        self._owner = uuid.uuid4().hex
         self.segmenter = backend.new_segmenter()
         self._owns_workdir = workdir is None
         self._workdir = workdir
@@ -201,6 +209,8 @@ class Session:
     def close(self) -> None:
         """Free the session's exports and generated files (Gradio calls this when it expires)."""
         self._neighbours.close()
+        if self.ledger is not None:
+            self.ledger.release(self._owner)
         if self._owns_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
         log.info("session closed with %d image(s)", len(self.images))
@@ -226,8 +236,23 @@ class Session:
             log.info(
                 "opened %s: %s voxels (z·y·x), %s mm, %.2f s", ct.name, shape, spacing, seconds
             )
-        self._reset([_Image.new(ct) for ct in cts])
+        images = [_Image.new(ct) for ct in cts]
+        self._hold(images)
+        self._reset(images)
         return self._describe_open()
+
+    def _hold(self, images: list[_Image]) -> None:
+        """Reserve `images` on the server's ledger before they replace the current ones."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.hold(self._owner, sum(i.ct.volume.nbytes + i.labels.nbytes for i in images))
+        except LedgerFull as exc:
+            log.warning("refused: %s", exc)
+            raise SessionError(
+                f"The server cannot hold another image right now: {exc}. Try again in a few "
+                "minutes or open a smaller file; your current work is unchanged."
+            ) from exc
 
     def _open_bundle(self, path: Path) -> str:
         """Replace the state by a saved one, validated completely before anything changes."""
@@ -243,6 +268,7 @@ class Session:
             img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
             img.prompts = dict(item.prompts)
             images.append(img)
+        self._hold(images)
         self._reset(images, saved.position)
         self.window = saved.window
         self.label_set = saved.label_set

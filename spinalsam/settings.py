@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from spinalsam.ledger import default_cap_bytes
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.sam.config import DEFAULT_CHECKPOINT, ModelType, SamSettings
 from spinalsam.sam.methods import FastEncoderError, parse_methods
@@ -129,6 +130,13 @@ class Settings(BaseSettings):
         "SPINALSAM_MAX_FILE_SIZE",
         ByteSize(DEFAULT_BUDGET.max_upload_bytes),
         "a size > 0 such as `500mb`, `2gib` or a number of bytes (1 GiB by default)",
+        gt=0,
+    )
+    max_image_memory: ByteSize = _env(
+        "SPINALSAM_MAX_IMAGE_MEMORY",
+        ByteSize(default_cap_bytes()),
+        "a size > 0 such as `8gib`: images all sessions may hold together; an upload past it "
+        "is refused with a message",
         gt=0,
     )
     concurrency: int = _env(
@@ -279,6 +287,8 @@ def settings_table() -> str:
         if name == "max_file_size":
             default = "1gib"
         shown = "unset" if default is None else f"`{default}`"
+        if name == "max_image_memory":  # depends on the machine
+            shown = "half the memory"
         rows.append(f"| `{_alias(name, field)}` | {shown} | {field.description} |")
     return "\n".join(rows)
 

@@ -26,6 +26,7 @@ from spinalsam.commands.display import inert_block
 from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.flags import FlagStore
 from spinalsam.io import SUPPORTED_EXTENSIONS
+from spinalsam.ledger import ImageLedger, default_cap_bytes
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
 from spinalsam.session import Backend, Session, SessionError, StepResult
@@ -212,19 +213,28 @@ def _end_session(s: Session) -> None:
 
 
 def build_app(
-    backend: Backend, router: Router, flag_dir: Path, budget: Budget = DEFAULT_BUDGET
+    backend: Backend,
+    router: Router,
+    flag_dir: Path,
+    budget: Budget = DEFAULT_BUDGET,
+    ledger: ImageLedger | None = None,
 ) -> gr.Blocks:
     """The whole UI around one shared backend (model) and command router.
 
     Sessions end `budget.session_ttl_s` after their last change (API clients have no heartbeat,
     so this is what frees them) or as soon as the browser tab closes (`demo.unload`); Gradio's
-    cache of uploaded and generated files is swept on the same schedule (`delete_cache`).
+    cache of uploaded and generated files is swept on the same schedule (`delete_cache`). All
+    sessions' images together stay under the `ledger`'s cap (half the machine's memory unless
+    given).
     """
     flags = FlagStore(flag_dir, budget)
     ttl = budget.session_ttl_s
+    shared = ledger or ImageLedger(default_cap_bytes())
     with gr.Blocks(title="SpinalSAM", delete_cache=(min(ttl, 600), ttl)) as demo:
         session = gr.State(
-            lambda: Session(backend, budget=budget), time_to_live=ttl, delete_callback=_end_session
+            lambda: Session(backend, budget=budget, ledger=shared),
+            time_to_live=ttl,
+            delete_callback=_end_session,
         )
         with gr.Row(equal_height=False):
             gr.Markdown(INTRO, elem_id="title")

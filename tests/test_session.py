@@ -16,8 +16,9 @@ from scipy import ndimage as ndi
 from spinalsam import ops
 from spinalsam.backends import DefaultBackend
 from spinalsam.commands import parse_offline
-from spinalsam.examples import example_files
+from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import load_ct
+from spinalsam.ledger import ImageLedger
 from spinalsam.metrics import dice
 from spinalsam.session import Session, SessionError
 
@@ -300,6 +301,25 @@ def test_unused_sessions_leave_no_folder(
     copied.close()
     built.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_sessions_share_one_image_memory_cap(backend: DefaultBackend, tmp_path: Path) -> None:
+    """Many sessions must not run the server out of memory: past the cap an upload is refused."""
+    slice_name, volume_name = EXAMPLES  # 98 kB and 6.1 MB held (image + labels)
+    ledger = ImageLedger(cap_bytes=8 << 20)
+    first = copy.deepcopy(Session(backend, tmp_path / "a", ledger=ledger))  # as Gradio makes it
+    second = Session(backend, tmp_path / "b", ledger=ledger)
+    assert first.ledger is ledger
+    first.open_files(example_files(volume_name, first.workdir))
+    second.open_files(example_files(slice_name, second.workdir))
+    assert ledger.held_bytes == 6_144_000 + 98_304
+    with pytest.raises(SessionError, match="cannot hold another image right now"):
+        second.open_files(example_files(volume_name, second.workdir))
+    assert second.current.ct.volume.shape[0] == 1  # its slice is still open
+    assert ledger.held_bytes == 6_144_000 + 98_304
+    first.close()  # an ended session gives its share back
+    second.open_files(example_files(volume_name, second.workdir))
+    assert ledger.held_bytes == 6_144_000
 
 
 def test_chat_names_the_vertebra_new_masks_belong_to(phantom_session: Session) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from sam_fixtures import settings_from
 
@@ -37,6 +38,7 @@ def _no_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("DEEPSEEK_JSON_MODE", "maybe", "`auto`, `on`, `off`"),
         ("DEEPSEEK_BASE_URL", "ftp://x", "`https://` URL"),
         ("SPINALSAM_MAX_FILE_SIZE", "lots", "a size > 0"),
+        ("SPINALSAM_MAX_IMAGE_MEMORY", "0", "a size > 0"),
         ("SPINALSAM_SHARE", "perhaps", "`1`/`true`"),
         ("SPINALSAM_ENCODER_OPT", "warp-drive", "methods joined by `+`"),
         ("SPINALSAM_ENCODER_OPT", "onnx+openvino", "methods joined by `+`"),
@@ -83,6 +85,7 @@ def test_values_reach_the_layers_that_use_them(tmp_path: Path) -> None:
     settings = settings_from(
         {
             "SPINALSAM_MAX_FILE_SIZE": "2gib",
+            "SPINALSAM_MAX_IMAGE_MEMORY": "3gib",
             "SPINALSAM_AUTH": "alice:pw1, bob:pw2",
             "SPINALSAM_SHARE": "yes",
             "SPINALSAM_CONCURRENCY": "3",
@@ -97,6 +100,8 @@ def test_values_reach_the_layers_that_use_them(tmp_path: Path) -> None:
     assert settings.budget.max_decompressed_bytes == 2 * 2**30
     assert settings.budget.max_voxels == DEFAULT_BUDGET.max_voxels
     assert settings.budget.session_ttl_s == 600
+    assert settings.max_image_memory == 3 * 2**30
+    assert settings_from({}).max_image_memory == psutil.virtual_memory().total // 2
     options = launch_options(settings)
     assert options["max_file_size"] == 2 * 2**30 and options["share"] is True
     assert settings.auth_pairs == [("alice", "pw1"), ("bob", "pw2")]
