@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 __all__ = ["ImageLedger", "LedgerFull", "default_cap_bytes"]
 
@@ -30,19 +31,21 @@ def default_cap_bytes() -> int:
 class ImageLedger:
     """Bytes of image data held per session; one instance per server, shared by its sessions.
 
-    Gradio deep-copies each new session's state: the copy must share this ledger, not get its
-    own, so `__deepcopy__` returns the same object.
+    Sessions are held weakly: Gradio drops sessions without calling their delete callback when
+    its session capacity is reached, and a dropped session's share must come back then too.
+    Gradio also deep-copies each new session's state: the copy must share this ledger, not get
+    its own, so `__deepcopy__` returns the same object.
     """
 
     def __init__(self, cap_bytes: int) -> None:
         self.cap_bytes = cap_bytes
-        self._held: dict[str, int] = {}
+        self._held: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo: dict) -> ImageLedger:
         return self
 
-    def hold(self, owner: str, nbytes: int) -> None:
+    def hold(self, owner: object, nbytes: int) -> None:
         """Let `owner` hold `nbytes` instead of what it held, or raise LedgerFull (no change)."""
         with self._lock:
             others = sum(self._held.values()) - self._held.get(owner, 0)
@@ -54,7 +57,7 @@ class ImageLedger:
                 )
             self._held[owner] = nbytes
 
-    def release(self, owner: str) -> None:
+    def release(self, owner: object) -> None:
         """`owner` holds nothing any more (its session ended)."""
         with self._lock:
             self._held.pop(owner, None)

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,6 @@ class Session:
         self.backend = backend
         self.budget = budget  # the one resource budget every input of this session is held to
         self.ledger = ledger  # the server's image memory, shared with every other session
-        self._owner = uuid.uuid4().hex
         self.segmenter = backend.new_segmenter()
         self._owns_workdir = workdir is None
         self._workdir = workdir
@@ -204,13 +203,16 @@ class Session:
         """
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="spinalsam-"))
+            # Gradio drops sessions past its capacity without the delete callback: the folder
+            # goes with the session object then.
+            weakref.finalize(self, shutil.rmtree, self._workdir, ignore_errors=True)
         return self._workdir
 
     def close(self) -> None:
         """Free the session's exports and generated files (Gradio calls this when it expires)."""
         self._neighbours.close()
         if self.ledger is not None:
-            self.ledger.release(self._owner)
+            self.ledger.release(self)
         if self._owns_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
         log.info("session closed with %d image(s)", len(self.images))
@@ -246,7 +248,7 @@ class Session:
         if self.ledger is None:
             return
         try:
-            self.ledger.hold(self._owner, sum(i.ct.volume.nbytes + i.labels.nbytes for i in images))
+            self.ledger.hold(self, sum(i.ct.volume.nbytes + i.labels.nbytes for i in images))
         except LedgerFull as exc:
             log.warning("refused: %s", exc)
             raise SessionError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import tempfile
 from pathlib import Path
@@ -320,6 +321,20 @@ def test_sessions_share_one_image_memory_cap(backend: DefaultBackend, tmp_path: 
     first.close()  # an ended session gives its share back
     second.open_files(example_files(volume_name, second.workdir))
     assert ledger.held_bytes == 6_144_000
+
+
+def test_a_dropped_session_gives_back_its_memory_and_folder(
+    backend: DefaultBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its session capacity Gradio drops sessions without calling their delete callback."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ledger = ImageLedger(cap_bytes=8 << 20)
+    dropped = Session(backend, ledger=ledger)
+    dropped.open_files(example_files(list(EXAMPLES)[1], dropped.workdir))
+    assert ledger.held_bytes == 6_144_000 and list(tmp_path.iterdir())
+    del dropped
+    gc.collect()
+    assert ledger.held_bytes == 0 and not list(tmp_path.iterdir())
 
 
 def test_chat_names_the_vertebra_new_masks_belong_to(phantom_session: Session) -> None:
