@@ -29,7 +29,6 @@ from spinalsam.training.default_sampler import (  # noqa: E402
     HU_OFFSET,
     HU_STEP,
     Item,
-    coarse_slice,
     dequantise,
     entries,
     make_sample,
@@ -76,24 +75,6 @@ def test_samples_are_seeded_and_hold_their_object() -> None:
     # every prompt has a box or a click, and the object lies mostly inside the crop
     assert all(x[1].any() or x[2].any() for x, _ in pairs)
     assert np.mean([t.mean() for _, t in pairs]) > 0.05
-
-
-def test_coarse_slices_are_thick_slab_means_on_a_coarser_grid() -> None:
-    """Sources are finer than users' scans: a 3 mm reading averages the slab and the pixels."""
-    item = _phantom_item()  # 0.8 × 0.8 mm pixels, 2 mm slices
-    item.volume[:] = np.arange(24, dtype=np.uint8)[:, None, None] * 4  # each slice its own HU
-    pixels, labels, (sx, sy) = coarse_slice(item, "axial", 10, 3.0)  # slab 1.5 slices wide
-    assert labels.shape == (26, 26) and pixels.shape == (26, 26)  # 96 × 0.8 mm / 3 mm
-    assert sx == pytest.approx(3.0, rel=0.02) and sy == pytest.approx(3.0, rel=0.02)
-    slab = dequantise(np.array([36, 40, 44], dtype=np.uint8))
-    np.testing.assert_allclose(pixels, (slab * [0.25, 1, 0.25]).sum() / 1.5, atol=1e-3)
-    stored = _phantom_item()
-    fine = stored.labels[10] == 1
-    _, coarse, _ = coarse_slice(stored, "axial", 10, 3.0)
-    assert (coarse == 1).sum() * sx * sy == pytest.approx(fine.sum() * 0.64, rel=0.1)  # same mm²
-    same, _, spacing = coarse_slice(stored, "sagittal", 40, 0.5)  # finer: stays as stored
-    np.testing.assert_allclose(same, dequantise(stored.volume[::-1, :, 40]), atol=1e-3)
-    assert spacing == pytest.approx((0.8, 2.0))
 
 
 def test_generation_does_not_depend_on_the_number_of_processes() -> None:

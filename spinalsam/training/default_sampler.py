@@ -7,9 +7,7 @@ the object's inner radius) or anywhere inside, negative clicks, a prior mask fro
 (propagation) or a distorted copy (corrections), HU under many windows and 8-bit renders,
 gamma, noise and blur (3 mm slices look blurred at crop scale), rotations, flips and 90° turns
 (a flipped slice must read alike), crops from 1.15× to 3× the object (a click does not say how
-large the object is), volumes cut tightly next to the object, and slices of volumes as a scan
-with coarser voxels would hold them (thick slabs, 1.5–3.5 mm pixels: the sources are mostly
-finer than what users bring).
+large the object is), and volumes cut tightly next to the object.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from spinalsam.planes import n_slices, slice_distance, slice_spacing, take_slice
+from spinalsam.planes import n_slices, slice_spacing, take_slice
 from spinalsam.segmenters.crops import HU_WINDOW, Frame, encode, gray_of, sample
 
 __all__ = [
@@ -30,7 +28,6 @@ __all__ = [
     "HU_STEP",
     "Entry",
     "Item",
-    "coarse_slice",
     "dequantise",
     "entries",
     "load_pack",
@@ -40,9 +37,6 @@ __all__ = [
 
 HU_OFFSET, HU_STEP = -300.0, 7.0
 MIN_AREA_PX = 50
-COARSE_SHARE = 0.3  # of volume crops, read on a coarser voxel grid
-COARSE_MM = (1.5, 3.5)  # the coarser voxel's side is drawn from this range
-COARSE_MIN_PX = 12  # an object smaller than this on the coarse grid is read as stored
 
 
 @dataclass
@@ -113,39 +107,6 @@ def slice_of(
     pixels = dequantise(raw) if item.is_hu else raw.astype(np.float32)
     spacing = slice_spacing(item.spacing, plane) if item.spacing else None  # type: ignore[arg-type]
     return pixels, np.ascontiguousarray(take_slice(item.labels, plane, index)), spacing  # type: ignore[arg-type]
-
-
-def coarse_slice(
-    item: Item, plane: str, index: int, voxel_mm: float
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """One slice as a scan with `voxel_mm` voxels would hold it, on that scan's pixel grid.
-
-    A thick slice is the mean of the slab it spans (partial volume across the discs); coarse
-    pixels are the stored ones blurred to the coarser point spread and resampled; labels are
-    resampled nearest, as label maps of coarse scans are. Axes already coarser stay as stored.
-    """
-    width = max(voxel_mm / slice_distance(item.spacing, plane), 1.0)  # type: ignore[arg-type]
-    offsets = np.arange(-int(np.ceil(width / 2 - 0.5)), int(np.ceil(width / 2 - 0.5)) + 1)
-    weights = np.clip(
-        np.minimum(offsets + 0.5, width / 2) - np.maximum(offsets - 0.5, -width / 2), 0, 1
-    )
-    last = n_slices(item.volume.shape, plane) - 1  # type: ignore[arg-type]
-    pixels = sum(
-        w * dequantise(take_slice(item.volume, plane, min(max(index + k, 0), last)))  # type: ignore[arg-type]
-        for k, w in zip(offsets, weights / weights.sum(), strict=True)
-    )
-    labels = take_slice(item.labels, plane, index)  # type: ignore[arg-type]
-    spacing = slice_spacing(item.spacing, plane)  # type: ignore[arg-type]
-    ratio = np.maximum(voxel_mm / np.array(spacing[::-1]), 1.0)  # (y, x) stored pixels per coarse
-    pixels = ndi.gaussian_filter(pixels, 0.42 * np.sqrt(ratio**2 - 1))
-    shape = np.maximum(np.round(np.array(labels.shape) / ratio), 1).astype(int)
-    ys = (np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0] - 0.5
-    xs = (np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1] - 0.5
-    grid = np.meshgrid(ys, xs, indexing="ij")
-    coarse = ndi.map_coordinates(pixels, grid, order=1, mode="nearest").astype(np.float32)
-    coarse_labels = ndi.map_coordinates(labels, grid, order=0, mode="nearest")
-    sy, sx = np.array(spacing[::-1]) * np.array(labels.shape) / shape
-    return coarse, coarse_labels, (float(sx), float(sy))
 
 
 def _bbox(mask: np.ndarray) -> np.ndarray:
@@ -285,10 +246,6 @@ def make_sample(
     """One random (inputs uint8 (CHANNELS, size, size), target uint8 (size, size)) pair."""
     item = items[entry.item]
     pixels, labels, spacing = slice_of(item, entry.plane, entry.index)
-    if item.is_hu and item.spacing and not item.stacked and rng.random() < COARSE_SHARE:
-        coarse = coarse_slice(item, entry.plane, entry.index, rng.uniform(*COARSE_MM))
-        if np.count_nonzero(coarse[1] == entry.label) >= COARSE_MIN_PX:
-            pixels, labels, spacing = coarse
     target = labels == entry.label
     gray = _gray(pixels, item.is_hu, rng)
     if not item.stacked and rng.random() < 0.15:
