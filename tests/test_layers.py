@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.guards",
         "spinalsam.headers",
         "spinalsam.help_text",
+        "spinalsam.ledger",
         "spinalsam.limits",
         "spinalsam.metrics",
         "spinalsam.numerals",
