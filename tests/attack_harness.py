@@ -55,6 +55,7 @@ class AttackServer:
 
     workdir: Path
     session_ttl_s: int = 20
+    image_memory: str = "8gib"  # SPINALSAM_MAX_IMAGE_MEMORY: the cap of all sessions' images
     proc: subprocess.Popen | None = None
     url: str = ""
 
@@ -77,6 +78,7 @@ class AttackServer:
             "SPINALSAM_BACKEND": "default",
             "SPINALSAM_FLAG_DIR": str(self.workdir / "flagged"),
             "SPINALSAM_SESSION_TTL_S": str(self.session_ttl_s),
+            "SPINALSAM_MAX_IMAGE_MEMORY": self.image_memory,
             "SPINALSAM_AUTH": ",".join(f"{u}:{p}" for u, p in USERS.items()),
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",

@@ -138,6 +138,26 @@ def test_sessions_expire_and_memory_and_disk_return(server: AttackServer, tmp_pa
     assert not server.leftovers()
 
 
+def test_many_sessions_cannot_run_the_server_out_of_memory(tmp_path: Path) -> None:
+    """Each session is bounded; together they are held to the server's image-memory cap."""
+    vol = np.random.default_rng(1).integers(-1000, 1500, (80, 256, 256), dtype=np.int16)
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(tmp_path / "vol.nii.gz"))
+    capped = AttackServer(tmp_path / "server", session_ttl_s=60, image_memory="100mb").start()
+    try:  # each volume is held as 21 MB of float32 HU + 10.5 MB of labels: three fit
+        clients = [capped.client() for _ in range(4)]
+        opened = [
+            c.predict([handle_file(str(tmp_path / "vol.nii.gz"))], api_name="/open_files")[3]
+            for c in clients
+        ]
+        assert all("256×256×80" in status for status in opened[:3]), opened
+        assert "cannot hold another image right now" in opened[3], opened[3]
+        assert "Traceback" not in opened[3]
+        assert "Opened" in clients[3].predict(CT_SMALL, api_name="/load_example")[3]
+        assert session_intact(prepared_client(capped))  # the server still serves everyone
+    finally:
+        capped.stop()
+
+
 def test_refused_upload_errors_never_show_raw_exceptions(server: AttackServer) -> None:
     client = prepared_client(server)
     with pytest.raises(AppError):  # Gradio's own extension check
