@@ -28,6 +28,10 @@ def default_cap_bytes() -> int:
         return 4 << 30
 
 
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MB"
+
+
 class ImageLedger:
     """Bytes of image data held per session; one instance per server, shared by its sessions.
 
@@ -51,9 +55,8 @@ class ImageLedger:
             others = sum(self._held.values()) - self._held.get(owner, 0)
             if others + nbytes > self.cap_bytes:
                 raise LedgerFull(
-                    f"the server already holds {others / 2**30:.1f} GiB of images for other "
-                    f"sessions and this one needs {nbytes / 2**30:.1f} GiB "
-                    f"(cap {self.cap_bytes / 2**30:.1f} GiB)"
+                    f"the server already holds {_size(others)} of images for other sessions "
+                    f"and this one needs {_size(nbytes)} (cap {_size(self.cap_bytes)})"
                 )
             self._held[owner] = nbytes
 
