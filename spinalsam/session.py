@@ -161,8 +161,8 @@ class Session:
         self.budget = budget  # the one resource budget every input of this session is held to
         self.ledger = ledger  # the server's image memory, shared with every other session
         self.segmenter = backend.new_segmenter()
-        self._owns_workdir = workdir is None
         self._workdir = workdir
+        self._remove_workdir: weakref.finalize | None = None  # set when the session made it
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         self._neighbours = NeighbourPrefetcher(budget.prefetch_radius)
@@ -204,8 +204,10 @@ class Session:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="spinalsam-"))
             # Gradio drops sessions past its capacity without the delete callback: the folder
-            # goes with the session object then.
-            weakref.finalize(self, shutil.rmtree, self._workdir, ignore_errors=True)
+            # goes with the session object then, or at `close`, whichever comes first.
+            self._remove_workdir = weakref.finalize(
+                self, shutil.rmtree, self._workdir, ignore_errors=True
+            )
         return self._workdir
 
     def close(self) -> None:
@@ -213,8 +215,8 @@ class Session:
         self._neighbours.close()
         if self.ledger is not None:
             self.ledger.release(self)
-        if self._owns_workdir and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._remove_workdir is not None:
+            self._remove_workdir()
         log.info("session closed with %d image(s)", len(self.images))
 
     # ----------------------------------------------------------------- loading and view

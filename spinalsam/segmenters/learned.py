@@ -232,10 +232,11 @@ def _agreement(small: _Read, large: _Read) -> float:
     """IoU of two reads' clicked pieces, in slice pixels; both crops share their centre, so
     the larger crop's piece is looked up at the smaller crop's pixels (nearest)."""
     size = small.piece.shape[0]
-    ratio = small.frame.matrix[0, 0] / large.frame.matrix[0, 0]
+    step_small, step_large = small.frame.step(size), large.frame.step(size)
+    ratio = step_small / step_large
     index = np.floor((np.arange(size) + 0.5 - size / 2) * ratio + size / 2).astype(int)
     overlap = np.count_nonzero(small.piece & large.piece[np.ix_(index, index)])
-    pixel_small, pixel_large = (r.frame.matrix[0, 0] ** 2 for r in (small, large))
+    pixel_small, pixel_large = step_small**2, step_large**2
     inter = overlap * pixel_small
     union = (
         np.count_nonzero(small.piece) * pixel_small
