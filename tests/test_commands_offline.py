@@ -487,6 +487,21 @@ def test_english_region_names_give_canonical_levels(text: str, expect: list[dict
     assert _ops(text) == expect
 
 
+# 节 counts vertebrae as segments, around the number ("胸椎第十二节") or before the region
+# ("第三节腰椎"); 第 N 层 after a region is still a slice.
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("这是胸椎第十二节", [{"op": "set_label", "name": "T12"}]),
+        ("标成第三节腰椎", [{"op": "set_label", "name": "L3"}]),
+        ("這是頸椎第七節", [{"op": "set_label", "name": "C7"}]),
+        ("跳到腰椎第3层", [{"op": "goto_slice", "index": 3}]),
+    ],
+)
+def test_jie_counts_vertebrae_and_never_becomes_a_slice(text: str, expect: list[dict]) -> None:
+    assert _ops(text) == expect
+
+
 # "mean" before a quantity is a statistic of the mask; as a verb it asks what something means.
 @pytest.mark.parametrize(
     ("text", "expect"),

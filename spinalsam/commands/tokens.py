@@ -145,8 +145,12 @@ _TOKEN = re.compile(
 # out of int() and out of every operation.
 _MAX_DIGITS = 6
 # 腰1, 腰椎3, 胸12, 第一腰椎: rewritten to "l1" … so that one token rule reads both languages.
+# 第三节腰椎, 胸椎第十二节: 节 counts vertebrae (after the region only with 第 … 节 around the
+# number, so "腰椎第3层" stays a slice).
 _CHINESE_VERTEBRA = re.compile(
-    r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*[颈胸腰骶]椎(?:体)?|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
+    r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*(?:节\s*)?[颈胸腰骶]椎(?:体)?"
+    r"|[颈胸腰骶]椎?\s*第\s*[一二两三四五六七八九十\d]+\s*节"
+    r"|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
 )
 # Longer "words" are not run-together commands or typos but pasted junk: leave them unknown.
 _MAX_REPAIRABLE = 40
