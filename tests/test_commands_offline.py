@@ -16,7 +16,7 @@ from spinalsam.commands import HELP_TEXT, parse_offline
 from spinalsam.commands.corpus import load_corpus, matches, score
 from spinalsam.commands.simplified import to_simplified
 from spinalsam.help_text import HELP_EXAMPLES
-from spinalsam.numerals import parse_chinese_numeral
+from spinalsam.numerals import parse_chinese_numeral, parse_english_number
 from spinalsam.ops import dump_operations
 
 DEV = SHARED_DATA.parent / "commands" / "dev.jsonl"
@@ -515,4 +515,56 @@ def test_jie_counts_vertebrae_and_never_becomes_a_slice(text: str, expect: list[
     ],
 )
 def test_statistics_of_the_mask_are_measurements(text: str, expect: list[dict]) -> None:
+    assert _ops(text) == expect
+
+
+def test_a_word_that_contains_a_number_word_is_no_window_value() -> None:
+    # "weight" is no "w" + "eight": without the width the level alone sets nothing
+    assert all(op["op"] != "set_window" for op in _ops("check the weight and level 40"))
+
+
+@pytest.mark.parametrize(
+    ("words", "value"),
+    [
+        ("forty", 40),
+        ("twenty-one", 21),
+        ("four hundred and ten", 410),
+        ("fifteen hundred", 1500),
+        ("two thousand", 2000),
+        ("one two", None),  # two numbers, not one
+        ("five twenty", None),
+        ("a hundred", None),  # "a" counts things; the tokenizer reads "a hundred points"
+    ],
+)
+def test_english_number_words(words: str, value: int | None) -> None:
+    assert parse_english_number(words) == value
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"),
+    [("三百五", 350), ("一千五", 1500), ("两千", 2000), ("一千零五", 1005), ("十百", None)],
+)
+def test_chinese_numerals_with_thousands_and_spoken_abbreviation(
+    numeral: str, value: int | None
+) -> None:
+    assert parse_chinese_numeral(numeral) == value
+
+
+def test_a_thousand_points_is_explained_not_read_as_one() -> None:
+    result = parse_offline("加一千个点")
+    assert result.operations == [] and not result.confident
+
+
+# A mask written as DICOM is a DICOM SEG; a named format wins, and outside an export the word
+# names an image.
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("export as dicom", [{"op": "export", "format": "dicom_seg"}]),
+        ("保存为DICOM文件", [{"op": "export", "format": "dicom_seg"}]),
+        ("export a png of the dicom", [{"op": "export", "format": "png"}]),
+        ("open the dicom", [{"op": "open_image"}]),
+    ],
+)
+def test_dicom_export_is_a_dicom_seg(text: str, expect: list[dict]) -> None:
     assert _ops(text) == expect

@@ -411,8 +411,16 @@ def _export(clause: _Clause) -> dict[str, Any] | None:
     cs = clause.concepts
     if C.OTHER_FORMAT in cs:
         return None  # a format we cannot write: say so instead of silently writing PNG
-    fmt = "dicom_seg" if C.DICOM_SEG in cs else "nifti" if C.NIFTI in cs else "png"
-    return {"op": "export", "format": fmt}
+    named = [fmt for concept, fmt in _FORMAT_NAMES.items() if concept in cs]
+    if not named and any(t.text in _DICOM_WORDS for t in clause.tokens):
+        named = ["dicom_seg"]
+    return {"op": "export", "format": named[0] if named else "png"}
+
+
+_FORMAT_NAMES = {C.DICOM_SEG: "dicom_seg", C.NIFTI: "nifti", C.PNG: "png"}
+# "export as DICOM": the one DICOM object a mask is written as is a DICOM SEG. A named format
+# wins ("export a PNG of the DICOM"), and outside an export the word names an image.
+_DICOM_WORDS = frozenset({"dicom", "dcm"})
 
 
 def _window_preset(clause: _Clause) -> str | None:

@@ -28,7 +28,9 @@ from spinalsam.commands.lexicon import (
 from spinalsam.commands.simplified import to_simplified
 from spinalsam.commands.window_values import MARK, take_window_values
 from spinalsam.numerals import (
+    CARDINAL_PATTERN,
     CHINESE_NUMERAL_CHARS,
+    ENGLISH_CARDINALS,
     ENGLISH_NUMBERS,
     ENGLISH_REPEATS,
     HUNDRED,
@@ -103,13 +105,6 @@ _SPACED_LEVEL = re.compile(
 # comes after the region or as an ordinal before it; a plain count before it ("2 lumbar points")
 # is a count.
 _REGION_LETTERS = {"cervical": "c", "thoracic": "t", "lumbar": "l", "sacral": "s"}
-_LEVEL_CARDINALS = {
-    word: ENGLISH_NUMBERS[word]
-    for word in (
-        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-        "twelve",
-    )
-}  # fmt: skip
 _LEVEL_ORDINALS = {
     word: n
     for n, word in enumerate(
@@ -124,7 +119,7 @@ _WORDED_LEVEL = re.compile(
     rf"(?<![a-z0-9])(?:(?P<ord>\d{{1,2}})(?:st|nd|rd|th)\s+"
     rf"|(?P<ordw>{'|'.join(_LEVEL_ORDINALS)})\s+)?"
     rf"(?P<region>{'|'.join(_REGION_LETTERS)})(?:\s+(?:vertebra[el]?|vertebral\s+body|level))?"
-    rf"(?:\s*[-#]?\s*(?P<num>\d{{1,2}}|{'|'.join(_LEVEL_CARDINALS)})(?![a-z0-9]|\s*[,;]?\s*\d))?"
+    rf"(?:\s*[-#]?\s*(?P<num>\d{{1,2}}|{CARDINAL_PATTERN})(?![a-z0-9]|\s*[,;]?\s*\d))?"
 )
 
 _TOKEN = re.compile(
@@ -244,7 +239,7 @@ def _worded_level(match: re.Match[str]) -> str:
     number = match["num"]
     if (ordinal is None) == (number is None):
         return match.group()  # no number, or two of them: not one level
-    value = ordinal or (int(number) if number.isdigit() else _LEVEL_CARDINALS[number])
+    value = ordinal or (int(number) if number.isdigit() else ENGLISH_CARDINALS[number])
     level = f"{_REGION_LETTERS[match['region']]}{value}"
     return f" {level} " if parse_vertebra_name(level) else match.group()
 
