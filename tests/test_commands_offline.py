@@ -568,3 +568,15 @@ def test_a_thousand_points_is_explained_not_read_as_one() -> None:
 )
 def test_dicom_export_is_a_dicom_seg(text: str, expect: list[dict]) -> None:
     assert _ops(text) == expect
+
+
+# A distance in words is a distance like one in digits ("move 3 slices"): without a direction
+# it is asked about, never read as slice 2 ("go bak one slice" was a confident slice 1).
+@pytest.mark.parametrize("text", ["move two slices", "skip three slices", "go bak one slice"])
+def test_a_distance_in_words_is_no_slice_index(text: str) -> None:
+    result = parse_offline(text)
+    assert result.operations == [] and not result.confident
+
+
+def test_an_ordinal_before_slice_stays_an_index() -> None:
+    assert _ops("jump to the 40th slice") == [{"op": "goto_slice", "index": 40}]

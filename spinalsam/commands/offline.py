@@ -463,8 +463,11 @@ def _slice_index(clause: _Clause) -> int | None:
         after = concepts[i + 1 : i + 3]
         # "40张" is slice 40, but "一张图" is "a picture" (张 as a measure word).
         classifier = after[:1] == [C.SLICE] and C.IMAGE not in after[1:]
-        if classifier and toks[i + 1].text.isascii() and tok.text.isalnum() and tok.text.isdigit():
-            return None  # "move 2 slices": a count of slices (a distance), never slice 2
+        # "move 2 slices", "move two slices": a count of slices (a distance), never slice 2;
+        # "the 40th slice" is an ordinal and stays an index.
+        cardinal = tok.text.isdigit() or (tok.text.isascii() and tok.text[:1].isalpha())
+        if classifier and toks[i + 1].text.isascii() and cardinal:
+            return None
         if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:
