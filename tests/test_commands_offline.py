@@ -468,6 +468,14 @@ def test_simplified_and_ascii_text_pass_the_script_conversion_unchanged() -> Non
     assert to_simplified("撤銷兩次") == "撤销两次"
 
 
+def test_taiwan_words_become_mainland_words_only_in_traditional_text() -> None:
+    assert to_simplified("匯出成PNG") == "导出成PNG"
+    assert to_simplified("打開檔案") == "打开文件"
+    assert to_simplified("打开文件") == "打开文件"  # simplified text keeps its words (not 文档)
+    assert _ops("匯出成PNG") == [{"op": "export", "format": "png"}]
+    assert _ops("檢查顯示卡") == [{"op": "check_gpu"}]
+
+
 # A vertebra level spelled with its region's English name is the canonical level, with the
 # number after the region ("lumbar 2", "thoracic twelve") or as an ordinal before it.
 @pytest.mark.parametrize(
