@@ -31,10 +31,11 @@ _REGION_ALIASES: dict[str, str] = {
     "骶": "S",
 }
 _REGION_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 1}
+# 节 counts vertebrae as segments: "第三节腰椎", "胸椎第十二节" are L3 and T12.
 _NAME_RE = re.compile(
-    r"^\s*(?:第\s*)?(?P<num1>\d+|[一二两三四五六七八九十]+)?\s*"
-    r"(?P<region>th|[ctls]|[颈胸腰骶])(?:椎|椎体|vertebra)?\s*[-_ ]?\s*"
-    r"(?P<num2>\d+|[一二两三四五六七八九十]+)?\s*(?:椎|椎体|vertebra|号)?\s*$",
+    r"^\s*(?:第\s*)?(?P<num1>\d+|[一二两三四五六七八九十]+)?\s*(?:节\s*)?"
+    r"(?P<region>th|[ctls]|[颈胸腰骶])(?:椎|椎体|vertebra)?\s*[-_ ]?\s*(?:第\s*)?"
+    r"(?P<num2>\d+|[一二两三四五六七八九十]+)?\s*(?:椎|椎体|vertebra|号|节)?\s*$",
     re.IGNORECASE,
 )
 
@@ -47,8 +48,9 @@ def _parse_number(text: str) -> int | None:
 def parse_vertebra_name(text: str) -> str | None:
     """Canonical vertebra name ("L1", "T12") for what a user typed, or None if it is not one.
 
-    Accepts "L1", "l 2", "L-3", "Th12", "腰1", "腰椎1", "胸12", "第一腰椎"; returns None for
-    free text and for levels that do not exist (e.g. "L9"), so callers can keep it as free text.
+    Accepts "L1", "l 2", "L-3", "Th12", "腰1", "腰椎1", "胸12", "第一腰椎", "胸椎第十二节"; returns
+    None for free text and for levels that do not exist (e.g. "L9"), so callers can keep it as
+    free text.
     """
     match = _NAME_RE.match(text)
     if match is None:

@@ -143,6 +143,14 @@ def test_box_coordinates_in_every_notation(text: str) -> None:
         ("L/W 40/400", 40, 400),
         ("窗宽窗位设为400/40", 40, 400),
         ("把窗宽设为400，窗位设为40", 40, 400),
+        # said in words, as radiologists dictate them
+        ("window width four hundred level forty", 40, 400),
+        ("window fifteen hundred level three hundred", 300, 1500),
+        ("level minus six hundred width fifteen hundred", -600, 1500),
+        ("WW two thousand WL five hundred", 500, 2000),
+        ("窗宽四百窗位四十", 40, 400),
+        ("窗位四十，窗宽三百五", 40, 350),
+        ("窗位负六百窗宽一千五", -600, 1500),
     ],
 )
 def test_window_values(text: str, level: int, width: int) -> None:

@@ -26,6 +26,8 @@ from spinalsam.vertebrae import VERTEBRA_NAMES, parse_vertebra_name
         ("第一腰椎", "L1"),
         ("颈2", "C2"),
         ("T 1 vertebra", "T1"),
+        ("胸椎第十二节", "T12"),
+        ("第三节腰椎", "L3"),
     ],
 )
 def test_vertebra_names_parse_to_canonical(typed: str, expected: str) -> None:

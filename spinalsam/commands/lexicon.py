@@ -124,7 +124,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
     C.EXPORT: "export save download store write output",
     C.MEASURE: (
         "measure measurement measurements statistics stats hu quantify metrics metric calculate "
-        "dimensions diameter quantification"
+        "dimensions diameter quantification average avg median density attenuation"
     ),
     C.PROPAGATE: "propagate propagation spread extend track carry copy",
     C.HELP: "help commands usage manual instructions guide capabilities tutorial",

@@ -411,8 +411,16 @@ def _export(clause: _Clause) -> dict[str, Any] | None:
     cs = clause.concepts
     if C.OTHER_FORMAT in cs:
         return None  # a format we cannot write: say so instead of silently writing PNG
-    fmt = "dicom_seg" if C.DICOM_SEG in cs else "nifti" if C.NIFTI in cs else "png"
-    return {"op": "export", "format": fmt}
+    named = [fmt for concept, fmt in _FORMAT_NAMES.items() if concept in cs]
+    if not named and any(t.text in _DICOM_WORDS for t in clause.tokens):
+        named = ["dicom_seg"]
+    return {"op": "export", "format": named[0] if named else "png"}
+
+
+_FORMAT_NAMES = {C.DICOM_SEG: "dicom_seg", C.NIFTI: "nifti", C.PNG: "png"}
+# "export as DICOM": the one DICOM object a mask is written as is a DICOM SEG. A named format
+# wins ("export a PNG of the DICOM"), and outside an export the word names an image.
+_DICOM_WORDS = frozenset({"dicom", "dcm"})
 
 
 def _window_preset(clause: _Clause) -> str | None:
@@ -455,8 +463,11 @@ def _slice_index(clause: _Clause) -> int | None:
         after = concepts[i + 1 : i + 3]
         # "40张" is slice 40, but "一张图" is "a picture" (张 as a measure word).
         classifier = after[:1] == [C.SLICE] and C.IMAGE not in after[1:]
-        if classifier and toks[i + 1].text.isascii() and tok.text.isalnum() and tok.text.isdigit():
-            return None  # "move 2 slices": a count of slices (a distance), never slice 2
+        # "move 2 slices", "move two slices": a count of slices (a distance), never slice 2;
+        # "the 40th slice" is an ordinal and stays an index.
+        cardinal = tok.text.isdigit() or (tok.text.isascii() and tok.text[:1].isalpha())
+        if classifier and toks[i + 1].text.isascii() and cardinal:
+            return None
         if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:

@@ -25,9 +25,12 @@ from spinalsam.commands.lexicon import (
     MAX_PHRASE_WORDS,
     Concept,
 )
+from spinalsam.commands.simplified import to_simplified
 from spinalsam.commands.window_values import MARK, take_window_values
 from spinalsam.numerals import (
+    CARDINAL_PATTERN,
     CHINESE_NUMERAL_CHARS,
+    ENGLISH_CARDINALS,
     ENGLISH_NUMBERS,
     ENGLISH_REPEATS,
     HUNDRED,
@@ -97,6 +100,28 @@ _SPACED_LEVEL = re.compile(
     r"(?<![a-z0-9])([ctls])(?:\s+|\s*[-_]\s*)(\d{1,2})(?![\d,.]|\s*[,;]?\s*\d)"
 )
 
+# "lumbar 2", "thoracic twelve", "the 3rd lumbar vertebra", "first sacral": a level spelled out
+# with its region's English name, written like "l2" when the result is a real level. The number
+# comes after the region or as an ordinal before it; a plain count before it ("2 lumbar points")
+# is a count.
+_REGION_LETTERS = {"cervical": "c", "thoracic": "t", "lumbar": "l", "sacral": "s"}
+_LEVEL_ORDINALS = {
+    word: n
+    for n, word in enumerate(
+        (
+            "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+            "tenth", "eleventh", "twelfth",
+        ),
+        start=1,
+    )
+}  # fmt: skip
+_WORDED_LEVEL = re.compile(
+    rf"(?<![a-z0-9])(?:(?P<ord>\d{{1,2}})(?:st|nd|rd|th)\s+"
+    rf"|(?P<ordw>{'|'.join(_LEVEL_ORDINALS)})\s+)?"
+    rf"(?P<region>{'|'.join(_REGION_LETTERS)})(?:\s+(?:vertebra[el]?|vertebral\s+body|level))?"
+    rf"(?:\s*[-#]?\s*(?P<num>\d{{1,2}}|{CARDINAL_PATTERN})(?![a-z0-9]|\s*[,;]?\s*\d))?"
+)
+
 _TOKEN = re.compile(
     rf"""
     (?P<wl>{MARK})
@@ -115,23 +140,28 @@ _TOKEN = re.compile(
 # out of int() and out of every operation.
 _MAX_DIGITS = 6
 # 腰1, 腰椎3, 胸12, 第一腰椎: rewritten to "l1" … so that one token rule reads both languages.
+# 第三节腰椎, 胸椎第十二节: 节 counts vertebrae (after the region only with 第 … 节 around the
+# number, so "腰椎第3层" stays a slice).
 _CHINESE_VERTEBRA = re.compile(
-    r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*[颈胸腰骶]椎(?:体)?|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
+    r"(?:第\s*)?[一二两三四五六七八九十\d]+\s*(?:节\s*)?[颈胸腰骶]椎(?:体)?"
+    r"|[颈胸腰骶]椎?\s*第\s*[一二两三四五六七八九十\d]+\s*节"
+    r"|[颈胸腰骶]椎?\s*[一二两三四五六七八九十\d]+"
 )
 # Longer "words" are not run-together commands or typos but pasted junk: leave them unknown.
 _MAX_REPAIRABLE = 40
 
 
 def normalise(text: str) -> str:
-    """One spelling for what users type many ways: width, case, punctuation, dozens, levels."""
-    normal = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
+    """One spelling for what users type many ways: width, script, case, punctuation, dozens,
+    levels."""
+    normal = to_simplified(unicodedata.normalize("NFKC", text)).translate(_PUNCT).lower()
     normal = _IS_CONTRACTION.sub(r"\1 is", _strip_decoration(normal))
     normal = _NAME_FIELD.sub(lambda m: f" {m[1]} as " if m[1] else f"{m[2]}改为", normal)
     normal = name_listed_values(_EXTENSION_DOT.sub(" ", normal))
     normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
     for pattern, value in _DOZEN:
         normal = pattern.sub(value, normal)
-    normal = _SPACED_LEVEL.sub(_joined_level, normal)
+    normal = _SPACED_LEVEL.sub(_joined_level, _WORDED_LEVEL.sub(_worded_level, normal))
     return _CHINESE_VERTEBRA.sub(_ascii_vertebra, normal)
 
 
@@ -204,6 +234,16 @@ def _joined_level(match: re.Match[str]) -> str:
     return f" {joined} " if parse_vertebra_name(joined) else match.group()
 
 
+def _worded_level(match: re.Match[str]) -> str:
+    ordinal = int(match["ord"]) if match["ord"] else _LEVEL_ORDINALS.get(match["ordw"] or "")
+    number = match["num"]
+    if (ordinal is None) == (number is None):
+        return match.group()  # no number, or two of them: not one level
+    value = ordinal or (int(number) if number.isdigit() else ENGLISH_CARDINALS[number])
+    level = f"{_REGION_LETTERS[match['region']]}{value}"
+    return f" {level} " if parse_vertebra_name(level) else match.group()
+
+
 def _number_token(text: str, digits: str) -> Token:
     if len(digits.lstrip("-")) > _MAX_DIGITS:
         return Token(Kind.HUGE, text[:12] + "…")
@@ -230,7 +270,22 @@ def _resolve_words(words: list[str]) -> list[Token]:
         else:
             out.extend(_word_tokens(words[i]))
             i += 1
-    return out
+    return _read_statistics(out)
+
+
+# "mean HU", "mean area of the mask": before a quantity "mean" is the statistic; anywhere else it
+# is the verb of a question about meaning ("what does L1 mean"), which no operation answers.
+_STATISTIC = "mean"
+_QUANTITIES = frozenset({Concept.MEASURE, Concept.VOLUME})
+
+
+def _read_statistics(tokens: list[Token]) -> list[Token]:
+    return [
+        replace(tok, concept=Concept.MEASURE)
+        if tok.text == _STATISTIC and i + 1 < len(tokens) and tokens[i + 1].concept in _QUANTITIES
+        else tok
+        for i, tok in enumerate(tokens)
+    ]
 
 
 def _word_tokens(word: str) -> list[Token]:
