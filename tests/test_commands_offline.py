@@ -346,6 +346,9 @@ def test_malformed_chinese_numeral_is_rejected() -> None:
     [
         "frobnicate the quux widget",  # instruction-like but unknown: ask the LLM
         "don't add any points",  # negated: never act on it
+        "不要再加点了",  # 再 after a negation is "any more", not the "then" of a next step
+        "别再加点了",
+        "没有必要导出",  # "no need to export"
         "export the mask as stl",  # a format the app cannot write
         "add 0 points",  # out of range: explained, not guessed
         "add a box from (10, 10) to (10, 50)",  # a flat box
@@ -356,6 +359,18 @@ def test_unclear_or_invalid_requests_are_not_confident(text: str) -> None:
     assert result.operations == []
     assert not result.confident
     assert result.note
+
+
+@pytest.mark.parametrize("text", ["请问怎么导出", "如何分割这个椎体", "怎样重做", "这个咋导出"])
+def test_chinese_how_to_questions_change_nothing(text: str) -> None:
+    """A how-to question asks for instructions; exporting a PNG answers a wish nobody had."""
+    result = parse_offline(text)
+    assert result.operations == []
+    assert "question" in result.note
+
+
+def test_asking_how_to_use_the_app_still_gets_help() -> None:
+    assert dump_operations(parse_offline("怎么用").operations) == [{"op": "help"}]
 
 
 def test_partly_understood_message_keeps_the_rest_but_is_not_confident() -> None:

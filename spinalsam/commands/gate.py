@@ -62,7 +62,7 @@ _POLITE = re.compile(
     r"|^\s*(?:can|could|may)\s+(?:i|we)\s+(?:please\s+)?(?:get|have|see)\b"
 )
 _ZH_QUESTION = re.compile(
-    r"什么|为什么|为何|怎么样|怎么回事|是否|觉得|应该|对吗|对不对|严不严重|严重吗|哪个|哪些|多少|几个|是不是"
+    r"什么|为什么|为何|怎么|如何|怎样|咋|是否|觉得|应该|对吗|对不对|严不严重|严重吗|哪个|哪些|多少|几个|是不是"
     # "A不A" asking for advice: 要不要, 需不需要, 该不该, 用不用 ("should I …?"); 能不能 and
     # 可不可以 ask the app to do something and stay polite requests.
     r"|([要需该用])不\1|有没有必要"

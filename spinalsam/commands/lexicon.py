@@ -304,7 +304,11 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "多标了 多打了 多放了 多余 不小心 误点 误加 误 手滑"
     ),
     C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
-    C.NEGATION: "不要 别 不用 无需 不必 不 勿 除了",
+    # 再 after a negation is "any more" ("不要再加点了"), not the "then" that separates steps.
+    C.NEGATION: (
+        "不要 别 不用 无需 不必 不 勿 除了 不要再 别再 不用再 不再 不必再 无需再 没必要 没有必要 "
+        "不需要 不必要 无须 甭"
+    ),
     C.FILLER: (
         "能不能 可不可以 是不是 要不要 会不会 请 帮我 帮 我 一下 麻烦 你 您 的 了 吧 呢 吗 把 将 "
         "在 上 给 个 些 这 这个 那个 当前 现在 能 可以 能否 想 要 需要 一些 里 中 内 为 成 格式 "
