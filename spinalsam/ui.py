@@ -423,10 +423,10 @@ def build_app(
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
         ) -> Iterator[list[Any]]:
-            history = [*history, {"role": "user", "content": text}]
-            if not text.strip():
+            if not text.strip():  # a stray Enter: nothing to say, no empty bubbles
                 yield ["", history, s, *_views(s, ""), None, gr.skip(), pending, gr.skip()]
                 return
+            history = [*history, {"role": "user", "content": text}]
             result, thinking = None, ""
             stream = router.stream(text, image_size=_size(s), masks_elsewhere=_masks_elsewhere(s))
             for item in stream:

@@ -431,3 +431,20 @@ def test_volume_propagate_planes_and_export(page, tmp_path: Path) -> None:
     link = page.locator("#download a").first
     link.wait_for(timeout=30_000)
     assert "labels.nii.gz" in (link.get_attribute("href") or "")
+
+
+def test_keys_act_on_the_image_after_typing_in_the_chat(page) -> None:
+    """A click on the image takes the keyboard from the chat box: Enter segments, N picks
+    Point − (before, Enter sent an empty chat message and N was typed into the chat box)."""
+    page.locator("#load-example").click()
+    _wait_status(page, "Opened")
+    _chat(page, "bone window")  # the chat box has the keyboard now
+    r = _rect(page)
+    _click(page, r["left"] + r["width"] * 0.5, r["top"] + r["height"] * 0.47)
+    page.keyboard.press("Enter")
+    _wait_status(page, "Segmented")
+    page.keyboard.press("n")
+    negative = page.locator("#ct-image button[data-mode=negative]")
+    assert negative.get_attribute("aria-pressed") == "true"
+    assert page.locator("#chat-input textarea").input_value() == ""
+    assert "" not in page.locator("#chat .message").all_inner_texts()  # no empty bubble

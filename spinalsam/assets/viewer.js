@@ -118,7 +118,8 @@ stage.addEventListener("pointerdown", (event) => {
   if (event.button !== 0 || !img.getAttribute("src")) return;
   const f = fraction(event);
   if (state.mode !== "pan" && !inside(f)) return;
-  event.preventDefault();
+  event.preventDefault(); // no text selection or native drag; it also keeps the focus where it was…
+  stage.focus({ preventScroll: true }); // …so take it: the keys (Enter, ↑/↓, N…) act on the image
   stage.setPointerCapture(event.pointerId);
   state.drag = { x: event.clientX, y: event.clientY, f, tx: state.tx, ty: state.ty };
 });
