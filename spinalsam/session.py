@@ -129,6 +129,15 @@ class _Undo:
     voxels: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class _PutAside:
+    """The work an upload or a reopened bundle replaced, kept so that Undo brings it back:
+    a file dropped on the upload box mid-work must not throw the masks away for good."""
+
+    saved: bundle.SavedSession
+    undo: list[_Undo]
+
+
 @dataclass
 class _Image:
     ct: CTImage
@@ -186,6 +195,7 @@ class Session:
         self.chat: tuple[tuple[str, str], ...] = ()  # the conversation, kept in bundles
         self._undo: list[_Undo] = []
         self._redo: list[_Undo] = []  # what undo took back; a new change forgets it
+        self._put_aside: _PutAside | None = None  # the work the last open replaced
         self._revision = 0  # bumped by every change of prompts or labels (view cache key)
         self._embedded_key: tuple | None = None
         self._slice_cache: tuple[tuple, SliceImage] | None = None
@@ -241,16 +251,43 @@ class Session:
                 "opened %s: %s voxels (z·y·x), %s mm, %.2f s", ct.name, shape, spacing, seconds
             )
         images = [_Image.new(ct) for ct in cts]
-        self._hold(images)
-        self._reset(images)
-        return self._describe_open()
+        note = self._replace(images)
+        return self._describe_open() + note
 
-    def _hold(self, images: list[_Image]) -> None:
-        """Reserve `images` on the server's ledger before they replace the current ones."""
+    def _replace(self, images: list[_Image], position: int = 0) -> str:
+        """Make `images` the session's; masks they replace are put aside for Undo when the
+        server has room for both. Returns what the user is told about the replaced work."""
+        if not any(img.labels.any() for img in self.images):
+            self._hold(images)
+            self._reset(images, position)
+            return ""
+        aside = _PutAside(self.snapshot(), self._undo)
+        work = f"{', '.join(sorted(self._names_of_all_masks()))} on {self.current.ct.name}"
+        try:
+            self._hold(images, also=aside.saved.images)
+            note = f" Your previous work ({work}) is put aside: Undo brings it back."
+        except SessionError:
+            self._hold(images)  # raises when even the new images do not fit: nothing changed
+            aside = None
+            note = f" The server had no room to keep your previous work ({work}); it was closed."
+        self._reset(images, position)
+        self._put_aside = aside
+        return note
+
+    def _names_of_all_masks(self) -> set[str]:
+        names = dict(self.label_set.entries)
+        ids = set().union(*(np.unique(img.labels).tolist() for img in self.images)) - {0}
+        return {names.get(i, f"label {i}") for i in ids}
+
+    def _hold(self, images: list[_Image], also: Sequence[bundle.SavedImage] = ()) -> None:
+        """Reserve `images` (and work kept `also`) on the server's ledger before they replace
+        the current ones."""
         if self.ledger is None:
             return
         try:
-            self.ledger.hold(self, sum(i.ct.volume.nbytes + i.labels.nbytes for i in images))
+            self.ledger.hold(
+                self, sum(i.ct.volume.nbytes + i.labels.nbytes for i in (*images, *also))
+            )
         except LedgerFull as exc:
             log.warning("refused: %s", exc)
             raise SessionError(
@@ -267,13 +304,14 @@ class Session:
             raise SessionError(
                 f"That session bundle was refused ({exc}); your current work is unchanged."
             ) from exc
-        images = []
-        for item in saved.images:
-            img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
-            img.prompts = dict(item.prompts)
-            images.append(img)
-        self._hold(images)
-        self._reset(images, saved.position)
+        images = _images_of(saved)
+        note = self._replace(images, saved.position)
+        self._restore_view(saved)
+        log.info("reopened bundle %s: %d image(s)", path.name, len(images))
+        return f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}.{note}"
+
+    def _restore_view(self, saved: bundle.SavedSession) -> None:
+        """Everything but the images, as `saved` had it."""
         self.window = saved.window
         self.label_set = saved.label_set
         self.active_label = saved.active_label
@@ -282,11 +320,16 @@ class Session:
         self.stats_view = saved.stats_view
         self.volume_report = saved.volume_report
         self.chat = saved.chat
-        log.info("reopened bundle %s: %d image(s)", path.name, len(images))
-        return (
-            f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}. "
-            "It replaced the previous work."
-        )
+
+    def _bring_back(self, aside: _PutAside) -> StepResult:
+        """Undo of an open: the replaced work returns with its own undo history."""
+        name = self.current.ct.name
+        images = _images_of(aside.saved)
+        self._hold(images)
+        self._reset(images, aside.saved.position)
+        self._restore_view(aside.saved)
+        self._undo = aside.undo
+        return StepResult(f"Undid: opening {name} — back to {self.current.ct.name} with its masks.")
 
     def snapshot(self) -> bundle.SavedSession:
         """Everything a user sees, as the bundle stores it (pending clicks are not kept)."""
@@ -721,6 +764,8 @@ class Session:
 
     def _op_undo(self, _: ops.Undo) -> StepResult:
         if not self._undo:
+            if self._put_aside is not None:
+                return self._bring_back(self._put_aside)
             raise SessionError("Nothing to undo.")
         self._redo.append(self._swap(self._undo.pop()))
         img = self.current
@@ -1226,6 +1271,15 @@ def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _images_of(saved: bundle.SavedSession) -> list[_Image]:
+    images = []
+    for item in saved.images:
+        img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
+        img.prompts = dict(item.prompts)
+        images.append(img)
+    return images
 
 
 def _describe_kind(kind: SegmentKind, n: int) -> str:

@@ -572,7 +572,11 @@ def build_app(
             (nifti_btn, ops.Export(format="nifti"), "export_nifti"),
             (all_btn, ops.ExportAll(), "export_all"),
         ]:
-            button.click(run_ops(operation), [session], [*view_out, download], api_name=name)
+            button.click(
+                run_ops(operation), [session], [*view_out, download], api_name=name
+            ).then(  # Undo may bring back a replaced image with its own window and labels
+                sync_controls, [session], control_out, api_visibility="private"
+            )
         chat_in.submit(
             on_chat,
             [chat_in, chatbot, session, pending_ops],

@@ -544,7 +544,7 @@ def test_bundle_roundtrip_field_by_field(
     s.pending = None
     other = Session(backend, workdir=tmp_path / "other")
     (msg,) = _ok(other.apply([ops.OpenBundle(path=str(path))]))
-    assert "Reopened" in msg and "replaced" in msg
+    assert "Reopened" in msg and "put aside" not in msg  # a fresh session had no work
     assert _fields(other) == _fields(s)
     assert all(
         np.array_equal(a.labels, b.labels) and np.array_equal(a.ct.volume, b.ct.volume)
@@ -748,3 +748,49 @@ def test_the_log_says_what_was_opened_segmented_refused_and_closed(
     assert session_lines[3] == ("INFO", "session closed with 1 image(s)")
     created = [msg for _, name, msg in lines if name == "spinalsam.segmenters.registry"]
     assert created == [f"created segmenter 'default': {backend}"]
+
+
+def _open(s: Session, example: str) -> list[str]:
+    """An upload of one of the examples, as the upload box sends it."""
+    paths = tuple(str(p) for p in example_files(example, s.workdir))
+    return _ok(s.apply([ops.OpenFiles(paths=paths)]))
+
+
+def test_opening_another_file_mid_work_can_be_undone(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """A second file dropped on the upload box used to throw every mask away for good."""
+    slice_name, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=64 << 20)
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    h, w = s.slice_shape
+    _click(s, w // 2, int(h * 0.45))
+    _ok(s.apply([ops.Segment(prompt="points"), ops.SetLabel(name="L2")]))
+    work, names = s.current.labels.copy(), s.label_names()
+    (opened,) = _open(s, slice_name)
+    assert "put aside" in opened and "L2" in opened and "Undo" in opened
+    assert ledger.held_bytes == 6_144_000 + 98_304  # both are kept while Undo can go back
+    _click(s, 10, 10)  # some work on the new slice: Undo takes that back first
+    assert "add point" in _ok(s.apply([ops.Undo()]))[0]
+    (back,) = _ok(s.apply([ops.Undo()]))
+    assert "back to" in back and s.current.ct.volume.shape == work.shape
+    assert np.array_equal(s.current.labels, work) and s.label_names() == names
+    assert ledger.held_bytes == 6_144_000
+    _ok(s.apply([ops.Undo(), ops.Undo()]))  # the volume's own history came back with it
+    assert not s.current.labels.any()
+
+
+def test_without_room_for_both_the_previous_work_is_closed_and_said_so(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    _, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=8 << 20)  # one volume, not two
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
+    assert s.current.labels.any()
+    (opened,) = _open(s, volume_name)
+    assert "no room to keep" in opened
+    assert ledger.held_bytes == 6_144_000 and not s.current.labels.any()
+    assert not s.apply([ops.Undo()])[0].ok
