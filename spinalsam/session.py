@@ -257,7 +257,7 @@ class Session:
     def _replace(self, images: list[_Image], position: int = 0) -> str:
         """Make `images` the session's; masks they replace are put aside for Undo when the
         server has room for both. Returns what the user is told about the replaced work."""
-        if not any(img.labels.any() for img in self.images):
+        if not self.has_work:
             self._hold(images)
             self._reset(images, position)
             return ""
@@ -352,6 +352,11 @@ class Session:
     @property
     def has_image(self) -> bool:
         return bool(self.images)
+
+    @property
+    def has_work(self) -> bool:
+        """Whether any open image has a mask: what a reload or another upload would lose."""
+        return any(img.labels.any() for img in self.images)
 
     @property
     def current(self) -> _Image:

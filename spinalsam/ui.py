@@ -110,7 +110,9 @@ def _views(session: Session, message: str) -> list[Any]:
     lines = message.splitlines()
     if len(lines) > STATUS_LINES:
         message = "\n".join([*lines[:1], "_(the full answer is in the chat)_"])
-    payload = encode_view(session.view(), (w, h), img.index, count, time.monotonic_ns())
+    payload = encode_view(
+        session.view(), (w, h), img.index, count, time.monotonic_ns(), session.has_work
+    )
     return [
         payload,
         gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),

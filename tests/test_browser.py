@@ -448,3 +448,33 @@ def test_keys_act_on_the_image_after_typing_in_the_chat(page) -> None:
     assert negative.get_attribute("aria-pressed") == "true"
     assert page.locator("#chat-input textarea").input_value() == ""
     assert "" not in page.locator("#chat .message").all_inner_texts()  # no empty bubble
+
+
+def _leaving_is_held_back(page) -> bool:
+    """Whether the page cancels a `beforeunload` (the browser then asks "Leave site?").
+
+    Headless Chromium closes and reloads without showing that dialog, so the test sends the
+    event itself, as the page's last act (Gradio's own listener closes the page's connection);
+    what the browser does with a cancelled event is the browser's job."""
+    return page.evaluate(
+        """(() => { const e = new Event("beforeunload", {cancelable: true});
+        window.dispatchEvent(e); return e.defaultPrevented; })()"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "asks"), [((), False), (("Enter",), True), (("Enter", "u"), False)]
+)
+def test_leaving_the_page_with_masks_asks_first(browser, app_url, keys, asks) -> None:
+    """A reload or a closed tab ends the session: with masks on it the browser asks first
+    (a point alone is quickly redone; an undone mask is no work)."""
+    page = _new_page(browser, app_url)
+    page.locator("#load-example").click()
+    _wait_status(page, "Opened")
+    r = _rect(page)
+    _click(page, r["left"] + r["width"] * 0.5, r["top"] + r["height"] * 0.47)
+    for key, answer in zip(keys, ("Segmented", "Undid"), strict=False):
+        page.keyboard.press(key)
+        _wait_status(page, answer)
+    assert _leaving_is_held_back(page) == asks
+    page.close()

@@ -71,6 +71,7 @@ function show() {
   const v = props.value;
   const has = Boolean(v && v.src);
   viewer.classList.toggle("ssam-has-image", has);
+  viewer.dataset.work = has && v.has_work ? "1" : "";
   if (!has) {
     img.removeAttribute("src");
     info.textContent = "";
@@ -175,6 +176,14 @@ stage.addEventListener(
   },
   { passive: false }
 );
+
+// The session lives on the server and a reload starts a new one: with masks on the image, the
+// browser asks before leaving (its own "Leave site?" question; the text cannot be set).
+window.addEventListener("beforeunload", (event) => {
+  if (document.querySelector(".ssam-viewer")?.dataset.work !== "1") return;
+  event.preventDefault();
+  event.returnValue = ""; // what browsers before the standard preventDefault read
+});
 
 // Keyboard, as in radiology viewers; ignored while the user types in a field.
 if (!window.__spinalsamKeys) {
