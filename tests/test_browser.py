@@ -478,3 +478,27 @@ def test_leaving_the_page_with_masks_asks_first(browser, app_url, keys, asks) ->
         _wait_status(page, answer)
     assert _leaving_is_held_back(page) == asks
     page.close()
+
+
+def test_slices_step_from_the_image_toolbar_on_a_phone(browser, app_url) -> None:
+    """A phone has no wheel or arrow keys and the slider sits far below the image: the image's
+    own toolbar steps through the slices (and shows its buttons only for volumes)."""
+    page = _new_page(browser, app_url, (390, 844))
+    try:
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened")  # CT_small: one slice, nothing to step through
+        step_up = page.locator("#ct-image button[data-step='1']")
+        assert not step_up.is_visible()
+        page.locator("#example input").click()
+        page.get_by_role("option", name=re.compile("Synthetic lumbar volume")).click()
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened synthetic")
+        start = int(re.search(r"axial slice (\d+)/", _status(page)).group(1))
+        step_up.click()
+        _wait_status(page, f"Axial slice {start + 1} ")
+        page.locator("#ct-image button[data-step='-1']").click()
+        _wait_status(page, f"Axial slice {start} ")
+        box = step_up.bounding_box()
+        assert box and box["x"] + box["width"] <= 390  # on screen, beside the other tools
+    finally:
+        page.close()

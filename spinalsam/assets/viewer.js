@@ -72,6 +72,7 @@ function show() {
   const has = Boolean(v && v.src);
   viewer.classList.toggle("ssam-has-image", has);
   viewer.dataset.work = has && v.has_work ? "1" : "";
+  viewer.classList.toggle("ssam-volume", has && v.count > 1);
   if (!has) {
     img.removeAttribute("src");
     info.textContent = "";
@@ -104,6 +105,9 @@ function step(delta) {
 }
 
 buttons.forEach((b) => b.addEventListener("click", () => setMode(b.dataset.mode)));
+element
+  .querySelectorAll("[data-step]")
+  .forEach((b) => b.addEventListener("click", () => step(Number(b.dataset.step))));
 element.querySelectorAll("[data-zoom]").forEach((b) =>
   b.addEventListener("click", () => {
     const z = b.dataset.zoom;
