@@ -920,7 +920,7 @@ class Session:
             mask, image.pixels, image.spacing[::-1] if image.spacing else None, image.is_hu
         )
         self._keep_stats(stats)
-        lines = [f"- **{k.replace('_', ' ')}**: {v:.4g}" for k, v in stats.items()]
+        lines = [f"- **{k.replace('_', ' ')}**: {_plain(v)}" for k, v in stats.items()]
         return StepResult("Measurements of the visible masks on this slice:\n" + "\n".join(lines))
 
     def _measure(self, names: dict[int, str]) -> list[LabelMeasurement]:
@@ -1276,6 +1276,14 @@ def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _plain(value: float) -> str:
+    """Four significant digits without an exponent: counts of 10,000+ pixels and areas of
+    10,000+ mm² are read by people, and "2.234e+04" hides the count the status shows."""
+    if float(value).is_integer() or abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
 
 
 def _images_of(saved: bundle.SavedSession) -> list[_Image]:

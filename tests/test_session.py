@@ -794,3 +794,17 @@ def test_without_room_for_both_the_previous_work_is_closed_and_said_so(
     assert "no room to keep" in opened
     assert ledger.held_bytes == 6_144_000 and not s.current.labels.any()
     assert not s.apply([ops.Undo()])[0].ok
+
+
+def test_measurements_read_as_plain_numbers(session: Session, tmp_path: Path) -> None:
+    """A 512² render's mask has tens of thousands of pixels: "22345", not "2.234e+04"."""
+    png = tmp_path / "slice.png"
+    yy, xx = np.mgrid[:512, :512]
+    disc = (yy - 200) ** 2 + (xx - 200) ** 2 < 90**2  # a bright round "body" on dark
+    Image.fromarray(np.where(disc, 220, 40).astype(np.uint8)).save(png)
+    session.open_files([png])
+    _ok(session.apply([ops.AddBox(box=(100, 100, 300, 300)), ops.Segment(prompt="box")]))
+    pixels = int(session.mask().sum())
+    assert pixels >= 10_000
+    (msg,) = _ok(session.apply([ops.Measure()]))
+    assert f"**pixels count**: {pixels}\n" in msg + "\n" and "e+" not in msg
