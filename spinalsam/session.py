@@ -60,7 +60,13 @@ from spinalsam.planes import (
 from spinalsam.prefetch import NeighbourPrefetcher
 from spinalsam.prompts import Point, PromptSet, SegmentKind
 from spinalsam.render import compose_view
-from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
+from spinalsam.segmenters.base import (
+    BackendInfo,
+    Prompt,
+    Segmenter,
+    SegmenterError,
+    SliceImage,
+)
 from spinalsam.windowing import PRESETS, Window
 
 if TYPE_CHECKING:
@@ -696,7 +702,8 @@ class Session:
         name = self.label_set.name_of(self.active_label)
         return (
             f"Segmented with {self.segmenter.info.name} from "
-            f"{_describe_kind(kind, len(objects))} in {elapsed:.0f} ms: "
+            f"{_describe_kind(kind, len(objects))} ({_what_was_used(objects)}) in "
+            f"{elapsed:.0f} ms: "
             f"{self._area_text(mask, image)}, labelled {name}."
         )
 
@@ -1293,6 +1300,21 @@ def _images_of(saved: bundle.SavedSession) -> list[_Image]:
         img.prompts = dict(item.prompts)
         images.append(img)
     return images
+
+
+def _what_was_used(objects: Sequence[Prompt]) -> str:
+    """ "1 box, 1 positive and 2 negative points": a count of objects alone ("1 prompt") does
+    not tell a user whether the negative click they just made was used."""
+    boxes = sum(o.box is not None for o in objects)
+    positive = sum(int((o.labels == 1).sum()) for o in objects)
+    negative = sum(int((o.labels == 0).sum()) for o in objects)
+    parts = [f"{boxes} box{'es' if boxes > 1 else ''}"] if boxes else []
+    if positive or negative:
+        counts = [
+            f"{n} {sign}" for n, sign in ((positive, "positive"), (negative, "negative")) if n
+        ]
+        parts.append(f"{' and '.join(counts)} point{'s' if max(positive, negative) > 1 else ''}")
+    return ", ".join(parts)
 
 
 def _describe_kind(kind: SegmentKind, n: int) -> str:

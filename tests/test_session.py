@@ -808,3 +808,15 @@ def test_measurements_read_as_plain_numbers(session: Session, tmp_path: Path) ->
     assert pixels >= 10_000
     (msg,) = _ok(session.apply([ops.Measure()]))
     assert f"**pixels count**: {pixels}\n" in msg + "\n" and "e+" not in msg
+
+
+def test_the_segment_message_says_which_clicks_were_used(phantom_session: Session) -> None:
+    s = phantom_session
+    h, w = s.slice_shape
+    _click(s, w // 2, int(h * 0.45))
+    _click(s, 5, 5, "negative")
+    (msg,) = _ok(s.apply([ops.Segment(prompt="auto")]))
+    assert "(1 positive and 1 negative point)" in msg, msg
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110))]))  # the negative click lies outside it
+    (msg,) = _ok(s.apply([ops.Segment(prompt="auto")]))
+    assert "from 1 prompt (1 box, 1 positive point)" in msg, msg
