@@ -1233,8 +1233,8 @@ def _compact_help() -> str:
         "**Try / 试试:** "
         + " — ".join(seen.values())
         + ".\n\nOn the image: **Point +/−** click, **Box** drag, **Pan** drag, **Select** "
-        "clicks a mask to rename or correct it; wheel or ↑/↓ step slices, Enter segments, U "
-        "undoes. Chain steps with *then / 然后*."
+        "clicks a mask to rename or correct it; Slice −/+, the wheel or ↑/↓ step slices, Enter "
+        "segments, U undoes. Chain steps with *then / 然后*."
     )
 
 
