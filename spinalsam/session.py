@@ -974,12 +974,19 @@ class Session:
 
     def cancel_propagation(self) -> str:
         """Ask a running propagation to stop; what it found so far is kept (and undoable)."""
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._cancel is None or self._cancel.is_set():
+            return "No propagation is running: nothing to stop."
+        self._cancel.set()
         return "Stopping the propagation…"
 
     def propagate(self, on_progress: Callable[[int, int], None] | None = None) -> str:
         """Segment neighbouring slices from the current mask; the result is one undo step."""
+        try:
+            return self._propagate(on_progress)
+        finally:
+            self._cancel = None  # Stop now says that nothing is running
+
+    def _propagate(self, on_progress: Callable[[int, int], None] | None) -> str:
         img = self.current
         self._cancel = threading.Event()
         if not img.ct.is_volume:
@@ -1014,7 +1021,8 @@ class Session:
         lo, hi = min(slices), max(slices)
         check = result.cross_check
         note = f" Sagittal check (slice {check.sagittal_index}): {check.note}." if check else ""
-        return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all.{note}"
+        done = f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all.{note}"
+        return f"Stopped as asked. {done}" if self._cancel.is_set() else done
 
     def _op_help(self, _: ops.Help) -> StepResult:
         return StepResult(COMPACT_HELP)

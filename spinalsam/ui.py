@@ -609,7 +609,11 @@ def build_app(
         )
         propagate_btn.click(on_propagate, [session], view_out, api_name="propagate")
         cancel_btn.click(
-            lambda s: s.cancel_propagation(), [session], status, queue=False, api_name="cancel"
+            lambda s: _status_text(s, s.cancel_propagation()),
+            [session],
+            status,
+            queue=False,
+            api_name="cancel",
         )
         label_name.input(on_label, [label_name, session], view_out, api_name="set_label")
         shown.input(on_shown, [shown, session], view_out, api_name="show_labels")

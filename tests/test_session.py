@@ -820,3 +820,21 @@ def test_the_segment_message_says_which_clicks_were_used(phantom_session: Sessio
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110))]))  # the negative click lies outside it
     (msg,) = _ok(s.apply([ops.Segment(prompt="auto")]))
     assert "from 1 prompt (1 box, 1 positive point)" in msg, msg
+
+
+def test_stop_says_whether_a_propagation_was_running(phantom_session: Session) -> None:
+    """Stop pressed with nothing running used to answer "Stopping the propagation…" forever."""
+    s = phantom_session
+    assert "No propagation is running" in s.cancel_propagation()
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    answers: list[str] = []
+
+    def stop_midway(done: int, total: int) -> None:
+        if done == 2:
+            answers.append(s.cancel_propagation())
+
+    assert s.propagate(on_progress=stop_midway).startswith("Stopped as asked. Propagated to")
+    assert answers == ["Stopping the propagation…"]
+    filled = int((s.current.labels > 0).any(axis=(1, 2)).sum())
+    assert 1 < filled < 6  # what it found before the stop is kept
+    assert "No propagation is running" in s.cancel_propagation()
