@@ -1107,7 +1107,17 @@ class Session:
             )
         self._keep_stats(stats)
         header = f"| scope | Dice | IoU | HD95 ({units}) | MSD ({units}) |\n|---|---|---|---|---|"
-        return "\n".join([header, *rows])
+        table = "\n".join([header, *rows])
+        count = int(np.count_nonzero(np.unique(gt_labels)))
+        if count < 2:
+            return table
+        # A whole-body label map (organs and vertebrae) against one vertebra gives a Dice near
+        # 0 in the union rows although the vertebra is right: say what those rows measure.
+        return (
+            f"{table}\n\n_The ground truth holds {count} labels: the rows without ↔ treat them "
+            "all as one object; a row “name ↔ GT n” compares your label with the ground-truth "
+            "label it overlaps most._"
+        )
 
     def _keep_stats(self, stats: dict[str, float]) -> None:
         """Metrics belong to one slice: new ones there add up, elsewhere they start over."""
