@@ -502,3 +502,21 @@ def test_slices_step_from_the_image_toolbar_on_a_phone(browser, app_url) -> None
         assert box and box["x"] + box["width"] <= 390  # on screen, beside the other tools
     finally:
         page.close()
+
+
+def test_a_tap_on_the_empty_panel_opens_the_file_chooser_on_a_phone(browser, app_url) -> None:
+    """At 390×844 the upload box is two screens below the empty image panel that says "Open a
+    CT file": a tap on the panel itself opens the file chooser."""
+    from pydicom.data import get_testdata_file
+
+    page = _new_page(browser, app_url, (390, 844))
+    try:
+        assert page.locator("#upload").bounding_box()["y"] > 844  # not on the first screen
+        before = _seq(page)
+        with page.expect_file_chooser(timeout=10_000) as chooser:
+            page.locator("#ct-image .ssam-stage").click()
+        chooser.value.set_files(get_testdata_file("CT_small.dcm"))
+        _answered(page, before)
+        assert "Opened" in _status(page)
+    finally:
+        page.close()

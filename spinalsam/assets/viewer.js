@@ -119,6 +119,12 @@ element.querySelectorAll("[data-zoom]").forEach((b) =>
   })
 );
 
+stage.addEventListener("click", () => {
+  // Nothing open yet: the panel is where people tap first (on a phone the upload box is two
+  // screens below it), so a tap here opens the upload box's file chooser.
+  if (!img.getAttribute("src")) document.querySelector("#upload input[type=file]")?.click();
+});
+
 stage.addEventListener("pointerdown", (event) => {
   if (event.button !== 0 || !img.getAttribute("src")) return;
   const f = fraction(event);
