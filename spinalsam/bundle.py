@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BUNDLE_VERSION = 2
+_LEVEL = 1  # zlib level of the arrays: see write_bundle
 _MAX_PROMPTS = 500  # per slice
 _MAX_CHAT = 400  # messages
 _MAX_TEXT = 20_000  # characters of one chat message or the 3-D report
@@ -184,7 +185,13 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
         "images": images,
     }
     arrays["meta"] = np.array(json.dumps(meta))
-    np.savez_compressed(path, **arrays)
+    # np.savez_compressed deflates at zlib's default level 6: 11 s for a 512²×133 float32 chest
+    # CT on 2 shared cores, while the user waits on "Save". Level 1 takes about a third of
+    # that for a file ~14 % larger; np.load reads both the same way.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
     return path
 
 

@@ -60,7 +60,13 @@ from spinalsam.planes import (
 from spinalsam.prefetch import NeighbourPrefetcher
 from spinalsam.prompts import Point, PromptSet, SegmentKind
 from spinalsam.render import compose_view
-from spinalsam.segmenters.base import BackendInfo, Segmenter, SegmenterError, SliceImage
+from spinalsam.segmenters.base import (
+    BackendInfo,
+    Prompt,
+    Segmenter,
+    SegmenterError,
+    SliceImage,
+)
 from spinalsam.windowing import PRESETS, Window
 
 if TYPE_CHECKING:
@@ -129,6 +135,15 @@ class _Undo:
     voxels: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class _PutAside:
+    """The work an upload or a reopened bundle replaced, kept so that Undo brings it back:
+    a file dropped on the upload box mid-work must not throw the masks away for good."""
+
+    saved: bundle.SavedSession
+    undo: list[_Undo]
+
+
 @dataclass
 class _Image:
     ct: CTImage
@@ -186,6 +201,7 @@ class Session:
         self.chat: tuple[tuple[str, str], ...] = ()  # the conversation, kept in bundles
         self._undo: list[_Undo] = []
         self._redo: list[_Undo] = []  # what undo took back; a new change forgets it
+        self._put_aside: _PutAside | None = None  # the work the last open replaced
         self._revision = 0  # bumped by every change of prompts or labels (view cache key)
         self._embedded_key: tuple | None = None
         self._slice_cache: tuple[tuple, SliceImage] | None = None
@@ -241,16 +257,43 @@ class Session:
                 "opened %s: %s voxels (z·y·x), %s mm, %.2f s", ct.name, shape, spacing, seconds
             )
         images = [_Image.new(ct) for ct in cts]
-        self._hold(images)
-        self._reset(images)
-        return self._describe_open()
+        note = self._replace(images)
+        return self._describe_open() + note
 
-    def _hold(self, images: list[_Image]) -> None:
-        """Reserve `images` on the server's ledger before they replace the current ones."""
+    def _replace(self, images: list[_Image], position: int = 0) -> str:
+        """Make `images` the session's; masks they replace are put aside for Undo when the
+        server has room for both. Returns what the user is told about the replaced work."""
+        if not self.has_work:
+            self._hold(images)
+            self._reset(images, position)
+            return ""
+        aside = _PutAside(self.snapshot(), self._undo)
+        work = f"{', '.join(sorted(self._names_of_all_masks()))} on {self.current.ct.name}"
+        try:
+            self._hold(images, also=aside.saved.images)
+            note = f" Your previous work ({work}) is put aside: Undo brings it back."
+        except SessionError:
+            self._hold(images)  # raises when even the new images do not fit: nothing changed
+            aside = None
+            note = f" The server had no room to keep your previous work ({work}); it was closed."
+        self._reset(images, position)
+        self._put_aside = aside
+        return note
+
+    def _names_of_all_masks(self) -> set[str]:
+        names = dict(self.label_set.entries)
+        ids = set().union(*(np.unique(img.labels).tolist() for img in self.images)) - {0}
+        return {names.get(i, f"label {i}") for i in ids}
+
+    def _hold(self, images: list[_Image], also: Sequence[bundle.SavedImage] = ()) -> None:
+        """Reserve `images` (and work kept `also`) on the server's ledger before they replace
+        the current ones."""
         if self.ledger is None:
             return
         try:
-            self.ledger.hold(self, sum(i.ct.volume.nbytes + i.labels.nbytes for i in images))
+            self.ledger.hold(
+                self, sum(i.ct.volume.nbytes + i.labels.nbytes for i in (*images, *also))
+            )
         except LedgerFull as exc:
             log.warning("refused: %s", exc)
             raise SessionError(
@@ -267,13 +310,14 @@ class Session:
             raise SessionError(
                 f"That session bundle was refused ({exc}); your current work is unchanged."
             ) from exc
-        images = []
-        for item in saved.images:
-            img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
-            img.prompts = dict(item.prompts)
-            images.append(img)
-        self._hold(images)
-        self._reset(images, saved.position)
+        images = _images_of(saved)
+        note = self._replace(images, saved.position)
+        self._restore_view(saved)
+        log.info("reopened bundle %s: %d image(s)", path.name, len(images))
+        return f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}.{note}"
+
+    def _restore_view(self, saved: bundle.SavedSession) -> None:
+        """Everything but the images, as `saved` had it."""
         self.window = saved.window
         self.label_set = saved.label_set
         self.active_label = saved.active_label
@@ -282,11 +326,16 @@ class Session:
         self.stats_view = saved.stats_view
         self.volume_report = saved.volume_report
         self.chat = saved.chat
-        log.info("reopened bundle %s: %d image(s)", path.name, len(images))
-        return (
-            f"Reopened a saved session with {len(images)} image(s): {images[0].ct.name}. "
-            "It replaced the previous work."
-        )
+
+    def _bring_back(self, aside: _PutAside) -> StepResult:
+        """Undo of an open: the replaced work returns with its own undo history."""
+        name = self.current.ct.name
+        images = _images_of(aside.saved)
+        self._hold(images)
+        self._reset(images, aside.saved.position)
+        self._restore_view(aside.saved)
+        self._undo = aside.undo
+        return StepResult(f"Undid: opening {name} — back to {self.current.ct.name} with its masks.")
 
     def snapshot(self) -> bundle.SavedSession:
         """Everything a user sees, as the bundle stores it (pending clicks are not kept)."""
@@ -309,6 +358,11 @@ class Session:
     @property
     def has_image(self) -> bool:
         return bool(self.images)
+
+    @property
+    def has_work(self) -> bool:
+        """Whether any open image has a mask: what a reload or another upload would lose."""
+        return any(img.labels.any() for img in self.images)
 
     @property
     def current(self) -> _Image:
@@ -648,7 +702,8 @@ class Session:
         name = self.label_set.name_of(self.active_label)
         return (
             f"Segmented with {self.segmenter.info.name} from "
-            f"{_describe_kind(kind, len(objects))} in {elapsed:.0f} ms: "
+            f"{_describe_kind(kind, len(objects))} ({_what_was_used(objects)}) in "
+            f"{elapsed:.0f} ms: "
             f"{self._area_text(mask, image)}, labelled {name}."
         )
 
@@ -721,6 +776,8 @@ class Session:
 
     def _op_undo(self, _: ops.Undo) -> StepResult:
         if not self._undo:
+            if self._put_aside is not None:
+                return self._bring_back(self._put_aside)
             raise SessionError("Nothing to undo.")
         self._redo.append(self._swap(self._undo.pop()))
         img = self.current
@@ -870,7 +927,7 @@ class Session:
             mask, image.pixels, image.spacing[::-1] if image.spacing else None, image.is_hu
         )
         self._keep_stats(stats)
-        lines = [f"- **{k.replace('_', ' ')}**: {v:.4g}" for k, v in stats.items()]
+        lines = [f"- **{k.replace('_', ' ')}**: {_plain(v)}" for k, v in stats.items()]
         return StepResult("Measurements of the visible masks on this slice:\n" + "\n".join(lines))
 
     def _measure(self, names: dict[int, str]) -> list[LabelMeasurement]:
@@ -917,12 +974,19 @@ class Session:
 
     def cancel_propagation(self) -> str:
         """Ask a running propagation to stop; what it found so far is kept (and undoable)."""
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._cancel is None or self._cancel.is_set():
+            return "No propagation is running: nothing to stop."
+        self._cancel.set()
         return "Stopping the propagation…"
 
     def propagate(self, on_progress: Callable[[int, int], None] | None = None) -> str:
         """Segment neighbouring slices from the current mask; the result is one undo step."""
+        try:
+            return self._propagate(on_progress)
+        finally:
+            self._cancel = None  # Stop now says that nothing is running
+
+    def _propagate(self, on_progress: Callable[[int, int], None] | None) -> str:
         img = self.current
         self._cancel = threading.Event()
         if not img.ct.is_volume:
@@ -957,7 +1021,8 @@ class Session:
         lo, hi = min(slices), max(slices)
         check = result.cross_check
         note = f" Sagittal check (slice {check.sagittal_index}): {check.note}." if check else ""
-        return f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all.{note}"
+        done = f"Propagated to {len(slices)} slices ({lo}–{hi}); undo removes them all.{note}"
+        return f"Stopped as asked. {done}" if self._cancel.is_set() else done
 
     def _op_help(self, _: ops.Help) -> StepResult:
         return StepResult(COMPACT_HELP)
@@ -1042,7 +1107,17 @@ class Session:
             )
         self._keep_stats(stats)
         header = f"| scope | Dice | IoU | HD95 ({units}) | MSD ({units}) |\n|---|---|---|---|---|"
-        return "\n".join([header, *rows])
+        table = "\n".join([header, *rows])
+        count = int(np.count_nonzero(np.unique(gt_labels)))
+        if count < 2:
+            return table
+        # A whole-body label map (organs and vertebrae) against one vertebra gives a Dice near
+        # 0 in the union rows although the vertebra is right: say what those rows measure.
+        return (
+            f"{table}\n\n_The ground truth holds {count} labels: the rows without ↔ treat them "
+            "all as one object; a row “name ↔ GT n” compares your label with the ground-truth "
+            "label it overlaps most._"
+        )
 
     def _keep_stats(self, stats: dict[str, float]) -> None:
         """Metrics belong to one slice: new ones there add up, elsewhere they start over."""
@@ -1176,8 +1251,8 @@ def _compact_help() -> str:
         "**Try / 试试:** "
         + " — ".join(seen.values())
         + ".\n\nOn the image: **Point +/−** click, **Box** drag, **Pan** drag, **Select** "
-        "clicks a mask to rename or correct it; wheel or ↑/↓ step slices, Enter segments, U "
-        "undoes. Chain steps with *then / 然后*."
+        "clicks a mask to rename or correct it; Slice −/+, the wheel or ↑/↓ step slices, Enter "
+        "segments, U undoes. Chain steps with *then / 然后*."
     )
 
 
@@ -1226,6 +1301,38 @@ def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _plain(value: float) -> str:
+    """Four significant digits without an exponent: counts of 10,000+ pixels and areas of
+    10,000+ mm² are read by people, and "2.234e+04" hides the count the status shows."""
+    if float(value).is_integer() or abs(value) >= 1000:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _images_of(saved: bundle.SavedSession) -> list[_Image]:
+    images = []
+    for item in saved.images:
+        img = _Image(ct=item.ct, labels=item.labels, plane=item.plane, index=item.index)
+        img.prompts = dict(item.prompts)
+        images.append(img)
+    return images
+
+
+def _what_was_used(objects: Sequence[Prompt]) -> str:
+    """ "1 box, 1 positive and 2 negative points": a count of objects alone ("1 prompt") does
+    not tell a user whether the negative click they just made was used."""
+    boxes = sum(o.box is not None for o in objects)
+    positive = sum(int((o.labels == 1).sum()) for o in objects)
+    negative = sum(int((o.labels == 0).sum()) for o in objects)
+    parts = [f"{boxes} box{'es' if boxes > 1 else ''}"] if boxes else []
+    if positive or negative:
+        counts = [
+            f"{n} {sign}" for n, sign in ((positive, "positive"), (negative, "negative")) if n
+        ]
+        parts.append(f"{' and '.join(counts)} point{'s' if max(positive, negative) > 1 else ''}")
+    return ", ".join(parts)
 
 
 def _describe_kind(kind: SegmentKind, n: int) -> str:

@@ -94,6 +94,26 @@ def _views(session: Session, message: str) -> list[Any]:
         return [None, gr.Slider(minimum=0, maximum=1, value=0), gr.Radio(), message, empty]
     session.prefetch()
     img = session.current
+    count = session.slice_count
+    h, w = session.slice_shape
+    payload = encode_view(
+        session.view(), (w, h), img.index, count, time.monotonic_ns(), session.has_work
+    )
+    return [
+        payload,
+        gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
+        gr.Radio(value=img.plane, interactive=img.ct.is_volume),
+        _status_text(session, message),
+        _shown_labels(session),
+    ]
+
+
+def _status_text(session: Session, message: str) -> str:
+    """Where the user is (file, slice, size, label, waiting clicks), then `message`: every
+    answer shown in the status keeps that first line."""
+    if not session.has_image:
+        return message
+    img = session.current
     pending = session.pending
     count = session.slice_count
     h, w = session.slice_shape
@@ -110,14 +130,7 @@ def _views(session: Session, message: str) -> list[Any]:
     lines = message.splitlines()
     if len(lines) > STATUS_LINES:
         message = "\n".join([*lines[:1], "_(the full answer is in the chat)_"])
-    payload = encode_view(session.view(), (w, h), img.index, count, time.monotonic_ns())
-    return [
-        payload,
-        gr.Slider(minimum=0, maximum=max(count - 1, 1), value=img.index, interactive=count > 1),
-        gr.Radio(value=img.plane, interactive=img.ct.is_volume),
-        f"{where}\n\n{message}" if message else where,
-        _shown_labels(session),
-    ]
+    return f"{where}\n\n{message}" if message else where
 
 
 def _shown_labels(session: Session) -> gr.CheckboxGroup:
@@ -423,10 +436,10 @@ def build_app(
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
         ) -> Iterator[list[Any]]:
-            history = [*history, {"role": "user", "content": text}]
-            if not text.strip():
+            if not text.strip():  # a stray Enter: nothing to say, no empty bubbles
                 yield ["", history, s, *_views(s, ""), None, gr.skip(), pending, gr.skip()]
                 return
+            history = [*history, {"role": "user", "content": text}]
             result, thinking = None, ""
             stream = router.stream(text, image_size=_size(s), masks_elsewhere=_masks_elsewhere(s))
             for item in stream:
@@ -506,7 +519,8 @@ def build_app(
             return msg, figure, str(mesh) if mesh else None
 
         def on_dicom_seg(s: Session):
-            return _guard(lambda: _apply(s, [ops.ExportDicomSeg()]))
+            msg, out_files = _guard(lambda: _apply(s, [ops.ExportDicomSeg()]))
+            return _status_text(s, msg), out_files
 
         def on_gt(paths: list[str] | None, s: Session):
             return _guard(lambda: _apply(s, [ops.Compare(paths=tuple(paths or ()))]))[0]
@@ -528,10 +542,11 @@ def build_app(
                     f"metrics.{cut}"
                 )
 
-            return _guard(flag)[0]
+            return _status_text(s, _guard(flag)[0])
 
         def on_save(s: Session, history: list[dict] | None):
-            return _guard(lambda: _apply(s, [ops.SaveSession(chat=_chat_pairs(history))]))
+            msg, out_files = _guard(lambda: _apply(s, [ops.SaveSession(chat=_chat_pairs(history))]))
+            return _status_text(s, msg), out_files
 
         def on_bundle(path: str | None, history: list[dict] | None, s: Session):
             msg, _ = _guard(
@@ -572,7 +587,11 @@ def build_app(
             (nifti_btn, ops.Export(format="nifti"), "export_nifti"),
             (all_btn, ops.ExportAll(), "export_all"),
         ]:
-            button.click(run_ops(operation), [session], [*view_out, download], api_name=name)
+            button.click(
+                run_ops(operation), [session], [*view_out, download], api_name=name
+            ).then(  # Undo may bring back a replaced image with its own window and labels
+                sync_controls, [session], control_out, api_visibility="private"
+            )
         chat_in.submit(
             on_chat,
             [chat_in, chatbot, session, pending_ops],
@@ -590,7 +609,11 @@ def build_app(
         )
         propagate_btn.click(on_propagate, [session], view_out, api_name="propagate")
         cancel_btn.click(
-            lambda s: s.cancel_propagation(), [session], status, queue=False, api_name="cancel"
+            lambda s: _status_text(s, s.cancel_propagation()),
+            [session],
+            status,
+            queue=False,
+            api_name="cancel",
         )
         label_name.input(on_label, [label_name, session], view_out, api_name="set_label")
         shown.input(on_shown, [shown, session], view_out, api_name="show_labels")

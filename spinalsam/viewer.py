@@ -38,13 +38,20 @@ def image_panel(elem_id: str = "ct-image") -> gr.HTML:
 
 
 def encode_view(
-    rgb: np.ndarray, grid: tuple[int, int], index: int, count: int, seq: int
+    rgb: np.ndarray,
+    grid: tuple[int, int],
+    index: int,
+    count: int,
+    seq: int,
+    has_work: bool = False,
 ) -> dict[str, Any]:
     """What the panel receives: the rendered view and the pixel grid clicks map onto.
 
     `grid` is the slice's own (columns, rows); the picture may be stretched (thick slabs are
     shown with square millimetres), the grid is what prompts are placed on. `seq` changes on
     every answer so the panel always notices one, even when the picture did not change.
+    `has_work` (the session holds masks) makes the browser ask before a reload or a closed
+    tab ends the session: its state lives on the server and is not restored.
     """
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=_PNG_LEVEL)
@@ -58,4 +65,5 @@ def encode_view(
         "index": index,
         "count": count,
         "seq": seq,
+        "has_work": has_work,
     }

@@ -215,3 +215,16 @@ def test_flag_stores_prompts_mask_and_metrics(client: Client, app_workdir: Path)
     assert "left pedicle missing" in rows and "needs correction" in rows
     assert "[30, 30, 100, 100]" in rows and "CT_small" in rows and "hu_mean" in rows
     assert stored[-1]["has_mask"] == 1  # the visible mask went with the flag
+
+
+def test_answers_beside_the_image_keep_the_status_header(client: Client) -> None:
+    """Save, DICOM-SEG and flag answer in the status too: the line saying which file, slice
+    and label is on screen stays above their message instead of vanishing."""
+    client.predict(CT_SMALL, api_name="/load_example")
+    _chat(client, "add a box from (30, 30) to (100, 100) and generate the box mask")
+    for status in (
+        client.predict([], api_name="/save_session")[0],
+        client.predict(api_name="/export_dicom_seg")[0],
+        client.predict("good", "", api_name="/flag"),
+    ):
+        assert status.startswith("**CT_small.dcm** · axial slice 0/0"), status

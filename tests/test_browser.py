@@ -431,3 +431,92 @@ def test_volume_propagate_planes_and_export(page, tmp_path: Path) -> None:
     link = page.locator("#download a").first
     link.wait_for(timeout=30_000)
     assert "labels.nii.gz" in (link.get_attribute("href") or "")
+
+
+def test_keys_act_on_the_image_after_typing_in_the_chat(page) -> None:
+    """A click on the image takes the keyboard from the chat box: Enter segments, N picks
+    Point − (before, Enter sent an empty chat message and N was typed into the chat box)."""
+    page.locator("#load-example").click()
+    _wait_status(page, "Opened")
+    _chat(page, "bone window")  # the chat box has the keyboard now
+    r = _rect(page)
+    _click(page, r["left"] + r["width"] * 0.5, r["top"] + r["height"] * 0.47)
+    page.keyboard.press("Enter")
+    _wait_status(page, "Segmented")
+    page.keyboard.press("n")
+    negative = page.locator("#ct-image button[data-mode=negative]")
+    assert negative.get_attribute("aria-pressed") == "true"
+    assert page.locator("#chat-input textarea").input_value() == ""
+    assert "" not in page.locator("#chat .message").all_inner_texts()  # no empty bubble
+
+
+def _leaving_is_held_back(page) -> bool:
+    """Whether the page cancels a `beforeunload` (the browser then asks "Leave site?").
+
+    Headless Chromium closes and reloads without showing that dialog, so the test sends the
+    event itself, as the page's last act (Gradio's own listener closes the page's connection);
+    what the browser does with a cancelled event is the browser's job."""
+    return page.evaluate(
+        """(() => { const e = new Event("beforeunload", {cancelable: true});
+        window.dispatchEvent(e); return e.defaultPrevented; })()"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "asks"), [((), False), (("Enter",), True), (("Enter", "u"), False)]
+)
+def test_leaving_the_page_with_masks_asks_first(browser, app_url, keys, asks) -> None:
+    """A reload or a closed tab ends the session: with masks on it the browser asks first
+    (a point alone is quickly redone; an undone mask is no work)."""
+    page = _new_page(browser, app_url)
+    page.locator("#load-example").click()
+    _wait_status(page, "Opened")
+    r = _rect(page)
+    _click(page, r["left"] + r["width"] * 0.5, r["top"] + r["height"] * 0.47)
+    for key, answer in zip(keys, ("Segmented", "Undid"), strict=False):
+        page.keyboard.press(key)
+        _wait_status(page, answer)
+    assert _leaving_is_held_back(page) == asks
+    page.close()
+
+
+def test_slices_step_from_the_image_toolbar_on_a_phone(browser, app_url) -> None:
+    """A phone has no wheel or arrow keys and the slider sits far below the image: the image's
+    own toolbar steps through the slices (and shows its buttons only for volumes)."""
+    page = _new_page(browser, app_url, (390, 844))
+    try:
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened")  # CT_small: one slice, nothing to step through
+        step_up = page.locator("#ct-image button[data-step='1']")
+        assert not step_up.is_visible()
+        page.locator("#example input").click()
+        page.get_by_role("option", name=re.compile("Synthetic lumbar volume")).click()
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened synthetic")
+        start = int(re.search(r"axial slice (\d+)/", _status(page)).group(1))
+        step_up.click()
+        _wait_status(page, f"Axial slice {start + 1} ")
+        page.locator("#ct-image button[data-step='-1']").click()
+        _wait_status(page, f"Axial slice {start} ")
+        box = step_up.bounding_box()
+        assert box and box["x"] + box["width"] <= 390  # on screen, beside the other tools
+    finally:
+        page.close()
+
+
+def test_a_tap_on_the_empty_panel_opens_the_file_chooser_on_a_phone(browser, app_url) -> None:
+    """At 390×844 the upload box is two screens below the empty image panel that says "Open a
+    CT file": a tap on the panel itself opens the file chooser."""
+    from pydicom.data import get_testdata_file
+
+    page = _new_page(browser, app_url, (390, 844))
+    try:
+        assert page.locator("#upload").bounding_box()["y"] > 844  # not on the first screen
+        before = _seq(page)
+        with page.expect_file_chooser(timeout=10_000) as chooser:
+            page.locator("#ct-image .ssam-stage").click()
+        chooser.value.set_files(get_testdata_file("CT_small.dcm"))
+        _answered(page, before)
+        assert "Opened" in _status(page)
+    finally:
+        page.close()

@@ -544,7 +544,7 @@ def test_bundle_roundtrip_field_by_field(
     s.pending = None
     other = Session(backend, workdir=tmp_path / "other")
     (msg,) = _ok(other.apply([ops.OpenBundle(path=str(path))]))
-    assert "Reopened" in msg and "replaced" in msg
+    assert "Reopened" in msg and "put aside" not in msg  # a fresh session had no work
     assert _fields(other) == _fields(s)
     assert all(
         np.array_equal(a.labels, b.labels) and np.array_equal(a.ct.volume, b.ct.volume)
@@ -748,3 +748,116 @@ def test_the_log_says_what_was_opened_segmented_refused_and_closed(
     assert session_lines[3] == ("INFO", "session closed with 1 image(s)")
     created = [msg for _, name, msg in lines if name == "spinalsam.segmenters.registry"]
     assert created == [f"created segmenter 'default': {backend}"]
+
+
+def _open(s: Session, example: str) -> list[str]:
+    """An upload of one of the examples, as the upload box sends it."""
+    paths = tuple(str(p) for p in example_files(example, s.workdir))
+    return _ok(s.apply([ops.OpenFiles(paths=paths)]))
+
+
+def test_opening_another_file_mid_work_can_be_undone(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """A second file dropped on the upload box used to throw every mask away for good."""
+    slice_name, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=64 << 20)
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    h, w = s.slice_shape
+    _click(s, w // 2, int(h * 0.45))
+    _ok(s.apply([ops.Segment(prompt="points"), ops.SetLabel(name="L2")]))
+    work, names = s.current.labels.copy(), s.label_names()
+    (opened,) = _open(s, slice_name)
+    assert "put aside" in opened and "L2" in opened and "Undo" in opened
+    assert ledger.held_bytes == 6_144_000 + 98_304  # both are kept while Undo can go back
+    _click(s, 10, 10)  # some work on the new slice: Undo takes that back first
+    assert "add point" in _ok(s.apply([ops.Undo()]))[0]
+    (back,) = _ok(s.apply([ops.Undo()]))
+    assert "back to" in back and s.current.ct.volume.shape == work.shape
+    assert np.array_equal(s.current.labels, work) and s.label_names() == names
+    assert ledger.held_bytes == 6_144_000
+    _ok(s.apply([ops.Undo(), ops.Undo()]))  # the volume's own history came back with it
+    assert not s.current.labels.any()
+
+
+def test_without_room_for_both_the_previous_work_is_closed_and_said_so(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    _, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=8 << 20)  # one volume, not two
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
+    assert s.current.labels.any()
+    (opened,) = _open(s, volume_name)
+    assert "no room to keep" in opened
+    assert ledger.held_bytes == 6_144_000 and not s.current.labels.any()
+    assert not s.apply([ops.Undo()])[0].ok
+
+
+def test_measurements_read_as_plain_numbers(session: Session, tmp_path: Path) -> None:
+    """A 512² render's mask has tens of thousands of pixels: "22345", not "2.234e+04"."""
+    png = tmp_path / "slice.png"
+    yy, xx = np.mgrid[:512, :512]
+    disc = (yy - 200) ** 2 + (xx - 200) ** 2 < 90**2  # a bright round "body" on dark
+    Image.fromarray(np.where(disc, 220, 40).astype(np.uint8)).save(png)
+    session.open_files([png])
+    _ok(session.apply([ops.AddBox(box=(100, 100, 300, 300)), ops.Segment(prompt="box")]))
+    pixels = int(session.mask().sum())
+    assert pixels >= 10_000
+    (msg,) = _ok(session.apply([ops.Measure()]))
+    assert f"**pixels count**: {pixels}\n" in msg + "\n" and "e+" not in msg
+
+
+def test_the_segment_message_says_which_clicks_were_used(phantom_session: Session) -> None:
+    s = phantom_session
+    h, w = s.slice_shape
+    _click(s, w // 2, int(h * 0.45))
+    _click(s, 5, 5, "negative")
+    (msg,) = _ok(s.apply([ops.Segment(prompt="auto")]))
+    assert "(1 positive and 1 negative point)" in msg, msg
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110))]))  # the negative click lies outside it
+    (msg,) = _ok(s.apply([ops.Segment(prompt="auto")]))
+    assert "from 1 prompt (1 box, 1 positive point)" in msg, msg
+
+
+def test_stop_says_whether_a_propagation_was_running(phantom_session: Session) -> None:
+    """Stop pressed with nothing running used to answer "Stopping the propagation…" forever."""
+    s = phantom_session
+    assert "No propagation is running" in s.cancel_propagation()
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    answers: list[str] = []
+
+    def stop_midway(done: int, total: int) -> None:
+        if done == 2:
+            answers.append(s.cancel_propagation())
+
+    assert s.propagate(on_progress=stop_midway).startswith("Stopped as asked. Propagated to")
+    assert answers == ["Stopping the propagation…"]
+    filled = int((s.current.labels > 0).any(axis=(1, 2)).sum())
+    assert 1 < filled < 6  # what it found before the stop is kept
+    assert "No propagation is running" in s.cancel_propagation()
+
+
+def test_compare_says_how_a_multi_label_ground_truth_is_read(
+    phantom_session: Session, tmp_path: Path
+) -> None:
+    """A right vertebra against a whole-body label map scored Dice ≈ 0 in the union rows with
+    no word on why; the table now says what those rows and the paired rows measure."""
+    s = phantom_session
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
+    reference = sitk.ReadImage(str(s.workdir / "synthetic_lumbar_phantom.nii.gz"))
+    tables = []
+    for organ in (False, True):
+        labels = np.where(s.current.labels > 0, 31, 0).astype(np.uint8)
+        if organ:
+            labels[:, :30, :] = 5  # a large "organ" elsewhere in the map
+        gt = sitk.GetImageFromArray(labels)
+        gt.CopyInformation(reference)
+        sitk.WriteImage(gt, str(tmp_path / "gt.nii.gz"))
+        tables.append(s.compare([tmp_path / "gt.nii.gz"]))
+    single, several = tables
+    assert "holds" not in single
+    assert "The ground truth holds 2 labels" in several
+    assert "| vertebra ↔ GT 31 (3-D) | 1.0000 |" in several

@@ -71,6 +71,8 @@ function show() {
   const v = props.value;
   const has = Boolean(v && v.src);
   viewer.classList.toggle("ssam-has-image", has);
+  viewer.dataset.work = has && v.has_work ? "1" : "";
+  viewer.classList.toggle("ssam-volume", has && v.count > 1);
   if (!has) {
     img.removeAttribute("src");
     info.textContent = "";
@@ -103,6 +105,9 @@ function step(delta) {
 }
 
 buttons.forEach((b) => b.addEventListener("click", () => setMode(b.dataset.mode)));
+element
+  .querySelectorAll("[data-step]")
+  .forEach((b) => b.addEventListener("click", () => step(Number(b.dataset.step))));
 element.querySelectorAll("[data-zoom]").forEach((b) =>
   b.addEventListener("click", () => {
     const z = b.dataset.zoom;
@@ -114,11 +119,18 @@ element.querySelectorAll("[data-zoom]").forEach((b) =>
   })
 );
 
+stage.addEventListener("click", () => {
+  // Nothing open yet: the panel is where people tap first (on a phone the upload box is two
+  // screens below it), so a tap here opens the upload box's file chooser.
+  if (!img.getAttribute("src")) document.querySelector("#upload input[type=file]")?.click();
+});
+
 stage.addEventListener("pointerdown", (event) => {
   if (event.button !== 0 || !img.getAttribute("src")) return;
   const f = fraction(event);
   if (state.mode !== "pan" && !inside(f)) return;
-  event.preventDefault();
+  event.preventDefault(); // no text selection or native drag; it also keeps the focus where it was…
+  stage.focus({ preventScroll: true }); // …so take it: the keys (Enter, ↑/↓, N…) act on the image
   stage.setPointerCapture(event.pointerId);
   state.drag = { x: event.clientX, y: event.clientY, f, tx: state.tx, ty: state.ty };
 });
@@ -174,6 +186,14 @@ stage.addEventListener(
   },
   { passive: false }
 );
+
+// The session lives on the server and a reload starts a new one: with masks on the image, the
+// browser asks before leaving (its own "Leave site?" question; the text cannot be set).
+window.addEventListener("beforeunload", (event) => {
+  if (document.querySelector(".ssam-viewer")?.dataset.work !== "1") return;
+  event.preventDefault();
+  event.returnValue = ""; // what browsers before the standard preventDefault read
+});
 
 // Keyboard, as in radiology viewers; ignored while the user types in a field.
 if (!window.__spinalsamKeys) {
