@@ -34,7 +34,7 @@ from spinalsam.export import (
     write_zip,
 )
 from spinalsam.help_text import HELP_EXAMPLES
-from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
+from spinalsam.io import CTImage, CTLoadError, load_label_map, load_upload
 from spinalsam.labels import LabelError, LabelSet, label_color
 from spinalsam.ledger import ImageLedger, LedgerFull
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -226,10 +226,7 @@ class Session:
             raise SessionError("No file was uploaded.")
         start = time.perf_counter()
         try:
-            if len(paths) > 1 and all(_is_picture(p) for p in paths):
-                cts = [load_ct([p], self.budget) for p in sorted(paths, key=lambda p: Path(p).name)]
-            else:
-                cts = [load_ct(paths, self.budget, self.workdir)]
+            cts = load_upload(paths, self.budget, self.workdir)
         except CTLoadError as exc:
             log.warning("refused upload %s: %s", _file_names(paths), exc)
             raise SessionError(f"Could not open the file: {exc}") from exc
@@ -1237,10 +1234,6 @@ def _file_names(paths: Sequence[str | Path]) -> str:
     """The uploaded files' names for a log line (not their temporary folders), at most five."""
     names = [Path(p).name for p in paths]
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
-def _is_picture(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in RASTER_EXTENSIONS
 
 
 def _safe_stem(name: str) -> str:

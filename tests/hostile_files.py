@@ -20,6 +20,7 @@ import pydicom
 import pydicom.data
 import SimpleITK as sitk
 from fixtures_ct import synthetic_ct, write_dicom_series, write_zip
+from PIL import Image
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 __all__ = ["ATTACKS", "CANARY_SECRET", "Attack", "huge_slice", "write_canary"]
@@ -264,6 +265,18 @@ def zip_fails_after_unpack(tmp: Path, canary: Path) -> list[Path]:
     return [write_zip(tmp / "junk.zip", {f"{i}.dcm": bytes(16 << 20) for i in range(4)})]
 
 
+def picture_stack(tmp: Path, canary: Path) -> list[Path]:
+    """12 one-colour 4096² PNGs, 16 KB each on disk: 12 × 64 MiB decoded, over the voxel
+    budget together though each picture alone is within it."""
+    first = tmp / "page00.png"
+    Image.new("L", (4096, 4096)).save(first, optimize=True)
+    pages = [first]
+    for i in range(1, 12):
+        pages.append(tmp / f"page{i:02d}.png")
+        pages[-1].write_bytes(first.read_bytes())
+    return pages
+
+
 def huge_slice(tmp: Path) -> tuple[Path, tuple[int, int]]:
     """A 4096² CT slice (0.1 mm pixels) and a click on its vertebra, in the slice's own pixels
     (chat coordinates; the display grid is bounded to 2048²).
@@ -323,4 +336,5 @@ ATTACKS: list[Attack] = [
         "dicom_mixed_orientations", dicom_mixed_orientations, r"another orientation", accepted=True
     ),
     Attack("zip_fails_after_unpack", zip_fails_after_unpack, r"holds no readable DICOM"),
+    Attack("picture_stack_12x4096x4096", picture_stack, r"12 pictures hold 201,326,592 pixels"),
 ]

@@ -38,7 +38,7 @@ from hostile_files import (
 )
 from PIL import Image
 
-from spinalsam.io import CTLoadError, load_ct
+from spinalsam.io import CTLoadError, load_ct, load_upload
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 
 MAX_FILES = DEFAULT_BUDGET.max_files
@@ -348,10 +348,10 @@ def test_hostile_upload_is_refused_or_bounded(tmp_path: Path, attack: Attack) ->
     paths = attack.build(upload, canary)
     if not attack.accepted:
         with pytest.raises(CTLoadError, match=attack.message) as info:
-            load_ct(paths)
+            load_upload(paths)
         assert CANARY_SECRET.decode() not in str(info.value)
         return
-    ct = load_ct(paths)
+    (ct,) = load_upload(paths)
     assert re.search(attack.message, f"{ct.name}, spacing {_spacing(ct)}")
     assert CANARY_SECRET not in ct.volume.astype(np.uint8).tobytes()
 
@@ -400,6 +400,15 @@ def test_budget_is_the_one_limit(tmp_path: Path) -> None:
         load_ct([path], Budget(min_spacing_mm=1, max_spacing_mm=2))
     with pytest.raises(CTLoadError, match=r"16 × 16 pixels are supported"):
         load_ct([path], Budget(max_side_px=16))
+
+
+def test_a_stack_of_pictures_is_held_to_the_voxel_budget_together(tmp_path: Path) -> None:
+    """Each picture alone is small; the stack is counted as one volume, from the headers."""
+    pages = [write_png(tmp_path / f"{name}.png", synthetic_slice_u8()) for name in "cab"]
+    h, w = synthetic_slice_u8().shape
+    assert [ct.name for ct in load_upload(pages)] == ["a.png", "b.png", "c.png"]
+    with pytest.raises(CTLoadError, match=rf"3 pictures hold {3 * h * w:,} pixels together"):
+        load_upload(pages, Budget(max_voxels=3 * h * w - 1))
 
 
 def test_dicom_without_pixel_spacing_has_no_spacing(tmp_path: Path) -> None:
