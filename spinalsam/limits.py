@@ -43,6 +43,12 @@ class Budget:
     # Segmentation works on at most this many pixels per call; larger slices are segmented on
     # a bounded grid and mapped back.
     max_segment_pixels: int = 1024 * 1024
+    # What one session may name and place; a saved bundle holds no more, so whatever a session
+    # holds can be saved and reopened.
+    max_labels: int = 1000  # label names (a spine has 26 vertebrae)
+    max_prompts_per_slice: int = 500  # points and boxes on one slice
+    max_saved_chat_messages: int = 400  # a bundle keeps the last ones
+    max_saved_text_chars: int = 20_000  # one saved chat message or 3-D report, cut beyond
     # Text a user or a model can send.
     max_chat_chars: int = 2000
     max_llm_answer_chars: int = 64_000

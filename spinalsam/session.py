@@ -453,9 +453,15 @@ class Session:
     def _op_save_session(self, op: ops.SaveSession) -> StepResult:
         if not self.has_image:
             raise SessionError("Nothing to save yet: open an image first.")
-        self.chat = op.chat
-        path = bundle.write_bundle(self.snapshot(), self.workdir / "spinalsam_session.npz")
-        return StepResult("Session saved: download it below.", files=(path,))
+        self.chat = bundle.fit_chat(op.chat)
+        try:
+            path = bundle.write_bundle(self.snapshot(), self.workdir / "spinalsam_session.npz")
+        except bundle.BundleError as exc:
+            raise SessionError(f"The session could not be saved: {exc}.") from exc
+        note = ""
+        if self.chat != op.chat:
+            note = f" The bundle keeps the chat's last {len(self.chat)} messages, long ones cut."
+        return StepResult(f"Session saved: download it below.{note}", files=(path,))
 
     def _op_next_image(self, _: ops.NextImage) -> StepResult:
         return self._step(+1)
@@ -691,6 +697,12 @@ class Session:
         return labels
 
     def _edit_prompts(self, description: str, new: PromptSet) -> None:
+        limit = self.budget.max_prompts_per_slice
+        if len(new.points) + len(new.boxes) > limit:
+            raise SessionError(
+                f"This slice already holds {limit} points and boxes, the most one slice may "
+                'have. Clear some ("clear points") or segment with them first.'
+            )
         self._commit(description, prompts=new)
 
     def _commit(
@@ -975,6 +987,11 @@ class Session:
             new_set, new_id = self.label_set.add(name)
         except LabelError as exc:
             raise SessionError(str(exc)) from exc
+        if len(new_set.entries) > self.budget.max_labels:
+            raise SessionError(
+                f"A session names at most {self.budget.max_labels} labels; reuse a name "
+                "(the label menu lists them)."
+            )
         old = self.active_label
         label = new_set.name_of(new_id)
         moved = 0

@@ -556,6 +556,35 @@ def test_bundle_roundtrip_field_by_field(
     assert a.file.read_bytes() == b.file.read_bytes()
 
 
+def test_whatever_a_session_holds_saves_a_bundle_that_reopens(
+    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """A long chat, a pasted report, every label name and prompt a session may hold: the
+    bundle it saves reopens (before, each of these saved a bundle the app then refused)."""
+    from spinalsam.limits import DEFAULT_BUDGET as B
+
+    s = phantom_session
+    for i in range(B.max_labels - len(s.label_set.entries)):
+        s.set_active_label(f"object {i}")
+    (res,) = s.apply([ops.SetLabel(name="one too many")])
+    assert not res.ok and f"at most {B.max_labels} labels" in res.message
+    points = [(i % 50, i // 50) for i in range(B.max_prompts_per_slice)]
+    _ok(s.apply([ops.AddPoints(points=points[k : k + 50]) for k in range(0, len(points), 50)]))
+    (res,) = s.apply([ops.AddBox(box=(1, 1, 9, 9))])
+    assert not res.ok and f"already holds {B.max_prompts_per_slice} points" in res.message
+    pasted = ("user", "report " * 5000)  # 35,000 characters
+    chat = (pasted, *[("assistant", "ok"), ("user", "next")] * 250)
+    (res,) = s.apply([ops.SaveSession(chat=chat)])
+    assert res.ok and f"last {B.max_saved_chat_messages} messages" in res.message
+    other = Session(backend, workdir=tmp_path / "other")
+    _ok(other.apply([ops.OpenBundle(path=str(res.file))]))
+    assert other.label_set == s.label_set and other.images[0].prompts == s.images[0].prompts
+    assert other.chat == s.chat and len(other.chat) == B.max_saved_chat_messages
+    (res,) = s.apply([ops.SaveSession(chat=(pasted,))])
+    _ok(other.apply([ops.OpenBundle(path=str(res.file))]))
+    assert other.chat[0][1].endswith(" …") and len(other.chat[0][1]) == B.max_saved_text_chars
+
+
 def _crafted(path: Path, tmp_path: Path, change) -> Path:
     """A copy of a real bundle with its JSON (or arrays) changed by `change`."""
     import json
