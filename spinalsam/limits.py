@@ -57,6 +57,9 @@ class Budget:
     session_ttl_s: int = 3600
     # Queue: jobs one session may have waiting at once, so one user cannot starve the others.
     max_jobs_per_session: int = 4
+    # One request at a time uses a session; the next waits this long for it, then is answered
+    # "still busy" (quick clicks queue up; a click during a propagation is told to wait).
+    session_busy_wait_s: float = 3.0
     # SAM: slices on each side of the one on screen embedded in the background while the user
     # looks (`spinalsam.prefetch`): 6 encoder runs per slice change at most, one at a time on
     # the model's one shared prefetch thread, and 6 x 4 MB of ViT-B embeddings in the shared,

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 # DICOM header values, since logs of a public service are read by people who are not the user.
 log = logging.getLogger(__name__)
 
-__all__ = ["Backend", "Pending", "Session", "SessionError", "StepResult"]
+__all__ = ["Backend", "Pending", "Session", "SessionBusy", "SessionError", "StepResult"]
 
 UNDO_DEPTH = 50
 ACTIVE_LABEL_DEFAULT = 1
@@ -79,6 +79,26 @@ DEFAULT_LABELS = LabelSet(((ACTIVE_LABEL_DEFAULT, "vertebra"),))
 
 class SessionError(ValueError):
     """An operation that cannot run in the current state; the message is shown as is."""
+
+
+class SessionBusy(SessionError):
+    """Another request of the same session is still running; nothing was changed."""
+
+
+class _Turn:
+    """The lock that lets one request at a time use a session.
+
+    Gradio runs a session's events in parallel (a propagation and an upload, two quick
+    clicks, a double-submitted chat): without it a propagation that ended after an upload wrote
+    the old image's masks into the new one. A copied session (Gradio deep-copies new ones) gets
+    a lock of its own.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> _Turn:
+        return _Turn()
 
 
 class Backend(Protocol):
@@ -166,7 +186,20 @@ class Session:
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         self._neighbours = NeighbourPrefetcher(budget.prefetch_radius)
+        self._turn = _Turn()
         self._reset([])
+
+    def acquire_turn(self) -> None:
+        """Wait for the session's previous request; `SessionBusy` if it is still running after
+        the budget's wait (e.g. a propagation). Pair with `release_turn`."""
+        if not self._turn.lock.acquire(timeout=self.budget.session_busy_wait_s):
+            raise SessionBusy(
+                "Your previous request (e.g. a propagation) is still running; wait for it to "
+                "finish or press Stop, then try again. Nothing was changed."
+            )
+
+    def release_turn(self) -> None:
+        self._turn.lock.release()
 
     def _reset(self, images: list[_Image], position: int = 0) -> None:
         """The one place state starts over: a new upload, a reopened bundle, a new session."""

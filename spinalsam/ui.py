@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import html
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +31,7 @@ from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.ledger import ImageLedger, default_cap_bytes
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
-from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.session import Backend, Session, SessionBusy, SessionError, StepResult
 from spinalsam.vertebrae import VERTEBRA_NAMES
 from spinalsam.viewer import encode_view, image_panel
 from spinalsam.windowing import PRESETS
@@ -77,6 +79,42 @@ def _guard(action: Callable[[], Outcome]) -> tuple[str, Files]:
     if isinstance(out, tuple):
         return out
     return out, None
+
+
+def _one_at_a_time(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` run while holding its session's turn (`Session.acquire_turn`).
+
+    A request that finds the session busy past the budget's wait is answered with Gradio's
+    error toast (an error message for API clients) and leaves every output as it was.
+    """
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with _turn(args):
+                yield from handler(*args, **kwargs)
+
+        return stream
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _turn(args):
+            return handler(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def _turn(args: tuple[Any, ...]) -> Iterator[None]:
+    session = next(a for a in args if isinstance(a, Session))
+    try:
+        session.acquire_turn()
+    except SessionBusy as exc:
+        raise gr.Error(str(exc), title="Still busy") from exc
+    try:
+        yield
+    finally:
+        session.release_turn()
 
 
 def _apply(session: Session, operations: list[Any]) -> tuple[str, Files]:
@@ -363,12 +401,14 @@ def build_app(
             return _controls(s)
 
         def run_ops(*operations: Any) -> Callable[..., list[Any]]:
+            @_one_at_a_time
             def handler(s: Session):
                 msg, out_files = _guard(lambda: _apply(s, list(operations)))
                 return [s, *_views(s, msg), out_files]
 
             return handler
 
+        @_one_at_a_time
         def act(s: Session, operation: Callable[[], Any]) -> list[Any]:
             """Apply the operation a widget's value describes; bad values become messages."""
 
@@ -420,6 +460,7 @@ def build_app(
 
             return act(s, window_op)
 
+        @_one_at_a_time
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
         ) -> Iterator[list[Any]]:
@@ -473,6 +514,7 @@ def build_app(
                 gr.Row(visible=False),
             ]
 
+        @_one_at_a_time
         def on_chat_confirm(history: list[dict], s: Session, pending: Any) -> list[Any]:
             if not pending:
                 return [history, s, *_views(s, ""), None, gr.skip(), None, gr.Row(visible=False)]
@@ -485,6 +527,7 @@ def build_app(
             reply = {"role": "assistant", "content": "Cancelled: nothing was changed."}
             return [[*history, reply], None, gr.Row(visible=False)]
 
+        @_one_at_a_time
         def on_propagate(s: Session, progress=gr.Progress()):  # noqa: B008 — Gradio's idiom
             def report(done: int, total: int) -> None:
                 progress((done, total), desc="Propagating", unit="slices")
@@ -498,6 +541,7 @@ def build_app(
         def on_shown(ids: list[int] | None, s: Session):
             return act(s, lambda: ops.ShowLabels(ids=tuple(ids or ())))
 
+        @_one_at_a_time
         def on_measure3d(s: Session):
             msg, _ = _guard(lambda: _apply(s, [ops.MeasureVolume()]))
             if msg.startswith("⚠️"):
@@ -505,12 +549,15 @@ def build_app(
             figure, mesh = s.volume_figures()
             return msg, figure, str(mesh) if mesh else None
 
+        @_one_at_a_time
         def on_dicom_seg(s: Session):
             return _guard(lambda: _apply(s, [ops.ExportDicomSeg()]))
 
+        @_one_at_a_time
         def on_gt(paths: list[str] | None, s: Session):
             return _guard(lambda: _apply(s, [ops.Compare(paths=tuple(paths or ()))]))[0]
 
+        @_one_at_a_time
         def on_flag(rate: str, note: str, s: Session):
             def flag() -> str:
                 limit = budget.max_flag_comment_chars
@@ -530,9 +577,11 @@ def build_app(
 
             return _guard(flag)[0]
 
+        @_one_at_a_time
         def on_save(s: Session, history: list[dict] | None):
             return _guard(lambda: _apply(s, [ops.SaveSession(chat=_chat_pairs(history))]))
 
+        @_one_at_a_time
         def on_bundle(path: str | None, history: list[dict] | None, s: Session):
             msg, _ = _guard(
                 lambda: _apply(s, [ops.OpenBundle(path=path)]) if path else "No bundle uploaded."

@@ -102,6 +102,24 @@ def test_one_session_cannot_flood_the_queue(server: AttackServer) -> None:
     assert time.perf_counter() - start < MAX_SECONDS
 
 
+def test_a_request_during_a_propagation_never_lands_in_the_wrong_image(
+    server: AttackServer,
+) -> None:
+    """Gradio runs one session's events in parallel: an example opened while a propagation
+    ran used to receive that propagation's masks (they exported with the fresh image)."""
+    phantom = "Synthetic lumbar volume (3 vertebrae, HU)"
+    client = server.client()
+    client.predict(phantom, api_name="/load_example")
+    client.predict("go to slice 20", [], api_name="/chat")
+    out = client.predict("add a box from (40, 40) to (120, 110) and segment", [], api_name="/chat")
+    assert "Segmented" in out[5], out[5]
+    job = client.submit(api_name="/propagate")
+    time.sleep(0.1)  # the propagation (~0.5 s) is running
+    assert "Opened" in client.predict(phantom, api_name="/load_example")[3]
+    job.result()
+    assert "no mask to export" in client.predict(api_name="/export_nifti")[3]
+
+
 def test_wrong_passwords_lock_the_user_out(server: AttackServer) -> None:
     def login(password: str) -> int:
         form = {"username": "probe", "password": password}

@@ -499,6 +499,33 @@ def _results_ok(results):
     return results
 
 
+def test_one_request_at_a_time_uses_a_session(backend: DefaultBackend, tmp_path: Path) -> None:
+    """A second request waits for the first; past the budget's wait it is told so, and the
+    UI shows that as Gradio's error toast, leaving every output as it was."""
+    import copy
+
+    import gradio as gr
+
+    from spinalsam.limits import Budget
+    from spinalsam.session import SessionBusy
+    from spinalsam.ui import _one_at_a_time
+
+    s = Session(backend, workdir=tmp_path, budget=Budget(session_busy_wait_s=0.05))
+    ran = []
+    handler = _one_at_a_time(lambda session: ran.append(session))
+    s.acquire_turn()
+    with pytest.raises(SessionBusy, match="still running"):
+        s.acquire_turn()
+    with pytest.raises(gr.Error, match="still running"):
+        handler(s)
+    assert not ran
+    copy.deepcopy(s).acquire_turn()  # Gradio's copy of a new session has a turn of its own
+    s.release_turn()
+    handler(s)
+    handler(s)  # the turn is given back after each request
+    assert ran == [s, s]
+
+
 # ----------------------------------------------------------------- bundles
 def _fields(s: Session) -> dict:
     """Everything a user sees, for field-by-field comparison."""
