@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from spinalsam.io import CTImage
 from spinalsam.labels import LabelSet
 from spinalsam.limits import DEFAULT_BUDGET, Budget
+from spinalsam.plaintext import inert_markdown
 from spinalsam.planes import Plane, n_slices, take_slice
 from spinalsam.prompts import Point, PromptSet
 from spinalsam.windowing import Window
@@ -293,8 +294,8 @@ def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
         active_label=meta.active_label,
         metrics=dict(meta.metrics),
         stats_view=meta.stats_view,
-        volume_report=meta.volume_report,
-        chat=tuple(meta.chat),
+        volume_report=meta.volume_report and inert_markdown(meta.volume_report),
+        chat=tuple((role, inert_markdown(text)) for role, text in meta.chat),
         hidden=frozenset(meta.hidden),
     )
 

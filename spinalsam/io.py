@@ -42,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spinalsam import headers
 from spinalsam.limits import DEFAULT_BUDGET, Budget
+from spinalsam.plaintext import plain_name
 
 __all__ = [
     "RASTER_EXTENSIONS",
@@ -110,6 +111,10 @@ class CTImage:
     name: str
     source_orientation: str = "LPS"  # orientation code of the file, to export back to it
     dicom_files: tuple[str, ...] = ()  # source DICOM paths (DICOM-SEG export), else empty
+
+    def __post_init__(self) -> None:
+        # Names come from file names, DICOM descriptions and bundles, and are shown as Markdown.
+        object.__setattr__(self, "name", plain_name(self.name))
 
     @property
     def is_volume(self) -> bool:

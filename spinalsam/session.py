@@ -47,6 +47,7 @@ from spinalsam.measurements import (
 )
 from spinalsam.mesh import MeshError, labels_to_mesh
 from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
+from spinalsam.plaintext import plain_name
 from spinalsam.planes import (
     Plane,
     axis_spacing,
@@ -1282,7 +1283,7 @@ def _describe_kind(kind: SegmentKind, n: int) -> str:
 
 def _file_names(paths: Sequence[str | Path]) -> str:
     """The uploaded files' names for a log line (not their temporary folders), at most five."""
-    names = [Path(p).name for p in paths]
+    names = [plain_name(Path(p).name) for p in paths]  # no control characters in the log
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 

@@ -23,7 +23,7 @@ from fixtures_ct import synthetic_ct, write_dicom_series, write_zip
 from PIL import Image
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-__all__ = ["ATTACKS", "CANARY_SECRET", "Attack", "huge_slice", "write_canary"]
+__all__ = ["ATTACKS", "CANARY_SECRET", "MARKUP", "Attack", "huge_slice", "write_canary"]
 
 CANARY_SECRET = b"SPINALSAM-CANARY-7f3a9c-DEEPSEEK_API_KEY=sk-not-a-real-key"
 CT_SMALL = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
@@ -277,6 +277,22 @@ def picture_stack(tmp: Path, canary: Path) -> list[Path]:
     return pages
 
 
+MARKUP = (
+    '<img src=x onerror="document.title=1">![t](http://127.0.0.1:7919/track.png)'
+    "[click me](https://evil.example/login)\u202e\x1b[2J"
+)
+
+
+def dicom_description_markup(tmp: Path, canary: Path) -> list[Path]:
+    """A DICOM whose SeriesDescription (the image's name in the app) is HTML and Markdown: an
+    image beacon every viewer's browser fetched, and a disguised link, in the status line."""
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, so the bidi override is stored as is
+    ds.SeriesDescription = MARKUP
+    ds.save_as(tmp / "report.dcm")
+    return [tmp / "report.dcm"]
+
+
 def huge_slice(tmp: Path) -> tuple[Path, tuple[int, int]]:
     """A 4096² CT slice (0.1 mm pixels) and a click on its vertebra, in the slice's own pixels
     (chat coordinates; the display grid is bounded to 2048²).
@@ -337,4 +353,11 @@ ATTACKS: list[Attack] = [
     ),
     Attack("zip_fails_after_unpack", zip_fails_after_unpack, r"holds no readable DICOM"),
     Attack("picture_stack_12x4096x4096", picture_stack, r"12 pictures hold 201,326,592 pixels"),
+    Attack(
+        "dicom_description_markup",
+        dicom_description_markup,
+        r"‹img src=x onerror=\"document\.title=1\"›!\(t\)\(http://127\.0\.0\.1:7919/track\.png\)"
+        r"\(click me\)\(https://evil\.example/login\)\(2J(\*\*|,)",  # no bidi, no ESC
+        accepted=True,
+    ),
 ]

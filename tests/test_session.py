@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -687,6 +688,31 @@ def test_crafted_bundles_are_refused_and_nothing_changes(
     assert message in res.message, res.message
     assert _fields(s) == before and np.array_equal(s.current.labels, labels)
     assert sorted(s.workdir.rglob("*")) == files  # nothing left behind either
+
+
+def test_a_strangers_bundle_shows_no_tag_link_or_image(
+    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """Its chat, 3-D report, image and label names are shown as Markdown: all made inert."""
+    from hostile_files import MARKUP
+
+    good = _save(phantom_session)
+
+    def change(meta, arrays):
+        meta["chat"] = [["user", MARKUP], ["assistant", f"**done** {MARKUP}\n\n<sub>x</sub>"]]
+        meta["volume_report"] = MARKUP
+        meta["images"][0]["name"] = MARKUP
+        meta["labels"] = [[1, "![x](http://a/b.png)"]]
+
+    s = Session(backend, workdir=tmp_path / "other")
+    _ok(s.apply([ops.OpenBundle(path=str(_crafted(good, tmp_path, change)))]))
+    shown = [s.current.ct.name, s.volume_report, *s.label_set.entries[0][1:]]
+    shown += [text.replace("<sub>", "").replace("</sub>", "") for _, text in s.chat]
+    assert not any(re.search(r"[<>\[\]]", text) for text in shown), shown
+    assert s.chat[1][1].startswith("**done**") and s.chat[1][1].endswith("<sub>x</sub>")
+    other = Session(backend, workdir=tmp_path / "again")  # saved and reopened: unchanged
+    _ok(other.apply([ops.OpenBundle(path=str(_save(s, chat=s.chat)))]))
+    assert _fields(other) == _fields(s)
 
 
 def test_bad_bundle_files_keep_state(phantom_session: Session, tmp_path: Path) -> None:
