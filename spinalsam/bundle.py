@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spinalsam.headers import HeaderError, check_zip_directory
 from spinalsam.io import CTImage
 from spinalsam.labels import LabelSet
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -258,6 +259,10 @@ def _read(path: Path, folder: Path, budget: Budget) -> SavedSession:
 def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
     if path.stat().st_size > budget.max_upload_bytes:
         raise BundleError(f"the file is larger than {budget.max_upload_bytes >> 20} MB")
+    try:  # a volume and labels per image, the DICOM headers of all, and the JSON part
+        check_zip_directory(path, budget.max_files * 2 + 1)
+    except HeaderError as exc:
+        raise BundleError(str(exc)) from exc
     with zipfile.ZipFile(path) as zf:
         members = {info.filename: info for info in zf.infolist()}
         if len(members) > budget.max_files * 2 + 1:

@@ -717,6 +717,7 @@ def _execute(reader: sitk.ImageFileReader, path: Path, nonfinite: np.ndarray | N
 
 def _unpack_zip(path: Path, target: Path, budget: Budget) -> list[Path]:
     """Unpack into `target` under names we choose, so no entry can point anywhere else."""
+    headers.check_zip_directory(path, budget.max_files)
     try:
         with zipfile.ZipFile(path) as zf:
             return _extract(zf, _checked_members(zf, path.name, budget), target, budget)

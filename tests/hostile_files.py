@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -277,6 +278,15 @@ def picture_stack(tmp: Path, canary: Path) -> list[Path]:
     return pages
 
 
+def zip_many_entries(tmp: Path, canary: Path) -> list[Path]:
+    """60,000 empty entries (5 MB): `zipfile` builds an object per entry of the directory
+    before any count can be checked (400,000 took 5.7 s and +220 MB; 1 GiB holds 12 million)."""
+    with zipfile.ZipFile(tmp / "many.zip", "w") as zf:
+        for i in range(60_000):
+            zf.writestr(str(i), b"")
+    return [tmp / "many.zip"]
+
+
 MARKUP = (
     '<img src=x onerror="document.title=1">![t](http://127.0.0.1:7919/track.png)'
     "[click me](https://evil.example/login)\u202e\x1b[2J"
@@ -352,6 +362,7 @@ ATTACKS: list[Attack] = [
         "dicom_mixed_orientations", dicom_mixed_orientations, r"another orientation", accepted=True
     ),
     Attack("zip_fails_after_unpack", zip_fails_after_unpack, r"holds no readable DICOM"),
+    Attack("zip_60000_empty_entries", zip_many_entries, r"holds 60000 entries; at most 2000"),
     Attack("picture_stack_12x4096x4096", picture_stack, r"12 pictures hold 201,326,592 pixels"),
     Attack(
         "dicom_description_markup",

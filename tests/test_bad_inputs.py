@@ -372,6 +372,31 @@ def test_mixed_sizes_in_one_series_are_split(tmp_path: Path) -> None:
     assert ct.volume.shape == (3, 20, 24) and "left out" in ct.name
 
 
+@pytest.mark.parametrize("opener", ["upload", "bundle"])
+def test_a_zip_with_too_many_entries_is_refused_before_its_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opener: str
+) -> None:
+    """The count comes from the end record: the directory (one object per entry) is never
+    parsed. Uploads and session bundles (also zips) are both checked this way."""
+    from spinalsam.bundle import BundleError, read_bundle
+
+    (upload,) = zip_too_many_entries(tmp_path)
+    bundle = write_zip(tmp_path / "many.npz", {f"{i}.npy": b"" for i in range(2 * MAX_FILES + 2)})
+    bloated = tmp_path / "bloated.zip"  # the end record's count lies; its directory size tells
+    data = bytearray(write_zip(tmp_path / "src.zip", {f"{i}": b"" for i in range(3)}).read_bytes())
+    struct.pack_into("<HHL", data, len(data) - 14, 1, 1, 5 << 20)
+    bloated.write_bytes(bytes(data))
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", lambda self: pytest.fail("parsed"))
+    if opener == "upload":
+        with pytest.raises(CTLoadError, match=r"2001 entries; at most 2000"):
+            load_ct([upload])
+        with pytest.raises(CTLoadError, match="oversized directory"):
+            load_ct([bloated])
+    else:
+        with pytest.raises(BundleError, match=r"4002 entries; at most 4001"):
+            read_bundle(bundle, tmp_path)
+
+
 def test_failed_zip_is_deleted_at_once(tmp_path: Path) -> None:
     workdir = tmp_path / "session"
     (upload,) = zip_fails_after_unpack(tmp_path, write_canary(tmp_path))
