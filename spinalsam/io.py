@@ -344,12 +344,15 @@ class _Loader:
     def _raster_errors(self, path: Path) -> Iterator[None]:
         try:
             yield
+        except CTLoadError:  # our own size check (a ValueError too)
+            raise
         except Image.DecompressionBombError as exc:  # Pillow refuses before we see the size
             side = self.budget.max_side_px
             raise CTLoadError(
                 f"'{path.name}' is too large; images up to {side} × {side} pixels are supported."
             ) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, struct.error, ValueError) as exc:
+            # ValueError: Pillow's limit on compressed text chunks (a PNG text bomb).
             raise CTLoadError(
                 f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
                 "really a PNG/JPEG."
@@ -374,6 +377,10 @@ class _Loader:
             header = _parse_nifti_header(raw, path.name)
             if pixels is None:
                 headers.check_nifti_magic(raw, path.name)
+            if not all(math.isfinite(v) and v > 0 for v in header.pixdim):
+                # ITK shows a NaN or zero voxel size as 1 mm: a made-up size is no size. (Valid
+                # ones are checked after ITK has converted their units to mm.)
+                self.check_spacing(header.pixdim, path.name)
             # Before decompressing anything more: the declared size is what ITK allocates.
             self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))
             voxels = math.prod(header.dims)
@@ -611,6 +618,7 @@ class _NiftiHeader(NamedTuple):
     bitpix: int
     vox_offset: int  # as stored: into the .img of a pair, past the header in a single file
     endian: str
+    pixdim: tuple[float, ...]  # voxel size along each used dimension, in the file's units
 
 
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32/float64
@@ -622,11 +630,13 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
         if len(raw) >= 348 and struct.unpack_from(endian + "i", raw, 0)[0] == 348:
             dim = struct.unpack_from(endian + "8h", raw, 40)
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 70)
-            offset = int(struct.unpack_from(endian + "f", raw, 108)[0])
+            pixdim = struct.unpack_from(endian + "8f", raw, 76)
+            offset = struct.unpack_from(endian + "f", raw, 108)[0]
             break
         if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 12)
             dim = struct.unpack_from(endian + "8q", raw, 16)
+            pixdim = struct.unpack_from(endian + "8d", raw, 104)
             offset = struct.unpack_from(endian + "q", raw, 168)[0]
             break
     else:
@@ -634,7 +644,9 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
     if not 1 <= dim[0] <= 7:
         raise CTLoadError(f"'{name}' is not a valid NIfTI file. {_SUPPORTED_HINT}")
     dims = tuple(int(d) for d in dim[1 : dim[0] + 1])
-    return _NiftiHeader(dims, datatype, bitpix, max(offset, 0), endian)
+    offset = int(offset) if math.isfinite(offset) else 0
+    spacing = tuple(float(v) for v in pixdim[1 : min(dim[0], 3) + 1])
+    return _NiftiHeader(dims, datatype, bitpix, max(offset, 0), endian, spacing)
 
 
 def _format_name(path: Path) -> str:

@@ -37,6 +37,7 @@ from hostile_files import (
     zip_fails_after_unpack,
 )
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from spinalsam.io import CTLoadError, load_ct, load_upload
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -105,6 +106,22 @@ def nifti_huge_header(tmp: Path) -> list[Path]:
     data = bytearray(path.read_bytes())
     struct.pack_into("<2h", data, 42, 30000, 30000)  # dim[1], dim[2]
     return _write(path, bytes(data))
+
+
+def _nifti_pixdim(tmp: Path, value: float) -> list[Path]:
+    """A volume whose header gives no usable voxel size: ITK showed it as 1 mm."""
+    (path,) = _nifti(tmp / "nosize.nii", np.zeros((4, 8, 8), np.int16) - 1000)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<3f", data, 80, value, value, value)  # pixdim[1..3]
+    return _write(path, bytes(data))
+
+
+def png_text_bomb(tmp: Path) -> list[Path]:
+    """A 64² PNG with a 5 MB compressed text chunk (Pillow's limit on inflated text)."""
+    info = PngInfo()
+    info.add_text("comment", "x" * (5 << 20), zip=True)
+    Image.new("L", (64, 64)).save(tmp / "text.png", pnginfo=info)
+    return [tmp / "text.png"]
 
 
 def nifti_all_nan(tmp: Path) -> list[Path]:
@@ -228,6 +245,9 @@ CASES: list[tuple[str, Builder, str]] = [
     ("nifti_zero_dim", nifti_zero_dim, r"empty dimension"),
     ("nifti_huge_header", nifti_huge_header, r"too large \(30000 × 30000 pixels\)"),
     ("nifti_all_nan", nifti_all_nan, r"no valid values"),
+    ("nifti_spacing_nan", lambda t: _nifti_pixdim(t, float("nan")), r"spacing of nan × nan × nan"),
+    ("nifti_spacing_zero", lambda t: _nifti_pixdim(t, 0.0), r"spacing of 0 × 0 × 0 mm"),
+    ("png_text_bomb", png_text_bomb, r"not a readable image"),
     ("nifti_too_many_slices", nifti_too_many_slices, r"2001 slices; at most 2000"),
     ("huge_png", huge_png, r"too large.*4096 × 4096"),
     ("png_bad_header_crc", png_bad_header_crc, r"damaged, incomplete"),
