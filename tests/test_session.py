@@ -493,6 +493,12 @@ def test_export_all_zip_is_complete_and_reproducible(phantom_session: Session) -
     }
     (again,) = _results_ok(s.apply([ops.ExportAll()]))
     assert again.file.read_bytes() == first  # same state, same bytes
+    s.set_active_label("=1+2")  # a name a spreadsheet would run as a formula
+    _click(s, 80, 70)
+    (res,) = _results_ok(s.apply([ops.ExportAll()]))
+    with zipfile.ZipFile(res.file) as zf:
+        text = zf.read(next(n for n in zf.namelist() if n.endswith(".csv"))).decode()
+    assert ",'=1+2," in text and ",=1+2," not in text
 
 
 def _results_ok(results):
