@@ -55,6 +55,10 @@ class Budget:
     max_flag_comment_chars: int = 2000
     # Sessions: state and files are dropped this long after the browser goes away.
     session_ttl_s: int = 3600
+    # One API request's body (file uploads excepted: they have `max_upload_bytes`). Gradio
+    # validates all of it before any handler runs: a chat history of 200,000 messages (12 MB)
+    # took 28 s and +832 MB. A long chat (its last 400 messages are kept) is well under this.
+    max_request_bytes: int = 4 << 20
     # Queue: jobs one session may have waiting at once, so one user cannot starve the others.
     max_jobs_per_session: int = 4
     # One request at a time uses a session; the next waits this long for it, then is answered

@@ -185,6 +185,13 @@ def _chat_history(session: Session) -> list[dict[str, str]]:
     return [{"role": role, "content": text} for role, text in session.chat]
 
 
+def _recent(history: list[dict] | None, budget: Budget) -> list[dict]:
+    """The conversation the chat panel keeps: its last messages, as a saved bundle does, so a
+    long session never grows the history every chat request sends past the request limit."""
+    keep = budget.max_saved_chat_messages - 2  # room for the next question and its answer
+    return list(history or [])[-keep:]
+
+
 def _chat_pairs(history: list[dict] | None) -> tuple[tuple[str, str], ...]:
     """The chatbot's messages as (role, text), as bundles keep them."""
     pairs = []
@@ -464,7 +471,9 @@ def build_app(
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
         ) -> Iterator[list[Any]]:
-            history = [*history, {"role": "user", "content": text}]
+            limit = budget.max_chat_chars  # a longer message is refused; its echo is cut
+            shown = text if len(text) <= limit else f"{text[:limit]} …"
+            history = [*_recent(history, budget), {"role": "user", "content": shown}]
             if not text.strip():
                 yield ["", history, s, *_views(s, ""), None, gr.skip(), pending, gr.skip()]
                 return
@@ -519,13 +528,13 @@ def build_app(
             if not pending:
                 return [history, s, *_views(s, ""), None, gr.skip(), None, gr.Row(visible=False)]
             text_out, file = _guard(lambda: _apply(s, list(pending)))
-            history = [*history, {"role": "assistant", "content": text_out}]
+            history = [*_recent(history, budget), {"role": "assistant", "content": text_out}]
             label = s.label_set.name_of(s.active_label)
             return [history, s, *_views(s, text_out), file, label, None, gr.Row(visible=False)]
 
         def on_chat_cancel(history: list[dict]) -> list[Any]:
             reply = {"role": "assistant", "content": "Cancelled: nothing was changed."}
-            return [[*history, reply], None, gr.Row(visible=False)]
+            return [[*_recent(history, budget), reply], None, gr.Row(visible=False)]
 
         @_one_at_a_time
         def on_propagate(s: Session, progress=gr.Progress()):  # noqa: B008 — Gradio's idiom

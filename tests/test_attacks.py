@@ -120,6 +120,20 @@ def test_a_request_during_a_propagation_never_lands_in_the_wrong_image(
     assert "no mask to export" in client.predict(api_name="/export_nifti")[3]
 
 
+def test_a_huge_chat_history_is_refused_before_gradio_parses_it(server: AttackServer) -> None:
+    """The chat history comes from the client: 200,000 messages (12 MB) took 28 s and +832 MB
+    of Gradio's validation. Bodies are bounded; the chat panel keeps its last 400 messages."""
+    message = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    client = prepared_client(server)
+    before = server.rss()
+    with pytest.raises(Exception, match="413"):
+        client.predict("help", [message] * 200_000, api_name="/chat")
+    assert server.rss() - before < 100 << 20
+    history = client.predict("help", [message] * 500, api_name="/chat")[1]
+    assert len(history) == 400 and "Try" in str(history[-1]["content"])
+    assert session_intact(client)
+
+
 def test_wrong_passwords_lock_the_user_out(server: AttackServer) -> None:
     def login(password: str) -> int:
         form = {"username": "probe", "password": password}

@@ -52,3 +52,33 @@ def test_auth_option_is_an_awaited_back_off_checker() -> None:
     auth = launch_options(settings_from({"SPINALSAM_AUTH": "doc:secret"}))["auth"]
     assert inspect.iscoroutinefunction(auth)  # Gradio awaits it; a sync call would block
     assert asyncio.run(auth("doc", "secret")) is True
+
+
+def test_request_bodies_over_the_limit_are_refused_unread() -> None:
+    """Gradio validates a whole JSON body before any handler: bodies are bounded before it."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from spinalsam.guards import RequestSizeLimit
+
+    async def size(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Starlette(
+        routes=[
+            Route("/gradio_api/queue/join", size, methods=["POST"]),
+            Route("/gradio_api/upload", size, methods=["POST"]),
+        ],
+        middleware=[Middleware(RequestSizeLimit, max_bytes=1000)],
+    )
+    client = TestClient(app)
+    assert client.post("/gradio_api/queue/join", content=b"x" * 1000).text == "1000"
+    refused = client.post("/gradio_api/queue/join", content=b"x" * 1001)
+    assert refused.status_code == 413 and "larger than" in refused.json()["error"]
+    chunks = (b"x" * 300 for _ in range(4))  # no Content-Length: counted as it arrives
+    assert client.post("/gradio_api/queue/join", content=chunks).status_code == 413
+    assert client.post("/gradio_api/upload", content=b"x" * 5000).text == "5000"  # Gradio's own
