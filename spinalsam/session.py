@@ -1114,7 +1114,8 @@ class Session:
             under = under[under > 0]
             if under.size == 0:
                 continue
-            match = int(np.bincount(under).argmax())
+            values, counts = np.unique(under, return_counts=True)  # ids may be up to 2**31
+            match = int(values[counts.argmax()])
             scopes.append((f"{name} ↔ GT {match} (3-D)", ours, gt_labels == match, spacing))
         return scopes
 
