@@ -15,16 +15,24 @@ import asyncio
 import hmac
 import inspect
 import json
+import shutil
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-__all__ = ["LoginGuard", "RequestSizeLimit", "SessionJobLimit", "limit_jobs_per_session"]
+__all__ = [
+    "DiskReserve",
+    "LoginGuard",
+    "RequestSizeLimit",
+    "SessionJobLimit",
+    "limit_jobs_per_session",
+]
 
 
 @dataclass
@@ -193,11 +201,51 @@ class RequestSizeLimit:
             f"This request is larger than {self.max_bytes >> 20} MB, the most the server "
             "accepts; nothing was changed."
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})
+        await _answer(send, 413, error)
+
+
+class DiskReserve:
+    """ASGI middleware: an upload that would leave less than `min_free_bytes` free in `folder`
+    (Gradio's upload cache) is answered with HTTP 507 unread.
+
+    Uploads stay on disk for a session's lifetime and Gradio has no quota per user, so a client
+    sending 1 GiB files could fill the disk every session's exports and bundles are written to.
+    """
+
+    def __init__(self, app: Callable[..., Any], folder: Callable[[], str], min_free_bytes: int):
+        self.app = app
+        self.folder = folder  # looked up per request: Gradio reads its folder from the environment
+        self.min_free_bytes = min_free_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            incoming = int(length) if length.isdigit() else 0
+            if _free_bytes(self.folder()) - incoming < self.min_free_bytes:
+                error = (
+                    "The server is short of disk space for uploads right now; please try again "
+                    "later. Your current work is unchanged."
+                )
+                await _answer(send, 507, error)
+                return
+        await self.app(scope, receive, send)
+
+
+def _free_bytes(folder: str) -> int:
+    """Free bytes on the disk of `folder`, or of its nearest existing parent (Gradio makes the
+    folder on the first upload)."""
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    return shutil.disk_usage(existing).free
+
+
+async def _answer(send: Callable, status: int, error: str) -> None:
+    """A JSON error answer, as Gradio's own routes give them."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})

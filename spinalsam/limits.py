@@ -59,6 +59,10 @@ class Budget:
     # validates all of it before any handler runs: a chat history of 200,000 messages (12 MB)
     # took 28 s and +832 MB. A long chat (its last 400 messages are kept) is well under this.
     max_request_bytes: int = 4 << 20
+    # Uploads stay in Gradio's cache for a session's lifetime, with no quota per user: one
+    # that would leave less free disk than this is refused, so uploads cannot fill the disk
+    # that exports, bundles and unpacked archives of every session need.
+    min_free_disk_bytes: int = 2 << 30
     # Queue: jobs one session may have waiting at once, so one user cannot starve the others.
     max_jobs_per_session: int = 4
     # One request at a time uses a session; the next waits this long for it, then is answered
