@@ -567,7 +567,9 @@ def build_app(
             return _guard(lambda: _apply(s, [ops.Compare(paths=tuple(paths or ()))]))[0]
 
         @_one_at_a_time
-        def on_flag(rate: str, note: str, s: Session):
+        def on_flag(rate: str, note: str | None, s: Session):
+            note = note or ""  # an API client may send null for an empty comment
+
             def flag() -> str:
                 limit = budget.max_flag_comment_chars
                 record, mask = s.flag_record(rate, note[:limit])  # raises when no image is open

@@ -87,6 +87,7 @@ def test_huge_flag_comment_is_cut_and_flagging_keeps_working(server: AttackServe
     first = client.predict("wrong", "x" * 200_000, api_name="/flag")
     assert "Thanks" in first and "cut to its first 2000 characters" in first
     assert "Thanks" in client.predict("good", "fine now", api_name="/flag")
+    assert "Thanks" in client.predict("good", None, api_name="/flag")  # null: no comment
     db = server.workdir / "flagged" / "flags.sqlite3"
     assert db.stat().st_size < 4 << 20
 
