@@ -17,6 +17,7 @@ import math
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,9 +25,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from spinalsam.headers import HeaderError, check_zip_directory
 from spinalsam.io import CTImage
 from spinalsam.labels import LabelSet
 from spinalsam.limits import DEFAULT_BUDGET, Budget
+from spinalsam.plaintext import inert_markdown
 from spinalsam.planes import Plane, n_slices, take_slice
 from spinalsam.prompts import Point, PromptSet
 from spinalsam.windowing import Window
@@ -36,15 +39,19 @@ __all__ = [
     "BundleError",
     "SavedImage",
     "SavedSession",
+    "fit_chat",
     "read_bundle",
     "write_bundle",
 ]
 
 BUNDLE_VERSION = 2
 _LEVEL = 1  # zlib level of the arrays: see write_bundle
-_MAX_PROMPTS = 500  # per slice
-_MAX_CHAT = 400  # messages
-_MAX_TEXT = 20_000  # characters of one chat message or the 3-D report
+_MAX_PROMPTS = DEFAULT_BUDGET.max_prompts_per_slice
+_MAX_CHAT = DEFAULT_BUDGET.max_saved_chat_messages
+_MAX_TEXT = DEFAULT_BUDGET.max_saved_text_chars
+_MAX_LABELS = DEFAULT_BUDGET.max_labels
+_MAX_NAME = 255  # characters of an image name
+_CUT = " …"
 _LABEL_MAX = np.iinfo(np.uint16).max
 
 
@@ -95,7 +102,7 @@ class _Prompts(_Model):
 
 
 class _Image(_Model):
-    name: str = Field(min_length=1, max_length=255)
+    name: str = Field(min_length=1, max_length=_MAX_NAME)
     spacing: tuple[Finite, Finite, Finite] | None
     origin: tuple[Finite, Finite, Finite]
     direction: tuple[Finite, Finite, Finite, Finite, Finite, Finite, Finite, Finite, Finite]
@@ -130,11 +137,14 @@ class _Meta(_Model):
         | None
     ) = None
     active_label: LabelId = 1
-    hidden: list[LabelId] = Field(default=[], max_length=1000)
+    hidden: list[LabelId] = Field(default=[], max_length=_MAX_LABELS)
     labels: list[tuple[LabelId, Annotated[str, Field(min_length=1, max_length=40)]]] = Field(
-        default=[(1, "vertebra")], min_length=1, max_length=1000
+        default=[(1, "vertebra")], min_length=1, max_length=_MAX_LABELS
     )
-    metrics: dict[Annotated[str, Field(max_length=100)], Finite] = Field(default={}, max_length=200)
+    # Dice and IoU per label and scope, and the slice's measurements.
+    metrics: dict[Annotated[str, Field(max_length=100)], Finite] = Field(
+        default={}, max_length=4 * _MAX_LABELS + 64
+    )
     stats_view: tuple[Annotated[int, Field(ge=0)], Plane, Annotated[int, Field(ge=0)]] | None = None
     volume_report: str | None = Field(None, max_length=_MAX_TEXT)
     chat: list[tuple[Literal["user", "assistant"], Annotated[str, Field(max_length=_MAX_TEXT)]]] = (
@@ -144,7 +154,19 @@ class _Meta(_Model):
 
 
 # ----------------------------------------------------------------- writing
+def fit_chat(chat: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The conversation as a bundle keeps it: the last messages, each cut to the length a
+    bundle may hold, so a long session (or a pasted report) still saves a bundle that reopens."""
+    return tuple((role, _fit(text, _MAX_TEXT)) for role, text in chat[-_MAX_CHAT:])
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(_CUT)] + _CUT
+
+
 def write_bundle(saved: SavedSession, path: Path) -> Path:
+    """Write `saved`; raises `BundleError` when it would not reopen (checked before writing
+    against the same schema `read_bundle` uses)."""
     arrays: dict[str, np.ndarray] = {}
     images = []
     for i, item in enumerate(saved.images):
@@ -155,7 +177,7 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
             arrays[f"dicom_{i}_{k}"] = np.frombuffer(header, dtype=np.uint8)
         images.append(
             {
-                "name": ct.name,
+                "name": _fit(ct.name, _MAX_NAME),
                 "spacing": ct.spacing,
                 "origin": ct.origin,
                 "direction": ct.direction,
@@ -180,10 +202,14 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
         "labels": [list(e) for e in saved.label_set.entries],
         "metrics": saved.metrics,
         "stats_view": list(saved.stats_view) if saved.stats_view else None,
-        "volume_report": saved.volume_report,
-        "chat": [list(m) for m in saved.chat],
+        "volume_report": saved.volume_report and _fit(saved.volume_report, _MAX_TEXT),
+        "chat": [list(m) for m in fit_chat(saved.chat)],
         "images": images,
     }
+    try:
+        _Meta.model_validate(meta)
+    except ValidationError as exc:
+        raise BundleError(f"it would not reopen ({_first_error(exc)})") from exc
     arrays["meta"] = np.array(json.dumps(meta))
     # np.savez_compressed deflates at zlib's default level 6: 11 s for a 512²×133 float32 chest
     # CT on 2 shared cores, while the user waits on "Save". Level 1 takes about a third of
@@ -232,9 +258,7 @@ def _read(path: Path, folder: Path, budget: Budget) -> SavedSession:
     except BundleError:
         raise
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BundleError(f"invalid value at {where}: {first['msg']}") from exc
+        raise BundleError(f"invalid value at {_first_error(exc)}") from exc
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise BundleError(f"not a SpinalSAM session bundle: {type(exc).__name__}") from exc
 
@@ -242,6 +266,10 @@ def _read(path: Path, folder: Path, budget: Budget) -> SavedSession:
 def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
     if path.stat().st_size > budget.max_upload_bytes:
         raise BundleError(f"the file is larger than {budget.max_upload_bytes >> 20} MB")
+    try:  # a volume and labels per image, the DICOM headers of all, and the JSON part
+        check_zip_directory(path, budget.max_files * 2 + 1)
+    except HeaderError as exc:
+        raise BundleError(str(exc)) from exc
     with zipfile.ZipFile(path) as zf:
         members = {info.filename: info for info in zf.infolist()}
         if len(members) > budget.max_files * 2 + 1:
@@ -278,10 +306,15 @@ def _read_checked(path: Path, folder: Path, budget: Budget) -> SavedSession:
         active_label=meta.active_label,
         metrics=dict(meta.metrics),
         stats_view=meta.stats_view,
-        volume_report=meta.volume_report,
-        chat=tuple(meta.chat),
+        volume_report=meta.volume_report and inert_markdown(meta.volume_report),
+        chat=tuple((role, inert_markdown(text)) for role, text in meta.chat),
         hidden=frozenset(meta.hidden),
     )
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 def _header(zf: zipfile.ZipFile, members: dict, name: str) -> tuple[tuple[int, ...], np.dtype]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinalsam.limits import DEFAULT_BUDGET, Budget
+from spinalsam.plaintext import spreadsheet_row
 
 __all__ = ["FlagStore", "SavedFlag", "export_csv"]
 
@@ -114,7 +115,7 @@ def export_csv(store: FlagStore, target: Path) -> Path:
                 mask_file = str((masks / f"flag{fid}.png").relative_to(target.parent))
                 (target.parent / mask_file).write_bytes(mask)
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
-            writer.writerow([fid, when, rating, comment, record, mask_file])
+            writer.writerow(spreadsheet_row([fid, when, rating, comment, record, mask_file]))
     return target
 
 

@@ -1,9 +1,12 @@
-"""Process-level guards of the public service: a per-session job limit and a login back-off.
+"""Process-level guards of the public service: a per-session job limit, a login back-off and a
+request size limit.
 
 Why: Gradio's queue is first-in first-out across all users, so one session queueing 100 jobs
 made another user wait 13 s instead of 0.4 s; and password login had no limit (300 wrong
 passwords at 40/s, then the right one was accepted). Both guards hold process-wide state by
 necessity (they protect users from each other); it lives in one object each, behind a lock.
+And Gradio parses and validates a request's whole JSON body before any handler or validator
+can look at it, so the size of bodies is bounded before they reach Gradio (`RequestSizeLimit`).
 """
 
 from __future__ import annotations
@@ -11,16 +14,25 @@ from __future__ import annotations
 import asyncio
 import hmac
 import inspect
+import json
+import shutil
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-__all__ = ["LoginGuard", "SessionJobLimit", "limit_jobs_per_session"]
+__all__ = [
+    "DiskReserve",
+    "LoginGuard",
+    "RequestSizeLimit",
+    "SessionJobLimit",
+    "limit_jobs_per_session",
+]
 
 
 @dataclass
@@ -148,3 +160,92 @@ class LoginGuard:
             while len(self._failures) > self.max_tracked:
                 self._failures.popitem(last=False)
             return False
+
+
+class RequestSizeLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered with HTTP 413 unread.
+
+    File uploads (Gradio's `/upload` route) are left to Gradio's own `max_file_size`. Other
+    bodies are read here up to the limit and handed on whole, so no body larger than the limit
+    is ever held, whether it announces its length or not.
+    """
+
+    def __init__(self, app: Callable[..., Any], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/").endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: nothing to answer
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        whole = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def replay() -> dict:
+            return whole.pop() if whole else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Callable) -> None:
+        error = (
+            f"This request is larger than {self.max_bytes >> 20} MB, the most the server "
+            "accepts; nothing was changed."
+        )
+        await _answer(send, 413, error)
+
+
+class DiskReserve:
+    """ASGI middleware: an upload that would leave less than `min_free_bytes` free in `folder`
+    (Gradio's upload cache) is answered with HTTP 507 unread.
+
+    Uploads stay on disk for a session's lifetime and Gradio has no quota per user, so a client
+    sending 1 GiB files could fill the disk every session's exports and bundles are written to.
+    """
+
+    def __init__(self, app: Callable[..., Any], folder: Callable[[], str], min_free_bytes: int):
+        self.app = app
+        self.folder = folder  # looked up per request: Gradio reads its folder from the environment
+        self.min_free_bytes = min_free_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            incoming = int(length) if length.isdigit() else 0
+            if _free_bytes(self.folder()) - incoming < self.min_free_bytes:
+                error = (
+                    "The server is short of disk space for uploads right now; please try again "
+                    "later. Your current work is unchanged."
+                )
+                await _answer(send, 507, error)
+                return
+        await self.app(scope, receive, send)
+
+
+def _free_bytes(folder: str) -> int:
+    """Free bytes on the disk of `folder`, or of its nearest existing parent (Gradio makes the
+    folder on the first upload)."""
+    path = Path(folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    return shutil.disk_usage(existing).free
+
+
+async def _answer(send: Callable, status: int, error: str) -> None:
+    """A JSON error answer, as Gradio's own routes give them."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})

@@ -42,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spinalsam import headers
 from spinalsam.limits import DEFAULT_BUDGET, Budget
+from spinalsam.plaintext import plain_name
 
 __all__ = [
     "RASTER_EXTENSIONS",
@@ -50,6 +51,7 @@ __all__ = [
     "CTLoadError",
     "load_ct",
     "load_label_map",
+    "load_upload",
 ]
 
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -110,6 +112,10 @@ class CTImage:
     source_orientation: str = "LPS"  # orientation code of the file, to export back to it
     dicom_files: tuple[str, ...] = ()  # source DICOM paths (DICOM-SEG export), else empty
 
+    def __post_init__(self) -> None:
+        # Names come from file names, DICOM descriptions and bundles, and are shown as Markdown.
+        object.__setattr__(self, "name", plain_name(self.name))
+
     @property
     def is_volume(self) -> bool:
         return self.volume.shape[0] > 1
@@ -127,8 +133,35 @@ def load_ct(
     temp folder; after a successful load, archives unpacked earlier under `workdir` are deleted,
     because the caller replaces its images with this one. Raises `CTLoadError` and nothing else.
     """
-    try:
+    with _load_errors():
         return _Loader(budget, workdir).load(paths)
+
+
+def load_upload(
+    paths: Sequence[str | os.PathLike[str]],
+    budget: Budget = DEFAULT_BUDGET,
+    workdir: Path | None = None,
+) -> list[CTImage]:
+    """What one upload opens: several PNG/JPEG pictures as a stack of images (one per file,
+    sorted by file name), anything else as the one image of `load_ct`.
+
+    A stack is held to the same budget as one volume: its pixels together are counted from the
+    headers before any picture is decoded. A 4096² picture of one colour is 16 KB on disk and
+    64 MiB once decoded, so counting each picture alone let a 0.3 MB upload of 20 pictures take
+    1.3 GB of the server's memory. Raises `CTLoadError` and nothing else.
+    """
+    names = [Path(p).name.lower() for p in paths]
+    if len(names) < 2 or not all(n.endswith(RASTER_EXTENSIONS) for n in names):
+        return [load_ct(paths, budget, workdir)]
+    with _load_errors():
+        return _Loader(budget, workdir).load_pictures(paths)
+
+
+@contextmanager
+def _load_errors() -> Iterator[None]:
+    """Every failure of a load as one `CTLoadError` whose message can be shown as is."""
+    try:
+        yield
     except CTLoadError:
         raise
     except headers.HeaderError as exc:
@@ -179,6 +212,31 @@ class _Loader:
     inflated: int = field(default=0)
 
     def load(self, paths: Sequence[str | os.PathLike[str]]) -> CTImage:
+        files = self._checked_upload(paths)
+        kinds = [_kind(f) for f in files]
+        if "header" in kinds or "data" in kinds:
+            return self._load_detached(files, kinds)
+        if len(files) == 1:
+            return self._load_single(files[0], kinds[0])
+        if any(kind != "dicom" for kind in kinds):
+            raise CTLoadError(
+                "Several files can only be opened together when they are all DICOM slices of "
+                "one series. Open other images one at a time."
+            )
+        return self._load_dicom(files)
+
+    def load_pictures(self, paths: Sequence[str | os.PathLike[str]]) -> list[CTImage]:
+        files = sorted(self._checked_upload(paths), key=lambda f: f.name)
+        pixels = sum(math.prod(self._raster_size(f)) for f in files)
+        if pixels > self.budget.max_voxels:
+            raise CTLoadError(
+                f"The {len(files)} pictures hold {pixels:,} pixels together; at most "
+                f"{self.budget.max_voxels:,} can be open at once. Open fewer or smaller pictures."
+            )
+        return [self._load_raster(f) for f in files]
+
+    def _checked_upload(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+        """The upload's files, each present and non-empty, within the file count and bytes."""
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
         if len(paths) == 0:
@@ -195,17 +253,7 @@ class _Loader:
                 f"The upload is {_gib(total)}; at most {_gib(self.budget.max_upload_bytes)} "
                 "can be opened."
             )
-        kinds = [_kind(f) for f in files]
-        if "header" in kinds or "data" in kinds:
-            return self._load_detached(files, kinds)
-        if len(files) == 1:
-            return self._load_single(files[0], kinds[0])
-        if any(kind != "dicom" for kind in kinds):
-            raise CTLoadError(
-                "Several files can only be opened together when they are all DICOM slices of "
-                "one series. Open other images one at a time."
-            )
-        return self._load_dicom(files)
+        return files
 
     def _load_single(self, path: Path, kind: str) -> CTImage:
         if kind == "raster":
@@ -269,26 +317,20 @@ class _Loader:
 
     # --- PNG / JPEG --------------------------------------------------------------------------
 
+    def _raster_size(self, path: Path) -> tuple[int, int]:
+        """(width, height) from the header, checked against the budget; no pixel is decoded."""
+        with self._raster_errors(path), Image.open(path) as img:
+            width, height = img.size
+            self.check_slice_size(width, height, path.name)
+            if img.format == "PNG":
+                img.verify()  # walks every chunk's CRC without decoding pixels
+        return width, height
+
     def _load_raster(self, path: Path) -> CTImage:
         """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit) and checks PNG CRCs."""
-        try:
-            with Image.open(path) as img:
-                width, height = img.size
-                self.check_slice_size(width, height, path.name)
-                if img.format == "PNG":
-                    img.verify()  # walks every chunk's CRC without decoding pixels
-            with Image.open(path) as img:
-                pixels = _raster_to_gray(img)
-        except Image.DecompressionBombError as exc:  # Pillow refuses before we see the size
-            side = self.budget.max_side_px
-            raise CTLoadError(
-                f"'{path.name}' is too large; images up to {side} × {side} pixels are supported."
-            ) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as exc:
-            raise CTLoadError(
-                f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
-                "really a PNG/JPEG."
-            ) from exc
+        self._raster_size(path)
+        with self._raster_errors(path), Image.open(path) as img:
+            pixels = _raster_to_gray(img)
         return CTImage(
             volume=pixels[np.newaxis],
             spacing=None,
@@ -297,6 +339,24 @@ class _Loader:
             is_hu=False,
             name=path.name,
         )
+
+    @contextmanager
+    def _raster_errors(self, path: Path) -> Iterator[None]:
+        try:
+            yield
+        except CTLoadError:  # our own size check (a ValueError too)
+            raise
+        except Image.DecompressionBombError as exc:  # Pillow refuses before we see the size
+            side = self.budget.max_side_px
+            raise CTLoadError(
+                f"'{path.name}' is too large; images up to {side} × {side} pixels are supported."
+            ) from exc
+        except (UnidentifiedImageError, OSError, SyntaxError, struct.error, ValueError) as exc:
+            # ValueError: Pillow's limit on compressed text chunks (a PNG text bomb).
+            raise CTLoadError(
+                f"'{path.name}' is not a readable image: the file is damaged, incomplete or not "
+                "really a PNG/JPEG."
+            ) from exc
 
     # --- NIfTI / MHA / NRRD ------------------------------------------------------------------
 
@@ -317,6 +377,10 @@ class _Loader:
             header = _parse_nifti_header(raw, path.name)
             if pixels is None:
                 headers.check_nifti_magic(raw, path.name)
+            if not all(math.isfinite(v) and v > 0 for v in header.pixdim):
+                # ITK shows a NaN or zero voxel size as 1 mm: a made-up size is no size. (Valid
+                # ones are checked after ITK has converted their units to mm.)
+                self.check_spacing(header.pixdim, path.name)
             # Before decompressing anything more: the declared size is what ITK allocates.
             self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))
             voxels = math.prod(header.dims)
@@ -554,6 +618,7 @@ class _NiftiHeader(NamedTuple):
     bitpix: int
     vox_offset: int  # as stored: into the .img of a pair, past the header in a single file
     endian: str
+    pixdim: tuple[float, ...]  # voxel size along each used dimension, in the file's units
 
 
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32/float64
@@ -565,11 +630,13 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
         if len(raw) >= 348 and struct.unpack_from(endian + "i", raw, 0)[0] == 348:
             dim = struct.unpack_from(endian + "8h", raw, 40)
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 70)
-            offset = int(struct.unpack_from(endian + "f", raw, 108)[0])
+            pixdim = struct.unpack_from(endian + "8f", raw, 76)
+            offset = struct.unpack_from(endian + "f", raw, 108)[0]
             break
         if len(raw) >= 540 and struct.unpack_from(endian + "i", raw, 0)[0] == 540:
             datatype, bitpix = struct.unpack_from(endian + "2h", raw, 12)
             dim = struct.unpack_from(endian + "8q", raw, 16)
+            pixdim = struct.unpack_from(endian + "8d", raw, 104)
             offset = struct.unpack_from(endian + "q", raw, 168)[0]
             break
     else:
@@ -577,7 +644,9 @@ def _parse_nifti_header(raw: bytes, name: str) -> _NiftiHeader:
     if not 1 <= dim[0] <= 7:
         raise CTLoadError(f"'{name}' is not a valid NIfTI file. {_SUPPORTED_HINT}")
     dims = tuple(int(d) for d in dim[1 : dim[0] + 1])
-    return _NiftiHeader(dims, datatype, bitpix, max(offset, 0), endian)
+    offset = int(offset) if math.isfinite(offset) else 0
+    spacing = tuple(float(v) for v in pixdim[1 : min(dim[0], 3) + 1])
+    return _NiftiHeader(dims, datatype, bitpix, max(offset, 0), endian, spacing)
 
 
 def _format_name(path: Path) -> str:
@@ -660,6 +729,7 @@ def _execute(reader: sitk.ImageFileReader, path: Path, nonfinite: np.ndarray | N
 
 def _unpack_zip(path: Path, target: Path, budget: Budget) -> list[Path]:
     """Unpack into `target` under names we choose, so no entry can point anywhere else."""
+    headers.check_zip_directory(path, budget.max_files)
     try:
         with zipfile.ZipFile(path) as zf:
             return _extract(zf, _checked_members(zf, path.name, budget), target, budget)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spinalsam.plaintext import plain_name
 from spinalsam.vertebrae import parse_vertebra_name
 
 __all__ = [
@@ -40,6 +41,9 @@ LABEL_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
+_MAX_NAME = 40  # characters of a label name (the protocol's `set_label` limit)
+
+
 class LabelError(ValueError):
     """A label name or id the user gave that cannot be used; the message is shown as is."""
 
@@ -52,6 +56,11 @@ class LabelSet:
     """
 
     entries: tuple[tuple[int, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Names are shown as Markdown; those of a bundle come from a stranger.
+        names = tuple((i, plain_name(n, _MAX_NAME, "label")) for i, n in self.entries)
+        object.__setattr__(self, "entries", names)
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -98,7 +107,7 @@ def label_color(label_id: int) -> tuple[int, int, int]:
 
 
 def _canonical(name: str) -> str:
-    stripped = " ".join(name.split())
+    stripped = plain_name(name, _MAX_NAME, "")
     if not stripped:
         raise LabelError("a label needs a name, e.g. L1 or T12")
     return parse_vertebra_name(stripped) or stripped

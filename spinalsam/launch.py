@@ -4,7 +4,8 @@ process, and Gradio's launch options.
 Sharing and authentication are opt-in (a clinician demo must never be public by accident); every
 variable is a field of `spinalsam.settings.Settings` and listed in the README. Every session may
 have at most `Budget.max_jobs_per_session` requests waiting, the queue holds at most
-`QUEUE_MAX_SIZE`, and logins back off per user name (`spinalsam.guards`).
+`QUEUE_MAX_SIZE`, logins back off per user name and request bodies are bounded
+(`spinalsam.guards`).
 `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` are read by Gradio itself.
 """
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from spinalsam.assets import APP_CSS
 from spinalsam.backends import load_backend
 from spinalsam.commands import Router
 from spinalsam.commands.llm import LLMParser
-from spinalsam.guards import LoginGuard, limit_jobs_per_session
+from spinalsam.guards import DiskReserve, LoginGuard, RequestSizeLimit, limit_jobs_per_session
 from spinalsam.ledger import ImageLedger
 from spinalsam.limits import Budget
 from spinalsam.settings import Settings
@@ -53,11 +56,17 @@ def _router(settings: Settings) -> Router:
 
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `demo.launch`."""
+    budget = settings.budget
+    size_limit = Middleware(RequestSizeLimit, max_bytes=budget.max_request_bytes)
+    reserve = Middleware(
+        DiskReserve, folder=get_upload_folder, min_free_bytes=budget.min_free_disk_bytes
+    )
     options: dict[str, Any] = {
         "share": settings.share,
         "max_file_size": settings.budget.max_upload_bytes,
         "show_error": True,
         "css": APP_CSS,  # layout only; the image panel brings its own CSS and JS
+        "app_kwargs": {"middleware": [size_limit, reserve]},
     }
     if settings.auth_pairs:
         # A coroutine function: Gradio awaits it, so back-off delays never block the server.

@@ -43,14 +43,31 @@ class Budget:
     # Segmentation works on at most this many pixels per call; larger slices are segmented on
     # a bounded grid and mapped back.
     max_segment_pixels: int = 1024 * 1024
+    # What one session may name and place; a saved bundle holds no more, so whatever a session
+    # holds can be saved and reopened.
+    max_labels: int = 1000  # label names (a spine has 26 vertebrae)
+    max_prompts_per_slice: int = 500  # points and boxes on one slice
+    max_saved_chat_messages: int = 400  # a bundle keeps the last ones
+    max_saved_text_chars: int = 20_000  # one saved chat message or 3-D report, cut beyond
     # Text a user or a model can send.
     max_chat_chars: int = 2000
     max_llm_answer_chars: int = 64_000
     max_flag_comment_chars: int = 2000
     # Sessions: state and files are dropped this long after the browser goes away.
     session_ttl_s: int = 3600
+    # One API request's body (file uploads excepted: they have `max_upload_bytes`). Gradio
+    # validates all of it before any handler runs: a chat history of 200,000 messages (12 MB)
+    # took 28 s and +832 MB. A long chat (its last 400 messages are kept) is well under this.
+    max_request_bytes: int = 4 << 20
+    # Uploads stay in Gradio's cache for a session's lifetime, with no quota per user: one
+    # that would leave less free disk than this is refused, so uploads cannot fill the disk
+    # that exports, bundles and unpacked archives of every session need.
+    min_free_disk_bytes: int = 2 << 30
     # Queue: jobs one session may have waiting at once, so one user cannot starve the others.
     max_jobs_per_session: int = 4
+    # One request at a time uses a session; the next waits this long for it, then is answered
+    # "still busy" (quick clicks queue up; a click during a propagation is told to wait).
+    session_busy_wait_s: float = 3.0
     # SAM: slices on each side of the one on screen embedded in the background while the user
     # looks (`spinalsam.prefetch`): 6 encoder runs per slice change at most, one at a time on
     # the model's one shared prefetch thread, and 6 x 4 MB of ViT-B embeddings in the shared,

@@ -34,7 +34,7 @@ from spinalsam.export import (
     write_zip,
 )
 from spinalsam.help_text import HELP_EXAMPLES
-from spinalsam.io import RASTER_EXTENSIONS, CTImage, CTLoadError, load_ct, load_label_map
+from spinalsam.io import CTImage, CTLoadError, load_label_map, load_upload
 from spinalsam.labels import LabelError, LabelSet, label_color
 from spinalsam.ledger import ImageLedger, LedgerFull
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -47,6 +47,7 @@ from spinalsam.measurements import (
 )
 from spinalsam.mesh import MeshError, labels_to_mesh
 from spinalsam.metrics import dice, hd95, iou, mask_stats, msd
+from spinalsam.plaintext import plain_name, spreadsheet_row
 from spinalsam.planes import (
     Plane,
     axis_spacing,
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
 # DICOM header values, since logs of a public service are read by people who are not the user.
 log = logging.getLogger(__name__)
 
-__all__ = ["Backend", "Pending", "Session", "SessionError", "StepResult"]
+__all__ = ["Backend", "Pending", "Session", "SessionBusy", "SessionError", "StepResult"]
 
 UNDO_DEPTH = 50
 ACTIVE_LABEL_DEFAULT = 1
@@ -85,6 +86,26 @@ DEFAULT_LABELS = LabelSet(((ACTIVE_LABEL_DEFAULT, "vertebra"),))
 
 class SessionError(ValueError):
     """An operation that cannot run in the current state; the message is shown as is."""
+
+
+class SessionBusy(SessionError):
+    """Another request of the same session is still running; nothing was changed."""
+
+
+class _Turn:
+    """The lock that lets one request at a time use a session.
+
+    Gradio runs a session's events in parallel (a propagation and an upload, two quick
+    clicks, a double-submitted chat): without it a propagation that ended after an upload wrote
+    the old image's masks into the new one. A copied session (Gradio deep-copies new ones) gets
+    a lock of its own.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict) -> _Turn:
+        return _Turn()
 
 
 class Backend(Protocol):
@@ -181,7 +202,20 @@ class Session:
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         self._neighbours = NeighbourPrefetcher(budget.prefetch_radius)
+        self._turn = _Turn()
         self._reset([])
+
+    def acquire_turn(self) -> None:
+        """Wait for the session's previous request; `SessionBusy` if it is still running after
+        the budget's wait (e.g. a propagation). Pair with `release_turn`."""
+        if not self._turn.lock.acquire(timeout=self.budget.session_busy_wait_s):
+            raise SessionBusy(
+                "Your previous request (e.g. a propagation) is still running; wait for it to "
+                "finish or press Stop, then try again. Nothing was changed."
+            )
+
+    def release_turn(self) -> None:
+        self._turn.lock.release()
 
     def _reset(self, images: list[_Image], position: int = 0) -> None:
         """The one place state starts over: a new upload, a reopened bundle, a new session."""
@@ -242,10 +276,7 @@ class Session:
             raise SessionError("No file was uploaded.")
         start = time.perf_counter()
         try:
-            if len(paths) > 1 and all(_is_picture(p) for p in paths):
-                cts = [load_ct([p], self.budget) for p in sorted(paths, key=lambda p: Path(p).name)]
-            else:
-                cts = [load_ct(paths, self.budget, self.workdir)]
+            cts = load_upload(paths, self.budget, self.workdir)
         except CTLoadError as exc:
             log.warning("refused upload %s: %s", _file_names(paths), exc)
             raise SessionError(f"Could not open the file: {exc}") from exc
@@ -510,9 +541,15 @@ class Session:
     def _op_save_session(self, op: ops.SaveSession) -> StepResult:
         if not self.has_image:
             raise SessionError("Nothing to save yet: open an image first.")
-        self.chat = op.chat
-        path = bundle.write_bundle(self.snapshot(), self.workdir / "spinalsam_session.npz")
-        return StepResult("Session saved: download it below.", files=(path,))
+        self.chat = bundle.fit_chat(op.chat)
+        try:
+            path = bundle.write_bundle(self.snapshot(), self.workdir / "spinalsam_session.npz")
+        except bundle.BundleError as exc:
+            raise SessionError(f"The session could not be saved: {exc}.") from exc
+        note = ""
+        if self.chat != op.chat:
+            note = f" The bundle keeps the chat's last {len(self.chat)} messages, long ones cut."
+        return StepResult(f"Session saved: download it below.{note}", files=(path,))
 
     def _op_next_image(self, _: ops.NextImage) -> StepResult:
         return self._step(+1)
@@ -749,6 +786,12 @@ class Session:
         return labels
 
     def _edit_prompts(self, description: str, new: PromptSet) -> None:
+        limit = self.budget.max_prompts_per_slice
+        if len(new.points) + len(new.boxes) > limit:
+            raise SessionError(
+                f"This slice already holds {limit} points and boxes, the most one slice may "
+                'have. Clear some ("clear points") or segment with them first.'
+            )
         self._commit(description, prompts=new)
 
     def _commit(
@@ -1043,6 +1086,11 @@ class Session:
             new_set, new_id = self.label_set.add(name)
         except LabelError as exc:
             raise SessionError(str(exc)) from exc
+        if len(new_set.entries) > self.budget.max_labels:
+            raise SessionError(
+                f"A session names at most {self.budget.max_labels} labels; reuse a name "
+                "(the label menu lists them)."
+            )
         old = self.active_label
         label = new_set.name_of(new_id)
         moved = 0
@@ -1141,7 +1189,8 @@ class Session:
             under = under[under > 0]
             if under.size == 0:
                 continue
-            match = int(np.bincount(under).argmax())
+            values, counts = np.unique(under, return_counts=True)  # ids may be up to 2**31
+            match = int(values[counts.argmax()])
             scopes.append((f"{name} ↔ GT {match} (3-D)", ours, gt_labels == match, spacing))
         return scopes
 
@@ -1283,18 +1332,20 @@ def _measurements_csv(found: Sequence[LabelMeasurement]) -> str:
     )
     for m in found:
         writer.writerow(
-            [
-                m.label_id,
-                m.name,
-                m.voxels,
-                _num(m.volume_ml),
-                _num(m.mean),
-                _num(m.std),
-                m.core_voxels,
-                _num(m.core_mean),
-                _num(m.core_std),
-                "HU" if m.is_hu else "intensity",
-            ]
+            spreadsheet_row(
+                [
+                    m.label_id,
+                    m.name,
+                    m.voxels,
+                    _num(m.volume_ml),
+                    _num(m.mean),
+                    _num(m.std),
+                    m.core_voxels,
+                    _num(m.core_mean),
+                    _num(m.core_std),
+                    "HU" if m.is_hu else "intensity",
+                ]
+            )
         )
     return buf.getvalue()
 
@@ -1342,12 +1393,8 @@ def _describe_kind(kind: SegmentKind, n: int) -> str:
 
 def _file_names(paths: Sequence[str | Path]) -> str:
     """The uploaded files' names for a log line (not their temporary folders), at most five."""
-    names = [Path(p).name for p in paths]
+    names = [plain_name(Path(p).name) for p in paths]  # no control characters in the log
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
-def _is_picture(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in RASTER_EXTENSIONS
 
 
 def _safe_stem(name: str) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import html
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +31,7 @@ from spinalsam.io import SUPPORTED_EXTENSIONS
 from spinalsam.ledger import ImageLedger, default_cap_bytes
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.planes import PLANES
-from spinalsam.session import Backend, Session, SessionError, StepResult
+from spinalsam.session import Backend, Session, SessionBusy, SessionError, StepResult
 from spinalsam.vertebrae import VERTEBRA_NAMES
 from spinalsam.viewer import encode_view, image_panel
 from spinalsam.windowing import PRESETS
@@ -77,6 +79,42 @@ def _guard(action: Callable[[], Outcome]) -> tuple[str, Files]:
     if isinstance(out, tuple):
         return out
     return out, None
+
+
+def _one_at_a_time(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` run while holding its session's turn (`Session.acquire_turn`).
+
+    A request that finds the session busy past the budget's wait is answered with Gradio's
+    error toast (an error message for API clients) and leaves every output as it was.
+    """
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with _turn(args):
+                yield from handler(*args, **kwargs)
+
+        return stream
+
+    @functools.wraps(handler)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _turn(args):
+            return handler(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def _turn(args: tuple[Any, ...]) -> Iterator[None]:
+    session = next(a for a in args if isinstance(a, Session))
+    try:
+        session.acquire_turn()
+    except SessionBusy as exc:
+        raise gr.Error(str(exc), title="Still busy") from exc
+    try:
+        yield
+    finally:
+        session.release_turn()
 
 
 def _apply(session: Session, operations: list[Any]) -> tuple[str, Files]:
@@ -158,6 +196,13 @@ def _controls(session: Session) -> list[Any]:
 
 def _chat_history(session: Session) -> list[dict[str, str]]:
     return [{"role": role, "content": text} for role, text in session.chat]
+
+
+def _recent(history: list[dict] | None, budget: Budget) -> list[dict]:
+    """The conversation the chat panel keeps: its last messages, as a saved bundle does, so a
+    long session never grows the history every chat request sends past the request limit."""
+    keep = budget.max_saved_chat_messages - 2  # room for the next question and its answer
+    return list(history or [])[-keep:]
 
 
 def _chat_pairs(history: list[dict] | None) -> tuple[tuple[str, str], ...]:
@@ -376,12 +421,14 @@ def build_app(
             return _controls(s)
 
         def run_ops(*operations: Any) -> Callable[..., list[Any]]:
+            @_one_at_a_time
             def handler(s: Session):
                 msg, out_files = _guard(lambda: _apply(s, list(operations)))
                 return [s, *_views(s, msg), out_files]
 
             return handler
 
+        @_one_at_a_time
         def act(s: Session, operation: Callable[[], Any]) -> list[Any]:
             """Apply the operation a widget's value describes; bad values become messages."""
 
@@ -433,13 +480,16 @@ def build_app(
 
             return act(s, window_op)
 
+        @_one_at_a_time
         def on_chat(
             text: str, history: list[dict], s: Session, pending: Any
         ) -> Iterator[list[Any]]:
             if not text.strip():  # a stray Enter: nothing to say, no empty bubbles
                 yield ["", history, s, *_views(s, ""), None, gr.skip(), pending, gr.skip()]
                 return
-            history = [*history, {"role": "user", "content": text}]
+            limit = budget.max_chat_chars  # a longer message is refused; its echo is cut
+            shown = text if len(text) <= limit else f"{text[:limit]} …"
+            history = [*_recent(history, budget), {"role": "user", "content": shown}]
             result, thinking = None, ""
             stream = router.stream(text, image_size=_size(s), masks_elsewhere=_masks_elsewhere(s))
             for item in stream:
@@ -486,18 +536,20 @@ def build_app(
                 gr.Row(visible=False),
             ]
 
+        @_one_at_a_time
         def on_chat_confirm(history: list[dict], s: Session, pending: Any) -> list[Any]:
             if not pending:
                 return [history, s, *_views(s, ""), None, gr.skip(), None, gr.Row(visible=False)]
             text_out, file = _guard(lambda: _apply(s, list(pending)))
-            history = [*history, {"role": "assistant", "content": text_out}]
+            history = [*_recent(history, budget), {"role": "assistant", "content": text_out}]
             label = s.label_set.name_of(s.active_label)
             return [history, s, *_views(s, text_out), file, label, None, gr.Row(visible=False)]
 
         def on_chat_cancel(history: list[dict]) -> list[Any]:
             reply = {"role": "assistant", "content": "Cancelled: nothing was changed."}
-            return [[*history, reply], None, gr.Row(visible=False)]
+            return [[*_recent(history, budget), reply], None, gr.Row(visible=False)]
 
+        @_one_at_a_time
         def on_propagate(s: Session, progress=gr.Progress()):  # noqa: B008 — Gradio's idiom
             def report(done: int, total: int) -> None:
                 progress((done, total), desc="Propagating", unit="slices")
@@ -511,6 +563,7 @@ def build_app(
         def on_shown(ids: list[int] | None, s: Session):
             return act(s, lambda: ops.ShowLabels(ids=tuple(ids or ())))
 
+        @_one_at_a_time
         def on_measure3d(s: Session):
             msg, _ = _guard(lambda: _apply(s, [ops.MeasureVolume()]))
             if msg.startswith("⚠️"):
@@ -518,14 +571,19 @@ def build_app(
             figure, mesh = s.volume_figures()
             return msg, figure, str(mesh) if mesh else None
 
+        @_one_at_a_time
         def on_dicom_seg(s: Session):
             msg, out_files = _guard(lambda: _apply(s, [ops.ExportDicomSeg()]))
             return _status_text(s, msg), out_files
 
+        @_one_at_a_time
         def on_gt(paths: list[str] | None, s: Session):
             return _guard(lambda: _apply(s, [ops.Compare(paths=tuple(paths or ()))]))[0]
 
-        def on_flag(rate: str, note: str, s: Session):
+        @_one_at_a_time
+        def on_flag(rate: str, note: str | None, s: Session):
+            note = note or ""  # an API client may send null for an empty comment
+
             def flag() -> str:
                 limit = budget.max_flag_comment_chars
                 record, mask = s.flag_record(rate, note[:limit])  # raises when no image is open
@@ -544,10 +602,12 @@ def build_app(
 
             return _status_text(s, _guard(flag)[0])
 
+        @_one_at_a_time
         def on_save(s: Session, history: list[dict] | None):
             msg, out_files = _guard(lambda: _apply(s, [ops.SaveSession(chat=_chat_pairs(history))]))
             return _status_text(s, msg), out_files
 
+        @_one_at_a_time
         def on_bundle(path: str | None, history: list[dict] | None, s: Session):
             msg, _ = _guard(
                 lambda: _apply(s, [ops.OpenBundle(path=path)]) if path else "No bundle uploaded."

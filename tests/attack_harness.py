@@ -1,10 +1,11 @@
 """Drive the issue-12 attacks through a real `python app.py` and measure each one.
 
 Shared by tests/test_attacks.py (asserts) and bench/attacks.py (prints JSON). One `AttackServer`
-runs the app on a port in 7920-7939 with its own temp folder (so leftover files are countable),
-a short session lifetime and a login; `run_upload_attack` sends one hostile upload from a session
-that already holds an image, prompts and a mask, and reports the message, time, server RSS
-growth, whether the session kept its work and whether the canary's bytes came back.
+runs the app on a port in 7920-7939 (or `ATTACK_PORTS`) with its own temp folder (so leftover
+files are countable), a short session lifetime and a login; `run_upload_attack` sends one
+hostile upload from a session that already holds an image, prompts and a mask, and reports the
+message, time, server RSS growth, whether the session kept its work and whether the canary's
+bytes came back.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ __all__ = ["CT_SMALL", "USERS", "AttackServer", "Outcome", "prepared_client", "r
 ROOT = Path(__file__).resolve().parents[1]
 CT_SMALL = "CT vertebra slice (pydicom CT_small.dcm, HU)"
 USERS = {"doc": "secret-doc", "probe": "secret-probe"}
-PORTS = range(7920, 7940)
+# Parallel runs on one machine each get their own range: ATTACK_PORTS=7900-7919.
+_LOW, _HIGH = (int(p) for p in os.environ.get("ATTACK_PORTS", "7920-7939").split("-"))
+PORTS = range(_LOW, _HIGH + 1)
 
 
 def _free_port() -> int:
@@ -46,7 +49,7 @@ def _free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 7920-7939")
+    raise RuntimeError(f"no free port in {_LOW}-{_HIGH}")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ import pydicom
 import pydicom.data
 import SimpleITK as sitk
 from fixtures_ct import synthetic_ct, write_dicom_series, write_zip
+from PIL import Image
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-__all__ = ["ATTACKS", "CANARY_SECRET", "Attack", "huge_slice", "write_canary"]
+__all__ = ["ATTACKS", "CANARY_SECRET", "MARKUP", "Attack", "huge_slice", "write_canary"]
 
 CANARY_SECRET = b"SPINALSAM-CANARY-7f3a9c-DEEPSEEK_API_KEY=sk-not-a-real-key"
 CT_SMALL = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
@@ -264,6 +266,43 @@ def zip_fails_after_unpack(tmp: Path, canary: Path) -> list[Path]:
     return [write_zip(tmp / "junk.zip", {f"{i}.dcm": bytes(16 << 20) for i in range(4)})]
 
 
+def picture_stack(tmp: Path, canary: Path) -> list[Path]:
+    """12 one-colour 4096² PNGs, 16 KB each on disk: 12 × 64 MiB decoded, over the voxel
+    budget together though each picture alone is within it."""
+    first = tmp / "page00.png"
+    Image.new("L", (4096, 4096)).save(first, optimize=True)
+    pages = [first]
+    for i in range(1, 12):
+        pages.append(tmp / f"page{i:02d}.png")
+        pages[-1].write_bytes(first.read_bytes())
+    return pages
+
+
+def zip_many_entries(tmp: Path, canary: Path) -> list[Path]:
+    """60,000 empty entries (5 MB): `zipfile` builds an object per entry of the directory
+    before any count can be checked (400,000 took 5.7 s and +220 MB; 1 GiB holds 12 million)."""
+    with zipfile.ZipFile(tmp / "many.zip", "w") as zf:
+        for i in range(60_000):
+            zf.writestr(str(i), b"")
+    return [tmp / "many.zip"]
+
+
+MARKUP = (
+    '<img src=x onerror="document.title=1">![t](http://127.0.0.1:7919/track.png)'
+    "[click me](https://evil.example/login)\u202e\x1b[2J"
+)
+
+
+def dicom_description_markup(tmp: Path, canary: Path) -> list[Path]:
+    """A DICOM whose SeriesDescription (the image's name in the app) is HTML and Markdown: an
+    image beacon every viewer's browser fetched, and a disguised link, in the status line."""
+    ds = pydicom.dcmread(CT_SMALL)
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, so the bidi override is stored as is
+    ds.SeriesDescription = MARKUP
+    ds.save_as(tmp / "report.dcm")
+    return [tmp / "report.dcm"]
+
+
 def huge_slice(tmp: Path) -> tuple[Path, tuple[int, int]]:
     """A 4096² CT slice (0.1 mm pixels) and a click on its vertebra, in the slice's own pixels
     (chat coordinates; the display grid is bounded to 2048²).
@@ -323,4 +362,13 @@ ATTACKS: list[Attack] = [
         "dicom_mixed_orientations", dicom_mixed_orientations, r"another orientation", accepted=True
     ),
     Attack("zip_fails_after_unpack", zip_fails_after_unpack, r"holds no readable DICOM"),
+    Attack("zip_60000_empty_entries", zip_many_entries, r"holds 60000 entries; at most 2000"),
+    Attack("picture_stack_12x4096x4096", picture_stack, r"12 pictures hold 201,326,592 pixels"),
+    Attack(
+        "dicom_description_markup",
+        dicom_description_markup,
+        r"‹img src=x onerror=\"document\.title=1\"›!\(t\)\(http://127\.0\.0\.1:7919/track\.png\)"
+        r"\(click me\)\(https://evil\.example/login\)\(2J(\*\*|,)",  # no bidi, no ESC
+        accepted=True,
+    ),
 ]

@@ -87,6 +87,7 @@ def test_huge_flag_comment_is_cut_and_flagging_keeps_working(server: AttackServe
     first = client.predict("wrong", "x" * 200_000, api_name="/flag")
     assert "Thanks" in first and "cut to its first 2000 characters" in first
     assert "Thanks" in client.predict("good", "fine now", api_name="/flag")
+    assert "Thanks" in client.predict("good", None, api_name="/flag")  # null: no comment
     db = server.workdir / "flagged" / "flags.sqlite3"
     assert db.stat().st_size < 4 << 20
 
@@ -100,6 +101,38 @@ def test_one_session_cannot_flood_the_queue(server: AttackServer) -> None:
     start = time.perf_counter()
     assert session_intact(other)
     assert time.perf_counter() - start < MAX_SECONDS
+
+
+def test_a_request_during_a_propagation_never_lands_in_the_wrong_image(
+    server: AttackServer,
+) -> None:
+    """Gradio runs one session's events in parallel: an example opened while a propagation
+    ran used to receive that propagation's masks (they exported with the fresh image)."""
+    phantom = "Synthetic lumbar volume (3 vertebrae, HU)"
+    client = server.client()
+    client.predict(phantom, api_name="/load_example")
+    client.predict("go to slice 20", [], api_name="/chat")
+    out = client.predict("add a box from (40, 40) to (120, 110) and segment", [], api_name="/chat")
+    assert "Segmented" in out[5], out[5]
+    job = client.submit(api_name="/propagate")
+    time.sleep(0.1)  # the propagation (~0.5 s) is running
+    assert "Opened" in client.predict(phantom, api_name="/load_example")[3]
+    job.result()
+    assert "no mask to export" in client.predict(api_name="/export_nifti")[3]
+
+
+def test_a_huge_chat_history_is_refused_before_gradio_parses_it(server: AttackServer) -> None:
+    """The chat history comes from the client: 200,000 messages (12 MB) took 28 s and +832 MB
+    of Gradio's validation. Bodies are bounded; the chat panel keeps its last 400 messages."""
+    message = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    client = prepared_client(server)
+    before = server.rss()
+    with pytest.raises(Exception, match="413"):
+        client.predict("help", [message] * 200_000, api_name="/chat")
+    assert server.rss() - before < 100 << 20
+    history = client.predict("help", [message] * 500, api_name="/chat")[1]
+    assert len(history) == 400 and "Try" in str(history[-1]["content"])
+    assert session_intact(client)
 
 
 def test_wrong_passwords_lock_the_user_out(server: AttackServer) -> None:

