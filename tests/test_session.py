@@ -872,6 +872,24 @@ def test_opening_another_file_mid_work_can_be_undone(
     assert ledger.held_bytes == 6_144_000
     _ok(s.apply([ops.Undo(), ops.Undo()]))  # the volume's own history came back with it
     assert not s.current.labels.any()
+    # Past the start of that history there is nothing left: the masks must not come back again.
+    results = [s.apply([ops.Undo()])[0] for _ in range(6)]
+    assert not results[-1].ok and not s.current.labels.any()
+
+
+def test_only_the_last_opens_work_is_kept_aside(backend: DefaultBackend, tmp_path: Path) -> None:
+    """Work put aside stays only while the ledger counts it: an open that replaces no work
+    ends it (its memory would otherwise be held outside the server's cap)."""
+    slice_name, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=64 << 20)
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
+    (first,) = _open(s, slice_name)
+    assert "put aside" in first
+    (second,) = _open(s, slice_name)  # the slice had no masks: nothing new is put aside
+    assert "put aside" not in second and ledger.held_bytes == 98_304
+    assert not s.apply([ops.Undo()])[0].ok and s.current.ct.volume.shape[0] == 1
 
 
 def test_without_room_for_both_the_previous_work_is_closed_and_said_so(
