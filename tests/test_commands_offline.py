@@ -603,3 +603,59 @@ def test_a_distance_in_words_is_no_slice_index(text: str) -> None:
 
 def test_an_ordinal_before_slice_stays_an_index() -> None:
     assert _ops("jump to the 40th slice") == [{"op": "goto_slice", "index": 40}]
+
+
+_BOX = {"op": "add_box"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("add two points, no wait, a box", [_BOX]),
+        ("画个框 说错了 加一个点", [{"op": "add_points", "count": 1, "label": "positive"}]),
+        (
+            "go to slice 5 and add a point scratch that a box",
+            [{"op": "goto_slice", "index": 5}, _BOX],
+        ),
+        ("segment it, no wait", []),
+        ("分割结果不对，撤销", [{"op": "undo"}]),
+    ],
+)
+def test_a_correction_withdraws_the_step_just_said(text: str, expect: list[dict]) -> None:
+    """ "X, no wait, Y" / "X，不对，Y" is Y: the marker takes back only the clause before it."""
+    assert _ops(text) == expect
+
+
+@pytest.mark.parametrize("text", ["bring it back", "put back the box I undid", "put it back pls"])
+def test_putting_back_what_was_undone_is_redo(text: str) -> None:
+    assert _ops(text) == [{"op": "redo"}]
+
+
+@pytest.mark.parametrize(("text", "count"), [("撤三步", 3), ("撤销两步", 2), ("连撤四次", 4)])
+def test_a_lone_che_undoes_and_bu_counts_steps(text: str, count: int) -> None:
+    assert _ops(text) == [{"op": "undo"}] * count
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("send the mask to PACS", []),
+        ("上传到PACS上", []),
+        ("导出nifti然后发给主任", [{"op": "export", "format": "nifti"}]),
+    ],
+)
+def test_sending_to_another_system_is_no_operation(text: str, expect: list[dict]) -> None:
+    """The app only downloads; "发到PACS上" must not read 上 as a step up."""
+    assert _ops(text) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("这个掩膜的均值是多少", [{"op": "measure"}]),
+        ("算一下平均值", [{"op": "measure"}]),
+        ("正常椎体的平均CT值是多少？", []),
+    ],
+)
+def test_chinese_mean_of_the_mask_is_a_measurement(text: str, expect: list[dict]) -> None:
+    assert _ops(text) == expect

@@ -83,6 +83,9 @@ class Concept(StrEnum):
     AFTER = "after"
     # a slip described ("one point too many", 点错了, 多点了): what went wrong, not a request
     SLIP = "slip"
+    # a correction mid-message ("no wait", 不对): withdraws the step just said; what follows
+    # replaces it ("add a point, no wait, a box" is one box)
+    CORRECTION = "correction"
     ALIEN = "alien"  # a subject the app has nothing to do with (poem, diagnosis, database)
     # words that carry no action
     FILLER = "filler"
@@ -172,7 +175,7 @@ _ENGLISH_GROUPS: dict[Concept, str] = {
         "poem poems story essay song lyrics recipe diagnose diagnosis diagnosed treat treatment "
         "prognosis explain explanation mean means meaning define definition database sql table "
         "tables password passwords passwd etc rm sudo shell script instructions instruction "
-        "admin jailbreak dan hack hacked malware virus bitcoin email"
+        "admin jailbreak dan hack hacked malware virus bitcoin email send sent pacs"
     ),
     C.FILLER: (
         "toward towards alright allright yeah yep yup hmm hm um uh oh well prompt prompts the to "
@@ -217,7 +220,11 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
         "take back|step back|one step back|undo that|go back one step|go back a step|"
         "ctrl z|control z|cmd z|command z"
     ),
-    C.REDO: "ctrl y|control y|cmd y|ctrl shift z|cmd shift z|redo that|do it again|do that again",
+    # Restoring is redoing: "put back what I undid", "bring back the point" (cf. 恢复).
+    C.REDO: (
+        "ctrl y|control y|cmd y|ctrl shift z|cmd shift z|redo that|do it again|do that again|"
+        "put back|bring back|put it back|bring it back"
+    ),
     C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
     C.NAMING: (
         "this is|this one is|that is|it is|this one|this vertebra is|this level is|that one is|"
@@ -230,6 +237,7 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
         "what is your name|for your help|for the help|for helping"
     ),
     C.NEGATION: "do not|no need",
+    C.CORRECTION: "no wait|wait no|no no|i mean|i meant|scratch that|or rather",
     C.SLIP: "too many|one too many|by mistake|by accident|in error",
     C.FILLER: "go ahead|go on|let's go|right now",
     C.SEPARATOR: "and then|after that|once done|when done|followed by|as well as",
@@ -248,9 +256,9 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.SEGMENT: "分割 切割 勾画 勾勒",
     C.CLEAR: "清空 清除 删除 移除 去掉 去除 清理 删掉 擦除 清掉 清 删 取消",
     C.RESET: "重置 重新开始 从头开始 重来 复位 重新来过 重新来 从头来过",
-    C.UNDO: "撤销 撤回 撤消 回退 取消上一步 上一步 后悔",
+    C.UNDO: "撤销 撤回 撤消 回退 取消上一步 上一步 后悔 撤",
     C.REDO: "重做 恢复 取消撤销 撤销撤销 反撤销 还原撤销",
-    C.TIMES: "次 遍 回",
+    C.TIMES: "次 遍 回 步",
     C.UP: "往上 向上 上",
     C.DOWN: "往下 向下 下",
     C.NAMING: "这是 这个是 这一个是 它是 此为 这块是 这节是 这一节是 这一节 这节 这块",
@@ -267,7 +275,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.CHECK: "检查 验证 检测 核对 确认 校验 状态 匹配 一致 情况 可用 是否 信息 测试",
     C.SWITCH: "切换 使用 用 改成 改为 调成 调到 换成 设为 应用 换",
     C.EXPORT: "导出 保存 下载 存储 另存为 存为 输出 存",
-    C.MEASURE: "测量 统计 量化 指标 直径 测",
+    C.MEASURE: "测量 统计 量化 指标 直径 测 平均 平均值 均值",
     C.PROPAGATE: "传播 传递 扩散 延伸 扩展 推广 传到 蔓延",
     C.NAME: (
         "命名 命名为 命名成 记为 记作 记成 标为 标成 标作 标记为 标记成 标注为 标注成 叫做 叫作 叫 "
@@ -298,12 +306,16 @@ _CHINESE_GROUPS: dict[Concept, str] = {
     C.LUNG: "肺窗 肺",
     C.BRAIN: "脑窗 脑 头窗",
     C.NIFTI: "三维文件",
+    C.CORRECTION: "不对 不对不对 说错了 我说错了 哦不 不不 我是说",
     # 点 in a slip of the mouse ("点错了") is no point; 多…了 is one too many ("多点了一个").
     C.SLIP: (
         "点错 点歪 点偏 点击错 弄错 搞错 错 加错 画错 标错 放错 打错 多了 多点了 多加了 多画了 "
         "多标了 多打了 多放了 多余 不小心 误点 误加 误 手滑"
     ),
-    C.ALIEN: ("规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗"),
+    # The app sends nothing anywhere: a transfer to PACS or a person is not an export.
+    C.ALIEN: (
+        "规则 数据库 系统提示 提示词 密码 治疗 诊断 解释 意思 笑话 故事 诗 发送 发到 发给 传给 推送"
+    ),
     # 再 after a negation is "any more" ("不要再加点了"), not the "then" that separates steps.
     C.NEGATION: (
         "不要 别 不用 无需 不必 不 勿 除了 不要再 别再 不用再 不再 不必再 无需再 没必要 没有必要 "
@@ -315,7 +327,7 @@ _CHINESE_GROUPS: dict[Concept, str] = {
         "椎体 椎骨 腰椎 胸椎 颈椎 部位 区域 用户 谢 呀 啊 哦 好 们 模型 已 已经 是 否 有 没有 对 "
         "所 相邻 邻近 整个 全 中的 位置 处 处的 下 从 向 至 于 以 再次 一次 周围 附近 出来 起来 "
         "好的 通过 根据 基于 开始 左上角 右下角 左下角 右上角 左上 右下 左下 右上 角 顶点 起点 "
-        "终点 左 右 先 它 "
+        "终点 左 右 先 它 连 "
         # 点 inside an adverb ("有点", "差点") is no point.
         "有点 差点 快点 早点 一点 一点点 一点儿 点儿 点赞"
     ),

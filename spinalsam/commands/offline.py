@@ -138,7 +138,14 @@ def parse_offline(text: str) -> ParseResult:
     operations: list[Operation] = []
     problems: list[str] = []
     offtopic = False
+    # Where the last clause's operations begin: a correction ("no wait") withdraws them.
+    said: tuple[int, int] | None = None
     for clause in _clauses(tokens):
+        if C.CORRECTION in clause.concepts:
+            if said is not None:
+                del ops[said[0] :], operations[said[1] :]
+            said = None
+            continue
         op = _interpret(clause, context)
         if op is None:
             offtopic = offtopic or bool(clause.concepts & {C.OFFTOPIC, C.ALIEN})
@@ -152,10 +159,12 @@ def parse_offline(text: str) -> ParseResult:
         if ops and ops[-1] == op and (clause.implicit or op["op"] not in _REPEATABLE):
             continue  # "choose a CT slice to load", "clear all and start over": said twice
         try:
-            operations.extend(parse_operations(op) * repeat)
+            parsed = parse_operations(op) * repeat
         except OperationError as exc:  # e.g. 0 points, a flat box: explain, don't guess
             problems.append(f"“{clause.excerpt}”: {exc}")
             continue
+        said = (len(ops), len(operations))
+        operations.extend(parsed)
         ops.append(op)
     if len(ops) > _MAX_CLAUSE_OPS:
         return ParseResult([], True, note=_GATE_NOTES[Verdict.PASTED])
@@ -189,9 +198,11 @@ def _clauses(tokens: list[Token]) -> list[_Clause]:
     raw: list[_Clause] = []
     current: list[Token] = []
     for tok in tokens:
-        if tok.concept == C.SEPARATOR:
+        if tok.concept in (C.SEPARATOR, C.CORRECTION):
             raw.extend(_split_at_verbs(current))
             current = []
+            if tok.concept == C.CORRECTION:
+                raw.append(_Clause([tok]))  # a clause of its own: it withdraws the one before
         else:
             current.append(tok)
     raw.extend(_split_at_verbs(current))
