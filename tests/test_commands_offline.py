@@ -659,3 +659,19 @@ def test_sending_to_another_system_is_no_operation(text: str, expect: list[dict]
 )
 def test_chinese_mean_of_the_mask_is_a_measurement(text: str, expect: list[dict]) -> None:
     assert _ops(text) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("go back to slice 5", [{"op": "goto_slice", "index": 5}]),
+        ("back to the 40th slice", [{"op": "goto_slice", "index": 40}]),
+        ("往上翻到第5层", [{"op": "goto_slice", "index": 5}]),
+        ("go back 2 slices", [{"op": "previous_image"}] * 2),  # a distance stays a distance
+        ("往后翻3层", [{"op": "next_image"}] * 3),
+        ("next slice 2 times", [{"op": "next_image"}] * 2),
+    ],
+)
+def test_a_move_to_a_numbered_slice_goes_there(text: str, expect: list[dict]) -> None:
+    """ "Back to the 40th slice" stepped back 40 slices: a slice named by its number is a place."""
+    assert dump_operations(parse_offline(text).operations) == expect

@@ -302,6 +302,8 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
         return {"op": "clear", "target": _clear_target(cs)}
     if _moves_to_case(clause):
         return {"op": "open_image"}  # another patient is another image, never a slice step
+    if (index := _named_slice(clause)) is not None:
+        return {"op": "goto_slice", "index": index}  # "go back to slice 5": a place, not a distance
     if (step := _step(clause)) is not None:
         return _repeated({"op": step}, clause, counts=True)
     if (index := _slice_index(clause)) is not None:
@@ -464,6 +466,27 @@ def _clear_target(cs: set[Concept]) -> str:
         if concept in cs
     }
     return targets.pop() if len(targets) == 1 else "all"
+
+
+def _named_slice(clause: _Clause) -> int | None:
+    """The slice a move names by its number: "back to slice 5", "the 40th slice", "往上翻到第5层".
+
+    A number after the slice noun or 第, or an ordinal before the noun, says where to go even
+    after a move word, which otherwise reads the number as a distance ("back 5 slices").
+    """
+    if clause.concepts & {C.POINT, C.BOX}:
+        return None
+    toks = clause.tokens
+    for i, tok in enumerate(toks):
+        if tok.kind != Kind.NUMBER:
+            continue
+        before = next((t.concept for t in reversed(toks[:i]) if t.concept != C.FILLER), None)
+        ordinal = tok.text[:1].isdigit() and tok.text.isascii() and not tok.text.isdigit()
+        if before in (C.ORDINAL, C.SLICE) or (
+            ordinal and toks[i + 1 : i + 2] and toks[i + 1].concept == C.SLICE
+        ):
+            return tok.number
+    return None
 
 
 def _slice_index(clause: _Clause) -> int | None:
