@@ -675,3 +675,14 @@ def test_chinese_mean_of_the_mask_is_a_measurement(text: str, expect: list[dict]
 def test_a_move_to_a_numbered_slice_goes_there(text: str, expect: list[dict]) -> None:
     """ "Back to the 40th slice" stepped back 40 slices: a slice named by its number is a place."""
     assert dump_operations(parse_offline(text).operations) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("what can u do", [{"op": "help"}]),
+        ("can u segment it", [{"op": "segment", "prompt": "auto"}]),
+    ],
+)
+def test_texting_shorthand_for_you(text: str, expect: list[dict]) -> None:
+    assert dump_operations(parse_offline(text).operations) == expect

@@ -90,6 +90,9 @@ _DECOR_CATEGORIES = frozenset({"So", "Sk", "Sm", "Cf", "Mn", "Zs"})
 _NAME_FIELD = re.compile(r"(?<![a-z])(label|name)\s*[:=]\s*|(名称|名字|标签)\s*[:=]\s*")
 # "this one's C7", "that's L3": the verb "is" after a pronoun (a possessive "'s" stays).
 _IS_CONTRACTION = re.compile(r"\b(this|that|it|one|here|there|what|who|which)'s\b")
+# Texting shorthand for the person addressed: "what can u do", "can u segment", "ur mask".
+_TEXTING = {"u": "you", "ur": "your"}
+_TEXTING_WORD = re.compile(r"(?<![\w'])(u|ur)(?![\w'])")
 _HYPHEN_BETWEEN_LETTERS = re.compile(r"(?<=[a-z])[-_/.](?=[a-z])")
 _SLICE_NO = re.compile(r"\bno\.?\s*(?=\d)|#\s*(?=\d)")  # "slice no. 7", "#33": a number
 # ".nii.gz", "as .png": a file extension, not the end of a sentence.
@@ -156,6 +159,7 @@ def normalise(text: str) -> str:
     levels."""
     normal = to_simplified(unicodedata.normalize("NFKC", text)).translate(_PUNCT).lower()
     normal = _IS_CONTRACTION.sub(r"\1 is", _strip_decoration(normal))
+    normal = _TEXTING_WORD.sub(lambda m: _TEXTING[m[1]], normal)
     normal = _NAME_FIELD.sub(lambda m: f" {m[1]} as " if m[1] else f"{m[2]}改为", normal)
     normal = name_listed_values(_EXTENSION_DOT.sub(" ", normal))
     normal = _SLICE_NO.sub(" number ", _HYPHEN_BETWEEN_LETTERS.sub(" ", normal))
