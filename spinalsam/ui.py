@@ -344,7 +344,7 @@ def build_app(
                         label="Example",
                         scale=3,
                     )
-                    load_example = gr.Button("Load", scale=1, elem_id="load-example")
+                    load_example = gr.Button("Load", scale=1, min_width=80, elem_id="load-example")
                 plane = gr.Radio(
                     list(PLANES), value="axial", label="Plane", interactive=False, elem_id="plane"
                 )
