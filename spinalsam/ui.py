@@ -23,6 +23,7 @@ import gradio as gr
 from pydantic import ValidationError
 
 from spinalsam import ops
+from spinalsam.assets import SHOW_IMAGE_JS
 from spinalsam.commands import Router
 from spinalsam.commands.display import inert_block
 from spinalsam.examples import EXAMPLES, example_files
@@ -41,6 +42,7 @@ __all__ = ["build_app"]
 log = logging.getLogger(__name__)
 
 AS_STORED = "as stored / default"
+ACTION_MIN_PX = 100  # three action buttons a row on a 390 px phone
 STATUS_LINES = 8  # longer answers (help, tables) are shown whole in the chat only
 OFF_TOPIC = (
     "I can only act on the image: open, navigate, add points or boxes, segment, clear, undo, "
@@ -288,7 +290,9 @@ def build_app(
     flags = FlagStore(flag_dir, budget)
     ttl = budget.session_ttl_s
     shared = ledger or ImageLedger(default_cap_bytes())
-    with gr.Blocks(title="SpinalSAM", delete_cache=(min(ttl, 600), ttl)) as demo:
+    # fill_width: Gradio's default caps the app at 1536 px, which leaves the image ~800 px
+    # wide on a 2560 screen; app.css bounds the image column by the window's height instead.
+    with gr.Blocks(title="SpinalSAM", delete_cache=(min(ttl, 600), ttl), fill_width=True) as demo:
         session = gr.State(
             lambda: Session(backend, budget=budget, ledger=shared),
             time_to_live=ttl,
@@ -298,22 +302,24 @@ def build_app(
             gr.Markdown(INTRO, elem_id="title")
             gr.HTML(_badge(backend, router), elem_id="backend-badge", js_on_load=None)
         with gr.Row():
-            with gr.Column(scale=5, min_width=320):
+            with gr.Column(scale=3, min_width=320, elem_id="image-column"):
                 image = image_panel()
                 status = gr.Markdown("Open a CT file to start.", elem_id="status")
+                # min_width: Gradio's 160 px default puts one button a row on a phone.
+                action = functools.partial(gr.Button, min_width=ACTION_MIN_PX)
                 with gr.Row():
-                    seg_btn = gr.Button("Segment", variant="primary", elem_id="segment")
-                    seg_points = gr.Button("Point mask", elem_id="segment-points")
-                    seg_box = gr.Button("Box mask", elem_id="segment-box")
-                    undo_btn = gr.Button("Undo", elem_id="undo")
-                    clear_btn = gr.Button("Clear", elem_id="clear")
+                    seg_btn = action("Segment", variant="primary", elem_id="segment")
+                    seg_points = action("Point mask", elem_id="segment-points")
+                    seg_box = action("Box mask", elem_id="segment-box")
+                    undo_btn = action("Undo", elem_id="undo")
+                    clear_btn = action("Clear", elem_id="clear")
                 with gr.Row():
-                    propagate_btn = gr.Button("Propagate through volume", elem_id="propagate")
+                    propagate_btn = action("Propagate through volume", elem_id="propagate")
                     cancel_btn = gr.Button("Stop", size="sm", min_width=60)
-                    measure_btn = gr.Button("Measure", elem_id="measure")
-                    png_btn = gr.Button("Export PNG", elem_id="export-png")
-                    nifti_btn = gr.Button("Export NIfTI", elem_id="export-nifti")
-                    all_btn = gr.Button("Export all (zip)", elem_id="export-all")
+                    measure_btn = action("Measure", elem_id="measure")
+                    png_btn = action("Export PNG", elem_id="export-png")
+                    nifti_btn = action("Export NIfTI", elem_id="export-nifti")
+                    all_btn = action("Export all (zip)", elem_id="export-all")
                 download = gr.File(
                     label="Download",
                     interactive=False,
@@ -321,7 +327,7 @@ def build_app(
                     height=90,
                     elem_id="download",
                 )
-            with gr.Column(scale=3, min_width=260):
+            with gr.Column(scale=1, min_width=260, elem_id="controls-column"):
                 files = gr.File(
                     label="CT file(s)",
                     file_count="multiple",
@@ -338,7 +344,7 @@ def build_app(
                         label="Example",
                         scale=3,
                     )
-                    load_example = gr.Button("Load", scale=1, elem_id="load-example")
+                    load_example = gr.Button("Load", scale=1, min_width=80, elem_id="load-example")
                 plane = gr.Radio(
                     list(PLANES), value="axial", label="Plane", interactive=False, elem_id="plane"
                 )
@@ -375,7 +381,7 @@ def build_app(
                     label="Shown labels (hidden ones are left out of exports and measurements)",
                     elem_id="shown-labels",
                 )
-            with gr.Column(scale=3, min_width=280):
+            with gr.Column(scale=1, min_width=280, elem_id="chat-column"):
                 chatbot = gr.Chatbot(label="Assistant", height=420, elem_id="chat")
                 chat_in = gr.Textbox(
                     placeholder="e.g. add two negative points · 生成框掩码 · help",
@@ -657,13 +663,17 @@ def build_app(
             [chat_in, chatbot, session, pending_ops],
             [chat_in, chatbot, *view_out, download, label_name, pending_ops, confirm_row],
             api_name="chat",
-        ).then(sync_controls, [session], control_out, api_visibility="private")
+        ).then(sync_controls, [session], control_out, api_visibility="private").then(
+            None, js=SHOW_IMAGE_JS
+        )
         confirm_btn.click(
             on_chat_confirm,
             [chatbot, session, pending_ops],
             [chatbot, *view_out, download, label_name, pending_ops, confirm_row],
             api_name="chat_confirm",
-        ).then(sync_controls, [session], control_out, api_visibility="private")
+        ).then(sync_controls, [session], control_out, api_visibility="private").then(
+            None, js=SHOW_IMAGE_JS
+        )
         cancel_chat_btn.click(
             on_chat_cancel, [chatbot], [chatbot, pending_ops, confirm_row], api_name="chat_cancel"
         )

@@ -520,3 +520,82 @@ def test_a_tap_on_the_empty_panel_opens_the_file_chooser_on_a_phone(browser, app
         assert "Opened" in _status(page)
     finally:
         page.close()
+
+
+ACTIONS = [
+    "segment",
+    "segment-points",
+    "segment-box",
+    "undo",
+    "clear",
+    "propagate",
+    "measure",
+    "export-png",
+    "export-nifti",
+    "export-all",
+]
+
+
+def _rows(page, ids: list[str]) -> int:
+    """How many rows the elements with `ids` take on the page (distinct top edges)."""
+    return page.evaluate(
+        """ids => new Set(ids.map(i => Math.round(
+        document.getElementById(i).getBoundingClientRect().top))).size""",
+        ids,
+    )
+
+
+def _inside_viewport(page, selector: str) -> bool:
+    size = page.viewport_size
+    r = _rect(page, selector)
+    return (
+        r["left"] >= 0
+        and r["top"] >= 0
+        and r["left"] + r["width"] <= size["width"]
+        and r["top"] + r["height"] <= size["height"]
+    )
+
+
+def test_a_phone_keeps_the_actions_compact_and_the_chat_near_the_image(browser, app_url) -> None:
+    """At 390×844 the action buttons sit two or three to a row, the chat box is less than one
+    screen below the image, and a chat command brings the image back into view so its effect
+    is seen (the chat used to sit 2,000 px below, one button a row)."""
+    page = _new_page(browser, app_url, (390, 844))
+    try:
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened")
+        assert _rows(page, ACTIONS) <= 4
+        image, chat = _rect(page, "#ct-image .ssam-stage"), _rect(page, "#chat-input")
+        # The image's lower edge and the whole chat box fit on one screen.
+        assert chat["top"] + chat["height"] - (image["top"] + image["height"]) <= 844
+        page.locator("#chat-input textarea").scroll_into_view_if_needed()
+        assert not _inside_viewport(page, "#ct-image .ssam-img")  # the chat box is below it
+        _chat(page, "use the bone window")
+        page.wait_for_function(
+            "document.querySelector('#window input').value === 'bone'", timeout=30_000
+        )
+        page.wait_for_timeout(300)  # a smooth scroll, if the browser animates it
+        assert _inside_viewport(page, "#ct-image .ssam-img")
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize(
+    ("size", "min_panel"),
+    [((1366, 768), 520), ((1920, 1080), 820), ((2560, 1440), 1200)],
+    ids=["laptop", "1920", "2560"],
+)
+def test_the_image_panel_uses_the_screen(browser, app_url, size, min_panel) -> None:
+    """The panel takes the width the screen offers (Gradio's default caps the app at 1536 px:
+    an 800 px image on a 2560 screen, 514 px on a 1366 laptop) while the image and the status
+    with its answer stay whole inside the window."""
+    page = _new_page(browser, app_url, size)
+    try:
+        page.locator("#load-example").click()
+        _wait_status(page, "Opened")
+        assert _rect(page, "#ct-image .ssam-stage")["width"] >= min_panel
+        page.locator("#ct-image").scroll_into_view_if_needed()
+        assert _inside_viewport(page, "#ct-image .ssam-img")
+        assert _inside_viewport(page, "#status")
+    finally:
+        page.close()

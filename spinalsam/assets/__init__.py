@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-__all__ = ["APP_CSS", "VIEWER_CSS", "VIEWER_HTML", "VIEWER_JS"]
+__all__ = ["APP_CSS", "SHOW_IMAGE_JS", "VIEWER_CSS", "VIEWER_HTML", "VIEWER_JS"]
 
 
 def _read(name: str) -> str:
@@ -16,6 +16,7 @@ def _read(name: str) -> str:
 
 
 APP_CSS = _read("app.css")
+SHOW_IMAGE_JS = _read("show_image.js")
 VIEWER_CSS = _read("viewer.css")
 VIEWER_HTML = _read("viewer.html")
 VIEWER_JS = _read("viewer.js")

@@ -13,6 +13,7 @@ const preview = element.querySelector(".ssam-box");
 const info = element.querySelector(".ssam-info");
 const buttons = Array.from(element.querySelectorAll("button[data-mode]"));
 const MIN_STAGE_PX = 220; // as .ssam-stage's min-height
+const CHROME_PX = 236; // title, toolbar and a two-line status; app.css bounds #image-column alike
 const state = { mode: "positive", zoom: 1, tx: 0, ty: 0, drag: null, grid: "", sent: null };
 
 function setMode(mode) {
@@ -22,12 +23,13 @@ function setMode(mode) {
 }
 
 function fit() {
-  // The largest size that fits the panel's width and most of the window's height, keeping
-  // the image's aspect; small slices are scaled up (the mapping below does not care).
+  // The largest size that fits the panel's width and the window's height less the title,
+  // toolbar and status line, keeping the image's aspect (so the whole image is on screen with
+  // its answer below it); small slices are scaled up (the mapping below does not care).
   const v = props.value;
   if (!v || !v.src) return;
   const width = stage.clientWidth || element.clientWidth || 512;
-  const maxH = Math.max(220, window.innerHeight * 0.72);
+  const maxH = Math.max(MIN_STAGE_PX, window.innerHeight - CHROME_PX);
   const aspect = v.height / v.width;
   const w = Math.min(width, maxH / aspect);
   const h = w * aspect;
