@@ -34,6 +34,7 @@ __all__ = [
     "check_zip_directory",
     "consistent_slices",
     "dicom_facts",
+    "frame_planes",
     "inflated_dicom_bytes",
     "metaimage_data_file",
     "nrrd_data_file",
@@ -306,6 +307,24 @@ def _geometry(ds: pydicom.Dataset, frame: pydicom.Dataset | None, where: tuple[s
         if items and keyword in items[0]:
             return items[0].get(keyword)
     return None
+
+
+Plane = tuple[tuple[float, ...] | None, tuple[float, ...] | None, tuple[float, ...] | None]
+
+
+def frame_planes(ds: pydicom.Dataset) -> list[Plane]:
+    """(position, orientation, (row, column) spacing) of each frame, None where absent: a
+    classic file's one frame from its top level, an enhanced file's from its functional groups.
+    """
+    frames = _frame_items(ds) if "PerFrameFunctionalGroupsSequence" in ds else [None]
+    return [
+        (
+            _floats(_geometry(ds, f, _POSITION), 3),
+            _floats(_geometry(ds, f, _ORIENTATION), 6),
+            _floats(_geometry(ds, f, _SPACING), 2),
+        )
+        for f in frames
+    ]
 
 
 def _checked_frames(
