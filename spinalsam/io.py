@@ -1,4 +1,5 @@
-"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), NIfTI, MHA/NRRD.
+"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), enhanced
+(multi-frame) CT, NIfTI, MHA/NRRD.
 
 Every upload is hostile until proven otherwise: every size is checked against one `Budget`
 (`spinalsam.limits`) from headers before any pixel is decoded, headers that would make a decoder
@@ -11,7 +12,9 @@ Volumes are reoriented to LPS (x → patient left, y → posterior, z → superi
 an axial slice in radiological display without further flips; the file's own orientation is kept
 in `source_orientation` so exports land back on the file's grid.
 
-Hounsfield rule: DICOM is HU when its Modality is CT (SimpleITK applies rescale slope/intercept).
+Hounsfield rule: DICOM is HU when its Modality is CT (SimpleITK applies rescale slope/intercept;
+an enhanced CT whose frames carry different ones gets each frame's own, see `_per_frame_rescaled`).
+DICOM objects that are not images (DICOM-SEG, RT structures, reports) are refused by SOP class.
 NIfTI/MHA/NRRD carry no modality, so they count as HU when the values look like CT: minimum below
 -500 (air is -1000 HU), or an integer type holding negative values. Anything else (MR, renders,
 PNG/JPG) is shown as is on a 0..255 scale: integer volumes already within 0..255 (8-bit renders,
