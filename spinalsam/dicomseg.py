@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spinalsam import __version__
+from spinalsam.headers import frame_planes
 from spinalsam.io import CTImage
 from spinalsam.vertebrae import VERTEBRA_NAMES
 
@@ -66,13 +67,23 @@ def _voxel_transform(ct: CTImage) -> tuple[np.ndarray, np.ndarray]:
     return np.linalg.inv(index_to_patient), np.asarray(ct.origin, dtype=float)
 
 
-def _frame(labels: np.ndarray, ds: pydicom.Dataset, ct: CTImage) -> np.ndarray:
+def _frames(labels: np.ndarray, ds: pydicom.Dataset, ct: CTImage) -> list[np.ndarray]:
+    """The label map on each frame of one source file: a classic slice has one, an enhanced
+    (multi-frame) CT has one per frame, each placed by its own functional groups."""
+    planes = frame_planes(ds)
+    if any(value is None for plane in planes for value in plane):
+        raise DicomSegError("the source DICOM does not say where its frames lie in the patient")
+    return [_frame(labels, plane, (int(ds.Rows), int(ds.Columns)), ct) for plane in planes]  # type: ignore[arg-type]
+
+
+def _frame(
+    labels: np.ndarray, plane: tuple[tuple[float, ...], ...], size: tuple[int, int], ct: CTImage
+) -> np.ndarray:
     """The label map resampled onto one source frame's pixel grid (nearest voxel)."""
     to_index, origin = _voxel_transform(ct)
-    position = np.asarray(ds.ImagePositionPatient, dtype=float)
-    orientation = np.asarray(ds.ImageOrientationPatient, dtype=float)
-    row_spacing, col_spacing = (float(s) for s in ds.PixelSpacing)
-    rows, cols = np.mgrid[0 : int(ds.Rows), 0 : int(ds.Columns)]
+    position, orientation = (np.asarray(v, dtype=float) for v in plane[:2])
+    row_spacing, col_spacing = plane[2]
+    rows, cols = np.mgrid[0 : size[0], 0 : size[1]]
     patient = (
         position[:, None, None]
         + orientation[:3, None, None] * cols[None] * col_spacing
@@ -140,7 +151,7 @@ def save_dicom_seg(
     for number, label_id in enumerate(present, start=1):
         renumber[label_id] = number
     sources = _read_sources(ct.dicom_files)
-    frames = np.stack([renumber[_frame(labels, ds, ct)] for ds in sources])
+    frames = np.stack([renumber[f] for ds in sources for f in _frames(labels, ds, ct)])
     # UIDs derive from the content, so exporting the same labels twice (e.g. after reopening
     # a saved session) gives the same object, not a second series.
     digest = hashlib.sha256(frames.tobytes()).hexdigest()

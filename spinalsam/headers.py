@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "check_zip_directory",
     "consistent_slices",
     "dicom_facts",
+    "frame_planes",
     "inflated_dicom_bytes",
     "metaimage_data_file",
     "nrrd_data_file",
@@ -235,6 +236,9 @@ class DicomFacts:
     description: str
     has_pixels: bool  # False: a report or structured document, not an image
     looks_like_dicom: bool  # SOPClassUID present: a DICOM file, not random bytes
+    sop_class: str = ""  # SOP Class UID (dataset, else file meta): what kind of object it is
+    rescales: tuple[tuple[float, float], ...] | None = None  # per-frame (slope, intercept)
+    # when an enhanced multi-frame file gives its frames different ones (GDCM applies one)
 
 
 def dicom_facts(path: Path) -> DicomFacts:
@@ -248,13 +252,15 @@ def dicom_facts(path: Path) -> DicomFacts:
         element = ds._dict.get(_PIXEL_TAG)  # the raw element: its length, value not loaded
         rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
+        first = _frame_items(ds)[0] if "PerFrameFunctionalGroupsSequence" in ds else None
+        spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
         facts = DicomFacts(
             rows=rows,
             columns=columns,
             frames=frames,
-            orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-            position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-            pixel_spacing=_floats(ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2),  # type: ignore[arg-type]
+            orientation=_floats(_geometry(ds, first, _ORIENTATION), 6),
+            position=_floats(_geometry(ds, first, _POSITION), 3),  # type: ignore[arg-type]
+            pixel_spacing=_floats(spacing or _geometry(ds, first, _SPACING), 2),  # type: ignore[arg-type]
             modality=str(ds.get("Modality", "") or "").upper(),
             series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
             description=str(ds.get("SeriesDescription", "") or "").strip(),
@@ -262,9 +268,12 @@ def dicom_facts(path: Path) -> DicomFacts:
                 t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
             ),
             looks_like_dicom="SOPClassUID" in ds,
+            sop_class=str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "")),
         )
         if element is not None:
             _check_pixel_length(ds, element, facts, path)
+        if first is not None and element is not None:
+            facts = replace(facts, rescales=_checked_frames(ds, facts, path))
     except HeaderError:
         raise
     except Exception as exc:  # force=True parses arbitrary bytes; garbage fails in many ways
@@ -272,6 +281,89 @@ def dicom_facts(path: Path) -> DicomFacts:
     if element is not None and (rows < 1 or columns < 1):
         raise HeaderError(f"'{path.name}' declares an image of {columns} × {rows} pixels.")
     return facts
+
+
+# Where an enhanced (multi-frame) file keeps each frame's geometry and rescale: a functional
+# group sequence, in the frame's own item or else in the shared one. (sequence, attribute)
+_POSITION = ("PlanePositionSequence", "ImagePositionPatient")
+_ORIENTATION = ("PlaneOrientationSequence", "ImageOrientationPatient")
+_SPACING = ("PixelMeasuresSequence", "PixelSpacing")
+_SLOPE = ("PixelValueTransformationSequence", "RescaleSlope")
+_INTERCEPT = ("PixelValueTransformationSequence", "RescaleIntercept")
+
+
+def _frame_items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
+    return list(ds.PerFrameFunctionalGroupsSequence) or [pydicom.Dataset()]
+
+
+def _geometry(ds: pydicom.Dataset, frame: pydicom.Dataset | None, where: tuple[str, str]) -> object:
+    """An attribute of a classic file's top level, or else of an enhanced file's `frame`."""
+    sequence, keyword = where
+    if keyword in ds or frame is None:
+        return ds.get(keyword)
+    shared = ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()]
+    for group in (frame, shared[0]):
+        items = group.get(sequence) or []
+        if items and keyword in items[0]:
+            return items[0].get(keyword)
+    return None
+
+
+Plane = tuple[tuple[float, ...] | None, tuple[float, ...] | None, tuple[float, ...] | None]
+
+
+def frame_planes(ds: pydicom.Dataset) -> list[Plane]:
+    """(position, orientation, (row, column) spacing) of each frame, None where absent: a
+    classic file's one frame from its top level, an enhanced file's from its functional groups.
+    """
+    frames = _frame_items(ds) if "PerFrameFunctionalGroupsSequence" in ds else [None]
+    return [
+        (
+            _floats(_geometry(ds, f, _POSITION), 3),
+            _floats(_geometry(ds, f, _ORIENTATION), 6),
+            _floats(_geometry(ds, f, _SPACING), 2),
+        )
+        for f in frames
+    ]
+
+
+def _checked_frames(
+    ds: pydicom.Dataset, facts: DicomFacts, path: Path
+) -> tuple[tuple[float, float], ...] | None:
+    """Refuse an enhanced file whose frames GDCM would stack wrongly; return the per-frame
+    rescales when the frames differ in them (GDCM applies one to all), else None.
+
+    GDCM takes the frames in stored order and one orientation, so a single orientation and
+    positions that run monotonically with even gaps are required, as for a classic series.
+    """
+    frames = _frame_items(ds)
+    if len(frames) != facts.frames:
+        raise HeaderError(
+            f"'{path.name}' describes {len(frames)} frame(s) but announces {facts.frames}; the "
+            "file is incomplete or its header is wrong."
+        )
+    if len({_floats(_geometry(ds, f, _ORIENTATION), 6) for f in frames}) > 1:
+        raise HeaderError(
+            f"'{path.name}' holds frames of several orientations; export one orientation, or "
+            "the series as classic single-frame slices."
+        )
+    if facts.frames > 1:
+        positions = [_floats(_geometry(ds, f, _POSITION), 3) for f in frames]
+        if facts.orientation is None or any(p is None for p in positions):
+            raise HeaderError(_NO_GEOMETRY)
+        depth = _depths(facts.orientation, positions)  # type: ignore[arg-type]
+        steps = np.diff(depth)
+        if not ((steps > 0).all() or (steps < 0).all()):
+            raise HeaderError(
+                f"The frames of '{path.name}' are not stored in position order, which this "
+                "server cannot stack; export the series as classic single-frame slices."
+            )
+        _check_even_gaps(np.sort(depth), [f"frame {i + 1}" for i in np.argsort(depth)])
+    rescales = tuple(
+        (float(_geometry(ds, f, _SLOPE) or 1), float(_geometry(ds, f, _INTERCEPT) or 0))  # type: ignore[arg-type]
+        for f in frames
+    )
+    return rescales if len(set(rescales)) > 1 else None
 
 
 def _floats(value: object, n: int) -> tuple[float, ...] | None:
@@ -350,18 +442,31 @@ def consistent_slices(facts: list[DicomFacts], names: list[str]) -> tuple[list[i
         return keep, note
     chosen = [facts[i] for i in keep]
     if any(f.position is None or f.orientation is None for f in chosen):
-        raise HeaderError(
-            "Some slices of this series have no position or orientation (ImagePositionPatient / "
-            "ImageOrientationPatient), so their order and spacing are unknown; upload slices "
-            "with complete headers."
-        )
-    orientation = np.array(chosen[0].orientation).reshape(2, 3)
-    normal = np.cross(orientation[0], orientation[1])
-    depth = np.array([np.dot(normal, f.position) for f in chosen])
+        raise HeaderError(_NO_GEOMETRY)
+    depth = _depths(chosen[0].orientation, [f.position for f in chosen])  # type: ignore[arg-type]
     order = np.argsort(depth)
-    gaps = np.diff(depth[order])
+    _check_even_gaps(depth[order], [names[keep[i]] for i in order])
+    return keep, note
+
+
+_NO_GEOMETRY = (
+    "Some slices of this series have no position or orientation (ImagePositionPatient / "
+    "ImageOrientationPatient), so their order and spacing are unknown; upload slices "
+    "with complete headers."
+)
+
+
+def _depths(orientation: tuple[float, ...], positions: list[tuple[float, ...]]) -> np.ndarray:
+    """Each position's distance along the slice normal."""
+    rows = np.array(orientation).reshape(2, 3)
+    return np.asarray(positions, dtype=float) @ np.cross(rows[0], rows[1])
+
+
+def _check_even_gaps(depth: np.ndarray, names: list[str]) -> None:
+    """Sorted slice depths (with their names) must be distinct and evenly spaced."""
+    gaps = np.diff(depth)
     if (gaps < 1e-3).any():
-        twins = [names[keep[order[i]]] for i in np.flatnonzero(gaps < 1e-3)[:3]]
+        twins = [names[i] for i in np.flatnonzero(gaps < 1e-3)[:3]]
         raise HeaderError(
             f"{int((gaps < 1e-3).sum())} slice(s) share a position with another slice (e.g. "
             f"{', '.join(twins)}): the upload mixes several acquisitions or repeats files. "
@@ -375,4 +480,3 @@ def consistent_slices(facts: list[DicomFacts], names: list[str]) -> tuple[list[i
             "slices missing?), so no single spacing describes the volume. Upload the complete "
             "series."
         )
-    return keep, note

@@ -1,4 +1,5 @@
-"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), NIfTI, MHA/NRRD.
+"""CT input through SimpleITK: PNG/JPG, single DICOM, DICOM series (files or .zip), enhanced
+(multi-frame) CT, NIfTI, MHA/NRRD.
 
 Every upload is hostile until proven otherwise: every size is checked against one `Budget`
 (`spinalsam.limits`) from headers before any pixel is decoded, headers that would make a decoder
@@ -11,7 +12,9 @@ Volumes are reoriented to LPS (x → patient left, y → posterior, z → superi
 an axial slice in radiological display without further flips; the file's own orientation is kept
 in `source_orientation` so exports land back on the file's grid.
 
-Hounsfield rule: DICOM is HU when its Modality is CT (SimpleITK applies rescale slope/intercept).
+Hounsfield rule: DICOM is HU when its Modality is CT (SimpleITK applies rescale slope/intercept;
+an enhanced CT whose frames carry different ones gets each frame's own, see `_per_frame_rescaled`).
+DICOM objects that are not images (DICOM-SEG, RT structures, reports) are refused by SOP class.
 NIfTI/MHA/NRRD carry no modality, so they count as HU when the values look like CT: minimum below
 -500 (air is -1000 HU), or an integer type holding negative values. Anything else (MR, renders,
 PNG/JPG) is shown as is on a 0..255 scale: integer volumes already within 0..255 (8-bit renders,
@@ -37,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from PIL import Image, UnidentifiedImageError
 
@@ -517,8 +521,13 @@ class _Loader:
             name = f"{name} ({len(series)} slices)"
         if note:
             name = f"{name} — {note}"
+        if first.rescales is not None and len(series) > 1:
+            raise CTLoadError(
+                f"'{series[0].name}' is a multi-frame file with a rescale per frame; upload it "
+                "alone, not together with other files."
+            )
         ct = _from_sitk(
-            _gdcm_read(series),
+            _per_frame_rescaled(_gdcm_read(series), series[0], first.rescales),
             is_hu=first.modality == "CT",
             name=name,
             dicom_files=tuple(str(f) for f in series),
@@ -680,6 +689,8 @@ def _dicom_facts(path: Path) -> headers.DicomFacts:
     except headers.HeaderError as exc:
         hint = f" {_SUPPORTED_HINT}" if "not a valid" in str(exc) else ""
         raise CTLoadError(f"{exc}{hint}") from exc
+    if refusal := _not_an_image(path.name, facts.sop_class):
+        raise CTLoadError(refusal)
     if not facts.has_pixels:
         if _has_dicom_magic(path) or facts.looks_like_dicom:
             raise CTLoadError(
@@ -688,6 +699,56 @@ def _dicom_facts(path: Path) -> headers.DicomFacts:
             )
         raise CTLoadError(f"'{path.name}' is not a valid DICOM file. {_SUPPORTED_HINT}")
     return facts
+
+
+# SOP classes (by pydicom's name) of DICOM objects that are not images of the patient, though
+# some carry pixel data that GDCM would show as one (a DICOM-SEG's 0/1 frames, a dose grid).
+_NOT_IMAGES = (
+    "Segmentation",
+    "RT Structure Set",
+    "RT Plan",
+    "RT Dose",
+    "SR Storage",
+    "Encapsulated",
+    "Presentation State",
+    "Key Object Selection",
+    "Spatial Registration",
+    "Raw Data",
+)
+
+
+def _not_an_image(name: str, sop_class: str) -> str | None:
+    """What to tell the user who uploaded a DICOM object that is no image (None: an image)."""
+    title = pydicom.uid.UID(sop_class).name if sop_class else ""
+    if "Segmentation" in title:
+        return (
+            f"'{name}' is a DICOM segmentation (DICOM-SEG), not a CT image: open the CT series "
+            "it was made on. To compare with it, use its label map as NIfTI, MHA or NRRD "
+            "(Compare reads label maps in those formats)."
+        )
+    if any(kind in title for kind in _NOT_IMAGES):
+        return (
+            f"'{name}' is a DICOM {title.removesuffix(' Storage')} object, not a CT image; "
+            "upload the CT image slices (or a .zip of them) instead."
+        )
+    return None
+
+
+def _per_frame_rescaled(
+    img: sitk.Image, path: Path, rescales: tuple[tuple[float, float], ...] | None
+) -> sitk.Image:
+    """GDCM's image with each frame's own slope/intercept applied to its stored values.
+
+    GDCM rescales every frame of an enhanced file with one pair; pydicom decodes the stored
+    values, which the header check held to the frames and size announced.
+    """
+    if rescales is None:
+        return img
+    stored = pydicom.dcmread(path).pixel_array.reshape(img.GetSize()[::-1])
+    slope, intercept = (np.array(v, np.float32)[:, None, None] for v in zip(*rescales, strict=True))
+    out = sitk.GetImageFromArray(stored.astype(np.float32) * slope + intercept)
+    out.CopyInformation(img)
+    return out
 
 
 def _gdcm_read(series: list[Path]) -> sitk.Image:

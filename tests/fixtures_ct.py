@@ -21,6 +21,7 @@ __all__ = [
     "synthetic_ct",
     "synthetic_slice_u8",
     "write_dicom_series",
+    "write_enhanced_ct",
     "write_nifti",
     "write_png",
     "write_zip",
@@ -139,3 +140,34 @@ def png_bytes(gray: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(gray).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def write_enhanced_ct(path: Path, slices: Sequence[Path]) -> Path:
+    """One Legacy Converted Enhanced CT file (all frames, per-frame functional groups) made by
+    highdicom from classic single-frame CT slices: what a PACS or converter exports."""
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import CTImageStorage, generate_uid
+
+    datasets = [pydicom.dcmread(f) for f in slices]
+    first = datasets[0]
+    shared = {  # ITK gives each slice its own study; anonymised ones have none
+        "SOPClassUID": CTImageStorage,
+        "StudyInstanceUID": first.get("StudyInstanceUID") or generate_uid(),
+        "SeriesInstanceUID": first.get("SeriesInstanceUID") or generate_uid(),
+        "FrameOfReferenceUID": first.get("FrameOfReferenceUID") or generate_uid(),
+    }
+    for ds in datasets:
+        for keyword, value in shared.items():
+            setattr(ds, keyword, value)
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress()
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        datasets,
+        series_instance_uid=generate_uid(),
+        series_number=99,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+    )
+    enhanced.save_as(path)
+    return path

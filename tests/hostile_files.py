@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 import SimpleITK as sitk
-from fixtures_ct import synthetic_ct, write_dicom_series, write_zip
+from fixtures_ct import synthetic_ct, write_dicom_series, write_enhanced_ct, write_zip
 from PIL import Image
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -223,6 +223,17 @@ def dicom_frames_lie(tmp: Path, canary: Path) -> list[Path]:
     return [tmp / "frames.dcm"]
 
 
+def enhanced_ct_frames_lie(tmp: Path, canary: Path) -> list[Path]:
+    """An Enhanced (multi-frame) CT of 4 frames announcing 2000: GDCM would pad 1996 frames."""
+    path = write_enhanced_ct(
+        tmp / "enhanced.dcm", write_dicom_series(tmp / "s", synthetic_ct((4, 20, 24)))
+    )
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 2000
+    ds.save_as(path)
+    return [path]
+
+
 def dicom_size_lie(tmp: Path, canary: Path) -> list[Path]:
     """A 4000×4000 header (within the side limit) with 32 KB of pixel data."""
     ds = pydicom.dcmread(CT_SMALL)
@@ -354,6 +365,7 @@ ATTACKS: list[Attack] = [
     Attack("nifti_gz_bomb", nifti_gz_bomb, r"too large \(4096 × 4096|voxels; at most"),
     Attack("dicom_deflate_bomb", dicom_deflate_bomb, r"deflated DICOM that inflates", slow=True),
     Attack("dicom_frames_2000_of_1", dicom_frames_lie, r"announces 2000 frame"),
+    Attack("enhanced_ct_frames_2000_of_4", enhanced_ct_frames_lie, r"announces 2000 frame"),
     Attack("dicom_4000x4000_32kb", dicom_size_lie, r"holds only 32,768 bytes of pixel data"),
     Attack("dicom_8192x8192_header", dicom_huge_header, r"8192 × 8192 pixels"),
     Attack("dicom_duplicate_positions", dicom_duplicate_positions, r"share a position"),

@@ -23,6 +23,7 @@ from fixtures_ct import (
     synthetic_ct,
     synthetic_slice_u8,
     write_dicom_series,
+    write_enhanced_ct,
     write_nifti,
     write_png,
     write_zip,
@@ -38,7 +39,9 @@ from hostile_files import (
 )
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from pydicom.uid import BasicTextSRStorage, EncapsulatedPDFStorage, RTStructureSetStorage
 
+from spinalsam.dicomseg import save_dicom_seg
 from spinalsam.io import CTLoadError, load_ct, load_upload
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 
@@ -73,6 +76,37 @@ def dicom_without_pixels(tmp: Path) -> list[Path]:
     del ds.PixelData
     ds.save_as(tmp / "report.dcm")
     return [tmp / "report.dcm"]
+
+
+def dicom_seg(tmp: Path) -> list[Path]:
+    """A DICOM-SEG as the app exports it: 1-bit frames that GDCM shows as a 0/1 image."""
+    ct = load_ct([CT_SMALL])
+    labels = (ct.volume > 0).astype(np.uint8) * 20
+    return [save_dicom_seg(labels, ct, {20: "L1"}, tmp / "L1_seg.dcm")]
+
+
+def _non_image(tmp: Path, sop_class: str, modality: str) -> list[Path]:
+    """A header-only DICOM object of `sop_class`, as a PACS exports it (no pixel data)."""
+    ds = pydicom.dcmread(CT_SMALL, stop_before_pixels=True)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.Modality = modality
+    ds.save_as(tmp / "object.dcm")
+    return [tmp / "object.dcm"]
+
+
+def enhanced_ct_shuffled(tmp: Path) -> list[Path]:
+    """An Enhanced CT whose frames are not stored in position order (GDCM stacks them as stored)."""
+    path = write_enhanced_ct(
+        tmp / "e.dcm", write_dicom_series(tmp / "s", synthetic_ct((4, 20, 24)))
+    )
+    ds = pydicom.dcmread(path)
+    frames = ds.PerFrameFunctionalGroupsSequence
+    frames[1].PlanePositionSequence, frames[2].PlanePositionSequence = (
+        frames[2].PlanePositionSequence,
+        frames[1].PlanePositionSequence,
+    )
+    ds.save_as(path)
+    return [path]
 
 
 def truncated_nifti_gz(tmp: Path) -> list[Path]:
@@ -238,6 +272,15 @@ CASES: list[tuple[str, Builder, str]] = [
     ("no_files", lambda t: [], r"No file was given"),
     ("truncated_dicom", truncated_dicom, r"damaged or incomplete"),
     ("dicom_without_pixels", dicom_without_pixels, r"without image \(pixel\) data"),
+    ("dicom_seg", dicom_seg, r"'L1_seg\.dcm' is a DICOM segmentation \(DICOM-SEG\), not a CT"),
+    ("rt_struct", lambda t: _non_image(t, RTStructureSetStorage, "RTSTRUCT"), r"RT Structure Set"),
+    ("dicom_sr", lambda t: _non_image(t, BasicTextSRStorage, "SR"), r"Basic Text SR"),
+    ("dicom_pdf", lambda t: _non_image(t, EncapsulatedPDFStorage, "DOC"), r"Encapsulated PDF"),
+    (
+        "enhanced_ct_shuffled",
+        enhanced_ct_shuffled,
+        r"frames of 'e\.dcm' are not stored in position order",
+    ),
     ("truncated_nifti_gz", truncated_nifti_gz, r"damaged or incomplete"),
     ("truncated_nifti", truncated_nifti, r"is incomplete: it holds \d+ of the \d+ bytes"),
     ("nifti_4d", nifti_4d, r"4-D series"),

@@ -14,9 +14,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from fixtures_ct import synthetic_ct, write_dicom_series, write_enhanced_ct
 
 from spinalsam.dicomseg import DicomSegError, save_dicom_seg
-from spinalsam.io import CTImage, load_ct
+from spinalsam.headers import frame_planes
+from spinalsam.io import CTImage, load_ct, load_upload
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,28 @@ def test_seg_needs_dicom_source_and_matching_labels(
     moved = replace(dicom_ct, origin=(dicom_ct.origin[0], dicom_ct.origin[1], 0.0))
     with pytest.raises(DicomSegError, match="does not line up"):
         save_dicom_seg(np.ones(moved.volume.shape, np.uint16), moved, {1: "L1"}, tmp_path / "c")
+
+
+def test_seg_of_an_enhanced_ct_places_each_frame_by_its_functional_groups(tmp_path: Path) -> None:
+    """One multi-frame source: each frame's position comes from its per-frame groups."""
+    slices = write_dicom_series(tmp_path / "s", synthetic_ct((5, 20, 24)), orientation="LPI")
+    (ct,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", slices)])
+    labels = np.zeros(ct.volume.shape, dtype=np.uint8)
+    labels[1:3, 4:9, 2:12] = 7
+    labels[4, 10:12, 5:6] = 7
+    path = save_dicom_seg(labels, ct, {7: "L2"}, tmp_path / "s.dcm")
+
+    seg = hd.seg.segread(path)
+    source = pydicom.dcmread(ct.dicom_files[0], stop_before_pixels=True)
+    planes = frame_planes(source)
+    got = seg.get_pixels_by_source_frame(
+        source_sop_instance_uid=source.SOPInstanceUID,
+        source_frame_numbers=list(range(1, len(planes) + 1)),
+        combine_segments=True,
+        assert_missing_frames_are_empty=True,  # highdicom leaves empty frames out
+    )
+    grid = _grid(ct)
+    for frame, (position, _, _) in zip(got, planes, strict=True):
+        x, y, z = grid.TransformPhysicalPointToIndex(position)
+        assert (x, y) == (0, 0)
+        np.testing.assert_array_equal(frame, labels[z] == 7)

@@ -12,12 +12,13 @@ from fixtures_ct import (
     synthetic_ct,
     synthetic_slice_u8,
     write_dicom_series,
+    write_enhanced_ct,
     write_nifti,
     write_png,
     write_zip,
 )
 
-from spinalsam.io import SUPPORTED_EXTENSIONS, CTImage, CTLoadError, load_ct
+from spinalsam.io import SUPPORTED_EXTENSIONS, CTImage, CTLoadError, load_ct, load_upload
 
 SPACING = (0.8, 0.9, 2.5)
 ORIGIN = (-20.0, -15.0, 30.0)
@@ -134,6 +135,42 @@ def test_non_ct_dicom_is_not_hu(tmp_path: Path) -> None:
     assert (ct.volume.min(), ct.volume.max()) == pytest.approx((0.0, 255.0))
 
 
+def _same_image(enhanced: CTImage, classic: CTImage) -> None:
+    np.testing.assert_array_equal(enhanced.volume, classic.volume)
+    assert enhanced.is_hu and classic.is_hu
+    assert enhanced.spacing == pytest.approx(classic.spacing)
+    assert enhanced.origin == pytest.approx(classic.origin)
+    assert enhanced.direction == pytest.approx(classic.direction)
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "RAS"])
+def test_enhanced_ct_loads_like_its_classic_series(tmp_path: Path, orientation: str) -> None:
+    """One multi-frame file (per-frame functional groups): same HU, spacing and geometry as the
+    slices it was made from, whichever way the frames run."""
+    vol = synthetic_ct((5, 20, 24))
+    slices = write_dicom_series(tmp_path / "s", vol, orientation=orientation)
+    (enhanced,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", slices)])
+    _same_image(enhanced, load_ct(slices))
+    np.testing.assert_array_equal(enhanced.volume, vol)
+    assert enhanced.dicom_files
+
+
+def test_enhanced_ct_with_a_rescale_per_frame(tmp_path: Path) -> None:
+    """Frames may each carry their own slope/intercept; GDCM applies the first frame's to all."""
+    vol = synthetic_ct((4, 20, 24))
+    slices = sorted(write_dicom_series(tmp_path / "s", vol))
+    for k, path in enumerate(slices):  # odd slices store HU + 2024 with intercept -2024
+        ds = pydicom.dcmread(path)
+        slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
+        hu = ds.pixel_array * slope + intercept
+        offset = 2024.0 if k % 2 else -intercept
+        ds.PixelData = np.rint((hu + offset) / slope).astype(ds.pixel_array.dtype).tobytes()
+        ds.RescaleIntercept, ds.RescaleSlope = -offset, slope
+        ds.save_as(path)
+    (enhanced,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", slices)])
+    np.testing.assert_allclose(enhanced.volume, vol, atol=abs(slope) / 2 + 1e-3)
+
+
 @pytest.mark.parametrize(
     ("name", "mode"),
     [
@@ -193,6 +230,13 @@ def test_shared_dicom_series(shared_data: Path) -> None:
     assert ct.is_hu
     assert ct.volume.min() <= -1000 and ct.volume.max() > 700  # air and bone
     assert len(ct.dicom_files) == 20
+
+
+def test_shared_enhanced_ct_matches_the_classic_series(shared_data: Path, tmp_path: Path) -> None:
+    files = sorted((shared_data / "totalseg-example" / "dicom").glob("*.dcm"))
+    (enhanced,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", files)])
+    _same_image(enhanced, load_ct(files))
+    assert enhanced.spacing == pytest.approx((0.9765625, 0.9765625, 2.0))
 
 
 def test_shared_nifti(shared_data: Path) -> None:
