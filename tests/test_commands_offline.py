@@ -652,6 +652,22 @@ def test_sending_to_another_system_is_no_operation(text: str, expect: list[dict]
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
+        ("send me the nifti", [{"op": "export", "format": "nifti"}]),
+        ("can you send me the mask as png", [{"op": "export", "format": "png"}]),
+        ("send it to me as a png", [{"op": "export", "format": "png"}]),
+        ("send me the mask by email", []),
+        ("send the mask to my boss", []),
+    ],
+)
+def test_sent_to_the_user_is_a_download(text: str, expect: list[dict]) -> None:
+    """A "send me the NIfTI" asks for the file here, in the browser: only a transfer to someone
+    or somewhere else is out of reach."""
+    assert _ops(text) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
         ("这个掩膜的均值是多少", [{"op": "measure"}]),
         ("算一下平均值", [{"op": "measure"}]),
         ("正常椎体的平均CT值是多少？", []),
