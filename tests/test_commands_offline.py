@@ -631,6 +631,21 @@ def test_putting_back_what_was_undone_is_redo(text: str) -> None:
     assert _ops(text) == [{"op": "redo"}]
 
 
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("bring back the previous image", [{"op": "previous_image"}]),
+        ("bring back slice 5", [{"op": "goto_slice", "index": 5}]),
+        ("put back the mask on this slice", [{"op": "redo"}]),
+    ],
+)
+def test_bringing_back_an_image_or_a_numbered_slice_is_no_redo(
+    text: str, expect: list[dict]
+) -> None:
+    """ "Bring back" redoes what an undo took; an image or a slice by number is shown again."""
+    assert _ops(text) == expect
+
+
 @pytest.mark.parametrize(("text", "count"), [("撤三步", 3), ("撤销两步", 2), ("连撤四次", 4)])
 def test_a_lone_che_undoes_and_bu_counts_steps(text: str, count: int) -> None:
     assert _ops(text) == [{"op": "undo"}] * count
