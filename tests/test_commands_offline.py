@@ -554,6 +554,9 @@ def test_a_word_that_contains_a_number_word_is_no_window_value() -> None:
         ("four hundred and ten", 410),
         ("fifteen hundred", 1500),
         ("two thousand", 2000),
+        ("two thousand five hundred", 2500),
+        ("one thousand two hundred and fifty", 1250),
+        ("two thousand and five", 2005),
         ("one two", None),  # two numbers, not one
         ("five twenty", None),
         ("a hundred", None),  # "a" counts things; the tokenizer reads "a hundred points"
