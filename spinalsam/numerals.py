@@ -84,8 +84,9 @@ def combine_english(prev: tuple[str, int], word: str, value: int) -> int | None:
     """The value of two adjacent English number words read as one number, or None.
 
     "two hundred" → 200, "one hundred (and) five" → 105, "seventy five" → 75, "fifteen hundred"
-    → 1500 and "two thousand" → 2000 (window widths are said so). Kept as a pure rule on
-    (text, value) pairs so the tokenizer only decides *whether* two tokens are adjacent.
+    → 1500, "two thousand" → 2000 and "two thousand five hundred" → 2500 (window widths are
+    said so). Kept as a pure rule on (text, value) pairs so the tokenizer only decides
+    *whether* two tokens are adjacent.
     """
     prev_text, prev_value = prev
     scaled = HUNDRED in prev_text or THOUSAND in prev_text
@@ -93,6 +94,9 @@ def combine_english(prev: tuple[str, int], word: str, value: int) -> int | None:
         return prev_value * 100
     if word == THOUSAND and 1 <= prev_value <= 9 and not scaled:
         return prev_value * 1000
+    units = prev_value % 1000  # "two thousand five" + "hundred": 2500, as widths are said
+    if word == HUNDRED and THOUSAND in prev_text and HUNDRED not in prev_text and 1 <= units <= 9:
+        return prev_value + units * 99
     if scaled and prev_value % 100 == 0 and 0 < value < 100 and word not in (HUNDRED, THOUSAND):
         return prev_value + value
     last = prev_text.split()[-1]

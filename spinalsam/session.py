@@ -815,7 +815,17 @@ class Session:
     def _push_undo(self, step: _Undo) -> None:
         self._revision += 1
         self._undo.append(step)
-        del self._undo[:-UNDO_DEPTH]
+        if len(self._undo) > UNDO_DEPTH:
+            del self._undo[:-UNDO_DEPTH]
+            self._forget_put_aside()
+
+    def _forget_put_aside(self) -> None:
+        """The open that put work aside came before the oldest step Undo keeps: Undo must not
+        reach past the changes that fell out (it would drop their masks for good), and the
+        server stops holding that work."""
+        if self._put_aside is not None:
+            self._put_aside = None
+            self._hold(self.images)  # smaller than what is held now: it cannot be refused
 
     def _op_undo(self, _: ops.Undo) -> StepResult:
         if not self._undo:

@@ -148,6 +148,7 @@ def test_box_coordinates_in_every_notation(text: str) -> None:
         ("window fifteen hundred level three hundred", 300, 1500),
         ("level minus six hundred width fifteen hundred", -600, 1500),
         ("WW two thousand WL five hundred", 500, 2000),
+        ("level forty width two thousand five hundred", 40, 2500),
         ("窗宽四百窗位四十", 40, 400),
         ("窗位四十，窗宽三百五", 40, 350),
         ("窗位负六百窗宽一千五", -600, 1500),

@@ -554,6 +554,9 @@ def test_a_word_that_contains_a_number_word_is_no_window_value() -> None:
         ("four hundred and ten", 410),
         ("fifteen hundred", 1500),
         ("two thousand", 2000),
+        ("two thousand five hundred", 2500),
+        ("one thousand two hundred and fifty", 1250),
+        ("two thousand and five", 2005),
         ("one two", None),  # two numbers, not one
         ("five twenty", None),
         ("a hundred", None),  # "a" counts things; the tokenizer reads "a hundred points"
@@ -631,6 +634,21 @@ def test_putting_back_what_was_undone_is_redo(text: str) -> None:
     assert _ops(text) == [{"op": "redo"}]
 
 
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("bring back the previous image", [{"op": "previous_image"}]),
+        ("bring back slice 5", [{"op": "goto_slice", "index": 5}]),
+        ("put back the mask on this slice", [{"op": "redo"}]),
+    ],
+)
+def test_bringing_back_an_image_or_a_numbered_slice_is_no_redo(
+    text: str, expect: list[dict]
+) -> None:
+    """ "Bring back" redoes what an undo took; an image or a slice by number is shown again."""
+    assert _ops(text) == expect
+
+
 @pytest.mark.parametrize(("text", "count"), [("撤三步", 3), ("撤销两步", 2), ("连撤四次", 4)])
 def test_a_lone_che_undoes_and_bu_counts_steps(text: str, count: int) -> None:
     assert _ops(text) == [{"op": "undo"}] * count
@@ -646,6 +664,22 @@ def test_a_lone_che_undoes_and_bu_counts_steps(text: str, count: int) -> None:
 )
 def test_sending_to_another_system_is_no_operation(text: str, expect: list[dict]) -> None:
     """The app only downloads; "发到PACS上" must not read 上 as a step up."""
+    assert _ops(text) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("send me the nifti", [{"op": "export", "format": "nifti"}]),
+        ("can you send me the mask as png", [{"op": "export", "format": "png"}]),
+        ("send it to me as a png", [{"op": "export", "format": "png"}]),
+        ("send me the mask by email", []),
+        ("send the mask to my boss", []),
+    ],
+)
+def test_sent_to_the_user_is_a_download(text: str, expect: list[dict]) -> None:
+    """A "send me the NIfTI" asks for the file here, in the browser: only a transfer to someone
+    or somewhere else is out of reach."""
     assert _ops(text) == expect
 
 

@@ -22,7 +22,7 @@ from spinalsam.examples import EXAMPLES, example_files
 from spinalsam.io import load_ct
 from spinalsam.ledger import ImageLedger
 from spinalsam.metrics import dice
-from spinalsam.session import Session, SessionError
+from spinalsam.session import UNDO_DEPTH, Session, SessionError
 
 
 @pytest.fixture
@@ -875,6 +875,29 @@ def test_opening_another_file_mid_work_can_be_undone(
     # Past the start of that history there is nothing left: the masks must not come back again.
     results = [s.apply([ops.Undo()])[0] for _ in range(6)]
     assert not results[-1].ok and not s.current.labels.any()
+
+
+def test_work_past_the_undo_depth_is_never_dropped_by_undoing_the_open(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """An open is the oldest undo step: once later changes push it past the undo depth, Undo
+    must not reach it, since bringing the old work back drops masks no Undo can take back."""
+    slice_name, volume_name = EXAMPLES
+    ledger = ImageLedger(cap_bytes=64 << 20)
+    s = Session(backend, tmp_path / "s", ledger=ledger)
+    s.open_files(example_files(volume_name, s.workdir))
+    s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
+    (opened,) = _open(s, slice_name)
+    assert "put aside" in opened
+    _ok(s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")]))
+    work = s.current.labels.copy()
+    assert work.any()
+    for i in range(UNDO_DEPTH):  # later clicks push the open and the segmentation out
+        _click(s, 10 + i, 10)
+    assert ledger.held_bytes == 98_304  # what Undo can no longer reach is not held either
+    undone = [s.apply([ops.Undo()])[0] for _ in range(UNDO_DEPTH + 1)]
+    assert all(r.ok for r in undone[:UNDO_DEPTH]) and not undone[-1].ok
+    assert s.current.ct.volume.shape[0] == 1 and np.array_equal(s.current.labels, work)
 
 
 def test_only_the_last_opens_work_is_kept_aside(backend: DefaultBackend, tmp_path: Path) -> None:

@@ -226,6 +226,8 @@ _ENGLISH_PHRASE_GROUPS: dict[Concept, str] = {
         "put back|bring back|put it back|bring it back"
     ),
     C.DICOM_SEG: "dicom seg|dicom segmentation|dcm seg",
+    # Sent to the user is a download; "send" alone (to PACS, to a colleague) stays alien.
+    C.EXPORT: "send me|send it to me|send them to me|send to me|send this to me",
     C.NAMING: (
         "this is|this one is|that is|it is|this one|this vertebra is|this level is|that one is|"
         "that one|here is"

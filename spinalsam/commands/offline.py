@@ -273,7 +273,7 @@ def _interpret(clause: _Clause, context: _Context) -> dict[str, Any] | None:
     if C.NEGATION in cs or C.ALIEN in cs:
         return None  # never act on "don't …" or on a subject the app has nothing to do with
     context.slip = context.slip or C.SLIP in cs
-    if C.REDO in cs:
+    if C.REDO in cs and not _brings_back_a_place(clause):
         return _repeated({"op": "redo"}, clause)
     if C.UNDO in cs or (C.CLEAR in cs and (C.LAST in cs or _removes_slip(cs, context))):
         return _repeated({"op": "undo"}, clause)
@@ -466,6 +466,14 @@ def _clear_target(cs: set[Concept]) -> str:
         if concept in cs
     }
     return targets.pop() if len(targets) == 1 else "all"
+
+
+def _brings_back_a_place(clause: _Clause) -> bool:
+    """ "Bring back the previous image", "bring back slice 5": an image or slice to show again,
+    not a redo (the "back" phrases read as redo only for what an undo took away)."""
+    back = any(t.concept == C.REDO and t.text.endswith("back") for t in clause.tokens)
+    numbered = C.SLICE in clause.concepts and any(t.kind == Kind.NUMBER for t in clause.tokens)
+    return back and (C.IMAGE in clause.concepts or numbered)
 
 
 def _named_slice(clause: _Clause) -> int | None:
