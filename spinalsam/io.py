@@ -719,7 +719,9 @@ _NOT_IMAGES = (
 
 def _not_an_image(name: str, sop_class: str) -> str | None:
     """What to tell the user who uploaded a DICOM object that is no image (None: an image)."""
-    title = pydicom.uid.UID(sop_class).name if sop_class else ""
+    uid = pydicom.uid.UID(sop_class)
+    # An invalid UID's "name" is the file's own text, which must not reach the Markdown status.
+    title = uid.name if uid.is_valid else ""
     if "Segmentation" in title:
         return (
             f"'{name}' is a DICOM segmentation (DICOM-SEG), not a CT image: open the CT series "
