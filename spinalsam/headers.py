@@ -363,6 +363,12 @@ def _checked_frames(
         (float(_geometry(ds, f, _SLOPE) or 1), float(_geometry(ds, f, _INTERCEPT) or 0))  # type: ignore[arg-type]
         for f in frames
     )
+    bad = next((i for i, r in enumerate(rescales) if not np.isfinite(r).all()), None)
+    if bad is not None:
+        raise HeaderError(
+            f"'{path.name}' gives frame {bad + 1} a rescale slope or intercept that is not a "
+            "number, so its Hounsfield values are unknown; the file is damaged."
+        )
     return rescales if len(set(rescales)) > 1 else None
 
 

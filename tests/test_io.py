@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,22 @@ def test_enhanced_ct_with_a_rescale_per_frame(tmp_path: Path) -> None:
         ds.save_as(path)
     (enhanced,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", slices)])
     np.testing.assert_allclose(enhanced.volume, vol, atol=abs(slope) / 2 + 1e-3)
+
+
+@pytest.mark.parametrize(("value", "frame"), [("NaN", 0), ("inf", 2)])
+def test_enhanced_ct_with_a_frame_rescale_that_is_no_number_is_refused(
+    tmp_path: Path, value: str, frame: int
+) -> None:
+    """A NaN slope would make the frame NaN, later shown as the lowest HU: a made-up frame."""
+    slices = write_dicom_series(tmp_path / "s", synthetic_ct((4, 20, 24)))
+    path = write_enhanced_ct(tmp_path / "enhanced.dcm", slices)
+    ds = pydicom.dcmread(path)
+    transform = copy.deepcopy(ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence)
+    transform[0].RescaleSlope = value
+    ds.PerFrameFunctionalGroupsSequence[frame].PixelValueTransformationSequence = transform
+    ds.save_as(path)
+    with pytest.raises(CTLoadError, match=rf"frame {frame + 1} .*rescale"):
+        load_upload([path])
 
 
 @pytest.mark.parametrize(
