@@ -172,6 +172,23 @@ def test_enhanced_ct_with_a_rescale_per_frame(tmp_path: Path) -> None:
     np.testing.assert_allclose(enhanced.volume, vol, atol=abs(slope) / 2 + 1e-3)
 
 
+def test_enhanced_ct_frames_whose_orientation_differs_by_rounding_load(tmp_path: Path) -> None:
+    """Orientations written per frame differ in their last digits; a classic series with the
+    same jitter loads (orientations are compared to 3 decimals), so the enhanced file must too."""
+    vol = synthetic_ct((4, 20, 24))
+    slices = write_dicom_series(tmp_path / "s", vol)
+    path = write_enhanced_ct(tmp_path / "enhanced.dcm", slices)
+    ds = pydicom.dcmread(path)
+    orientation = copy.deepcopy(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence)
+    orientation[0].ImageOrientationPatient = [
+        v + 1e-7 for v in orientation[0].ImageOrientationPatient
+    ]
+    ds.PerFrameFunctionalGroupsSequence[1].PlaneOrientationSequence = orientation
+    ds.save_as(path)
+    (enhanced,) = load_upload([path])
+    np.testing.assert_array_equal(enhanced.volume, vol)
+
+
 @pytest.mark.parametrize(("value", "frame"), [("NaN", 0), ("inf", 2)])
 def test_enhanced_ct_with_a_frame_rescale_that_is_no_number_is_refused(
     tmp_path: Path, value: str, frame: int
