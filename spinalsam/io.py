@@ -154,6 +154,8 @@ def load_upload(
     64 MiB once decoded, so counting each picture alone let a 0.3 MB upload of 20 pictures take
     1.3 GB of the server's memory. Raises `CTLoadError` and nothing else.
     """
+    if isinstance(paths, str | os.PathLike):  # one path, as `load_ct` takes it
+        paths = [paths]
     names = [Path(p).name.lower() for p in paths]
     if len(names) < 2 or not all(n.endswith(RASTER_EXTENSIONS) for n in names):
         return [load_ct(paths, budget, workdir)]

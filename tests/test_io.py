@@ -172,6 +172,13 @@ def test_enhanced_ct_with_a_rescale_per_frame(tmp_path: Path) -> None:
     np.testing.assert_allclose(enhanced.volume, vol, atol=abs(slope) / 2 + 1e-3)
 
 
+def test_load_upload_takes_one_path_as_load_ct_does(tmp_path: Path) -> None:
+    path = write_png(tmp_path / "one.png", synthetic_slice_u8(), "L")
+    for given in (path, str(path)):
+        (ct,) = load_upload(given)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(ct.volume, load_ct(path).volume)
+
+
 def test_enhanced_ct_frames_whose_orientation_differs_by_rounding_load(tmp_path: Path) -> None:
     """Orientations written per frame differ in their last digits; a classic series with the
     same jitter loads (orientations are compared to 3 decimals), so the enhanced file must too."""
