@@ -342,7 +342,7 @@ def _checked_frames(
             f"'{path.name}' describes {len(frames)} frame(s) but announces {facts.frames}; the "
             "file is incomplete or its header is wrong."
         )
-    if len({_floats(_geometry(ds, f, _ORIENTATION), 6) for f in frames}) > 1:
+    if len({_orientation_key(_floats(_geometry(ds, f, _ORIENTATION), 6)) for f in frames}) > 1:
         raise HeaderError(
             f"'{path.name}' holds frames of several orientations; export one orientation, or "
             "the series as classic single-frame slices."
@@ -363,6 +363,12 @@ def _checked_frames(
         (float(_geometry(ds, f, _SLOPE) or 1), float(_geometry(ds, f, _INTERCEPT) or 0))  # type: ignore[arg-type]
         for f in frames
     )
+    bad = next((i for i, r in enumerate(rescales) if not np.isfinite(r).all()), None)
+    if bad is not None:
+        raise HeaderError(
+            f"'{path.name}' gives frame {bad + 1} a rescale slope or intercept that is not a "
+            "number, so its Hounsfield values are unknown; the file is damaged."
+        )
     return rescales if len(set(rescales)) > 1 else None
 
 
@@ -428,8 +434,7 @@ def consistent_slices(facts: list[DicomFacts], names: list[str]) -> tuple[list[i
     """
     groups: dict[tuple, list[int]] = {}
     for i, f in enumerate(facts):
-        orient = None if f.orientation is None else tuple(round(v, 3) for v in f.orientation)
-        groups.setdefault((orient, f.rows, f.columns), []).append(i)
+        groups.setdefault((_orientation_key(f.orientation), f.rows, f.columns), []).append(i)
     keep = max(groups.values(), key=len)
     dropped = len(facts) - len(keep)
     note = ""
@@ -454,6 +459,11 @@ _NO_GEOMETRY = (
     "ImageOrientationPatient), so their order and spacing are unknown; upload slices "
     "with complete headers."
 )
+
+
+def _orientation_key(orientation: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """Orientations equal to 3 decimals are one: writers differ in the last digits they print."""
+    return None if orientation is None else tuple(round(v, 3) for v in orientation)
 
 
 def _depths(orientation: tuple[float, ...], positions: list[tuple[float, ...]]) -> np.ndarray:

@@ -154,6 +154,8 @@ def load_upload(
     64 MiB once decoded, so counting each picture alone let a 0.3 MB upload of 20 pictures take
     1.3 GB of the server's memory. Raises `CTLoadError` and nothing else.
     """
+    if isinstance(paths, str | os.PathLike):  # one path, as `load_ct` takes it
+        paths = [paths]
     names = [Path(p).name.lower() for p in paths]
     if len(names) < 2 or not all(n.endswith(RASTER_EXTENSIONS) for n in names):
         return [load_ct(paths, budget, workdir)]
@@ -719,7 +721,9 @@ _NOT_IMAGES = (
 
 def _not_an_image(name: str, sop_class: str) -> str | None:
     """What to tell the user who uploaded a DICOM object that is no image (None: an image)."""
-    title = pydicom.uid.UID(sop_class).name if sop_class else ""
+    uid = pydicom.uid.UID(sop_class)
+    # An invalid UID's "name" is the file's own text, which must not reach the Markdown status.
+    title = uid.name if uid.is_valid else ""
     if "Segmentation" in title:
         return (
             f"'{name}' is a DICOM segmentation (DICOM-SEG), not a CT image: open the CT series "

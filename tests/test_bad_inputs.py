@@ -276,6 +276,11 @@ CASES: list[tuple[str, Builder, str]] = [
     ("rt_struct", lambda t: _non_image(t, RTStructureSetStorage, "RTSTRUCT"), r"RT Structure Set"),
     ("dicom_sr", lambda t: _non_image(t, BasicTextSRStorage, "SR"), r"Basic Text SR"),
     ("dicom_pdf", lambda t: _non_image(t, EncapsulatedPDFStorage, "DOC"), r"Encapsulated PDF"),
+    (  # the SOP class is looked up, never echoed: a stranger's file cannot put a link in
+        "dicom_sop_class_markup",
+        lambda t: _non_image(t, "![t](http://127.0.0.1:7919/t.png) Encapsulated", "DOC"),
+        r"'object\.dcm' is a DICOM file without image \(pixel\) data",
+    ),
     (
         "enhanced_ct_shuffled",
         enhanced_ct_shuffled,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,46 @@ def test_enhanced_ct_with_a_rescale_per_frame(tmp_path: Path) -> None:
         ds.save_as(path)
     (enhanced,) = load_upload([write_enhanced_ct(tmp_path / "enhanced.dcm", slices)])
     np.testing.assert_allclose(enhanced.volume, vol, atol=abs(slope) / 2 + 1e-3)
+
+
+def test_load_upload_takes_one_path_as_load_ct_does(tmp_path: Path) -> None:
+    path = write_png(tmp_path / "one.png", synthetic_slice_u8(), "L")
+    for given in (path, str(path)):
+        (ct,) = load_upload(given)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(ct.volume, load_ct(path).volume)
+
+
+def test_enhanced_ct_frames_whose_orientation_differs_by_rounding_load(tmp_path: Path) -> None:
+    """Orientations written per frame differ in their last digits; a classic series with the
+    same jitter loads (orientations are compared to 3 decimals), so the enhanced file must too."""
+    vol = synthetic_ct((4, 20, 24))
+    slices = write_dicom_series(tmp_path / "s", vol)
+    path = write_enhanced_ct(tmp_path / "enhanced.dcm", slices)
+    ds = pydicom.dcmread(path)
+    orientation = copy.deepcopy(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence)
+    orientation[0].ImageOrientationPatient = [
+        v + 1e-7 for v in orientation[0].ImageOrientationPatient
+    ]
+    ds.PerFrameFunctionalGroupsSequence[1].PlaneOrientationSequence = orientation
+    ds.save_as(path)
+    (enhanced,) = load_upload([path])
+    np.testing.assert_array_equal(enhanced.volume, vol)
+
+
+@pytest.mark.parametrize(("value", "frame"), [("NaN", 0), ("inf", 2)])
+def test_enhanced_ct_with_a_frame_rescale_that_is_no_number_is_refused(
+    tmp_path: Path, value: str, frame: int
+) -> None:
+    """A NaN slope would make the frame NaN, later shown as the lowest HU: a made-up frame."""
+    slices = write_dicom_series(tmp_path / "s", synthetic_ct((4, 20, 24)))
+    path = write_enhanced_ct(tmp_path / "enhanced.dcm", slices)
+    ds = pydicom.dcmread(path)
+    transform = copy.deepcopy(ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence)
+    transform[0].RescaleSlope = value
+    ds.PerFrameFunctionalGroupsSequence[frame].PixelValueTransformationSequence = transform
+    ds.save_as(path)
+    with pytest.raises(CTLoadError, match=rf"frame {frame + 1} .*rescale"):
+        load_upload([path])
 
 
 @pytest.mark.parametrize(
