@@ -44,6 +44,8 @@ __all__ = [
 _HEADER_BYTES = 64 * 1024  # text headers longer than this are not images we accept
 _CHUNK = 1 << 20
 _PIXEL_TAG = 0x7FE00010
+# The item tag (FFFE,E000) as little- and big-endian files store it.
+_ITEM_TAGS = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
@@ -194,29 +196,48 @@ def check_zip_directory(path: Path, max_entries: int) -> None:
         raise HeaderError(f"'{path.name}' holds {shown}; at most {max_entries} are allowed.")
 
 
-def inflated_dicom_bytes(path: Path, limit: int) -> int:
+def inflated_dicom_bytes(path: Path, limit: int, max_items: int) -> int:
     """Bytes a deflated DICOM inflates to (0 when it is not deflated), counted without keeping
     them and stopping past `limit`, so that a deflate bomb costs at most `limit` bytes of work.
+
+    The dataset's sequence items are counted on the way (raw or inflated bytes) and refused
+    past `max_items`: pydicom builds every item of a sequence while parsing, ~700 bytes each,
+    so 8-byte empty items (1.6 MB of them: +130 MB, 2.4 s) would cost 80 GB at the upload cap
+    before any other check could run.
     """
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
     except Exception:  # not a DICOM with a file meta header: nothing is deflated
-        return 0
-    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return 0
-    group_length = int(meta.get("FileMetaInformationGroupLength", 0))
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    total = 0
+        meta = {}
+    deflated = meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if deflated else None
+    total = items = 0
+    tail = b""
     with path.open("rb") as fh:
-        fh.seek(132 + 12 + group_length)  # preamble, "DICM", the group-length element, the group
+        if inflater is not None:  # preamble, "DICM", the group-length element, the group
+            fh.seek(132 + 12 + int(meta.get("FileMetaInformationGroupLength", 0)))
         while chunk := fh.read(_CHUNK):
             while chunk:
-                total += len(inflater.decompress(chunk, _CHUNK))
-                chunk = inflater.unconsumed_tail
+                data = chunk
+                if inflater is not None:
+                    data = inflater.decompress(chunk, _CHUNK)
+                    chunk = inflater.unconsumed_tail
+                    total += len(data)
+                else:
+                    chunk = b""
                 if total > limit:
                     raise HeaderError(
                         f"'{path.name}' is a deflated DICOM that inflates to more than "
                         f"{limit / 2**20:.0f} MiB and was not opened."
+                    )
+                # A tag of 4 bytes never lies wholly in the 3 bytes carried over: no double count.
+                window = tail + data
+                items += sum(window.count(tag) for tag in _ITEM_TAGS)
+                tail = window[-3:]
+                if items > max_items:
+                    raise HeaderError(
+                        f"'{path.name}' holds more than {max_items:,} DICOM sequence items "
+                        "(a CT file needs a few per slice) and was not opened."
                     )
     return total
 

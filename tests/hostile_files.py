@@ -234,6 +234,18 @@ def enhanced_ct_frames_lie(tmp: Path, canary: Path) -> list[Path]:
     return [path]
 
 
+def dicom_sequence_items(tmp: Path, canary: Path) -> list[Path]:
+    """200,000 empty sequence items (1.6 MB): pydicom builds each one while parsing the header,
+    +130 MB and 2.4 s here, about 80 GB at the upload cap, before any other check runs."""
+    items = b"\xfe\xff\x00\xe0\x00\x00\x00\x00" * 200_000
+    end = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    # A private SQ element of undefined length after the pixel data (explicit VR little endian).
+    sequence = b"\xe1\x7f\x01\x10SQ\x00\x00\xff\xff\xff\xff" + items + end
+    path = tmp / "items.dcm"
+    path.write_bytes(CT_SMALL.read_bytes() + sequence)
+    return [path]
+
+
 def dicom_size_lie(tmp: Path, canary: Path) -> list[Path]:
     """A 4000×4000 header (within the side limit) with 32 KB of pixel data."""
     ds = pydicom.dcmread(CT_SMALL)
@@ -366,6 +378,7 @@ ATTACKS: list[Attack] = [
     Attack("dicom_deflate_bomb", dicom_deflate_bomb, r"deflated DICOM that inflates", slow=True),
     Attack("dicom_frames_2000_of_1", dicom_frames_lie, r"announces 2000 frame"),
     Attack("enhanced_ct_frames_2000_of_4", enhanced_ct_frames_lie, r"announces 2000 frame"),
+    Attack("dicom_200000_sequence_items", dicom_sequence_items, r"sequence items"),
     Attack("dicom_4000x4000_32kb", dicom_size_lie, r"holds only 32,768 bytes of pixel data"),
     Attack("dicom_8192x8192_header", dicom_huge_header, r"8192 × 8192 pixels"),
     Attack("dicom_duplicate_positions", dicom_duplicate_positions, r"share a position"),
