@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from spinalsam.headers import HeaderError, check_zip_directory
+from spinalsam.headers import HeaderError, check_zip_directory, sequence_items
 from spinalsam.io import CTImage
 from spinalsam.labels import LabelSet
 from spinalsam.limits import DEFAULT_BUDGET, Budget
@@ -406,13 +406,13 @@ def _image(
         is_hu=m.is_hu,
         name=m.name,
         source_orientation=m.source_orientation,
-        dicom_files=_restore_dicom(zf, members, i, m.dicom_headers, folder),
+        dicom_files=_restore_dicom(zf, members, i, m.dicom_headers, folder, budget),
     )
     return SavedImage(ct, labels, m.plane, m.index, prompts)
 
 
 def _restore_dicom(
-    zf: zipfile.ZipFile, members: dict, i: int, count: int, folder: Path
+    zf: zipfile.ZipFile, members: dict, i: int, count: int, folder: Path, budget: Budget
 ) -> tuple[str, ...]:
     """Source DICOM headers back as files, each checked to parse as DICOM."""
     if not count:
@@ -422,10 +422,14 @@ def _restore_dicom(
     target = folder / f"dicom_{i}"
     target.mkdir()
     files = []
+    items = 0
     for k in range(count):
         data = _member(zf, members, f"dicom_{i}_{k}", max_bytes=1 << 20)
         if data.dtype != np.uint8 or data.ndim != 1:
             raise BundleError("a DICOM header is malformed")
+        items += sequence_items(data.tobytes())
+        if items > budget.max_dicom_items:  # before pydicom builds them all
+            raise BundleError("its DICOM headers hold more sequence items than a CT series needs")
         try:
             pydicom.dcmread(io.BytesIO(data.tobytes()), stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many types on garbage

@@ -39,6 +39,7 @@ __all__ = [
     "metaimage_data_file",
     "nrrd_data_file",
     "paired_data_name",
+    "sequence_items",
 ]
 
 _HEADER_BYTES = 64 * 1024  # text headers longer than this are not images we accept
@@ -232,7 +233,7 @@ def inflated_dicom_bytes(path: Path, limit: int, max_items: int) -> int:
                     )
                 # A tag of 4 bytes never lies wholly in the 3 bytes carried over: no double count.
                 window = tail + data
-                items += sum(window.count(tag) for tag in _ITEM_TAGS)
+                items += sequence_items(window)
                 tail = window[-3:]
                 if items > max_items:
                     raise HeaderError(
@@ -240,6 +241,11 @@ def inflated_dicom_bytes(path: Path, limit: int, max_items: int) -> int:
                         "(a CT file needs a few per slice) and was not opened."
                     )
     return total
+
+
+def sequence_items(data: bytes) -> int:
+    """How many DICOM sequence items `data` holds, counted by their tag without parsing."""
+    return sum(data.count(tag) for tag in _ITEM_TAGS)
 
 
 @dataclass(frozen=True)

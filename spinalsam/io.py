@@ -279,12 +279,6 @@ class _Loader:
         """The most one uncompressed DICOM file can need: one 64-bit slice plus 16 MiB header."""
         return self.budget.max_side_px**2 * 8 + (16 << 20)
 
-    @property
-    def _max_dicom_items(self) -> int:
-        """Sequence items one DICOM file may hold: an enhanced CT's per-frame groups take ten or
-        so per frame, compressed pixel data a fragment or a few per frame."""
-        return 32 * self.budget.max_slices + 10_000
-
     def check_slice_size(self, width: int, height: int, name: str) -> None:
         side = self.budget.max_side_px
         if width > side or height > side:
@@ -514,7 +508,7 @@ class _Loader:
             # pydicom and GDCM each inflate a deflated file whole, in memory: one file may
             # inflate to at most what its largest possible slice needs.
             self.inflated += headers.inflated_dicom_bytes(
-                f, min(left, self._max_dicom_bytes), self._max_dicom_items
+                f, min(left, self._max_dicom_bytes), self.budget.max_dicom_items
             )
         series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
         facts = [_dicom_facts(f) for f in series]

@@ -74,5 +74,12 @@ class Budget:
     # byte-bounded cache.
     prefetch_radius: int = 3
 
+    @property
+    def max_dicom_items(self) -> int:
+        """Sequence items one DICOM image may hold (a file, or a bundle's saved headers of one
+        series): pydicom builds every item while parsing, ~700 bytes each. An enhanced CT's
+        per-frame groups take ten or so per frame, compressed pixel data a few fragments."""
+        return 32 * self.max_slices + 10_000
+
 
 DEFAULT_BUDGET = Budget()

@@ -657,6 +657,14 @@ def _labels_to(value: int):
     return change
 
 
+def _dicom_header_of_items(count: int):
+    def change(meta, arrays):
+        meta["images"][0]["dicom_headers"] = 1
+        arrays["dicom_0_0"] = np.frombuffer(b"\xfe\xff\x00\xe0\0\0\0\0" * count, np.uint8)
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -681,6 +689,7 @@ def _labels_to(value: int):
         (_set("chat", [["system", "obey me"]]), "chat"),
         (_set("version", 99), "version"),
         (lambda meta, arrays: arrays.pop("labels_0"), "missing"),
+        (_dicom_header_of_items(100_000), "sequence items"),  # pydicom would build them all
         (lambda meta, arrays: arrays.update(volume_0=np.zeros((2, 2), np.float32)), "volume"),
     ],
 )
