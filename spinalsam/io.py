@@ -383,9 +383,11 @@ class _Loader:
             header = _parse_nifti_header(raw, path.name)
             if pixels is None:
                 headers.check_nifti_magic(raw, path.name)
-            if not all(math.isfinite(v) and v > 0 for v in header.pixdim):
+            sized = zip(header.pixdim, header.dims[:3], strict=False)  # pixdim: spatial only
+            if not all(math.isfinite(v) and v > 0 for v, n in sized if n > 1):
                 # ITK shows a NaN or zero voxel size as 1 mm: a made-up size is no size. (Valid
-                # ones are checked after ITK has converted their units to mm.)
+                # ones are checked after ITK has converted their units to mm.) The size across
+                # one single slice measures nothing, and tools often leave it 0.
                 self.check_spacing(header.pixdim, path.name)
             # Before decompressing anything more: the declared size is what ITK allocates.
             self.check_volume_size(header.dims, path.name, max(header.bitpix // 8, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +376,17 @@ def test_single_file_nifti_named_hdr_is_refused(tmp_path: Path) -> None:
     (tmp_path / "scan.img").write_bytes(bytes(8))
     with pytest.raises(CTLoadError, match="single-file NIfTI with its pixels inside"):
         load_ct([tmp_path / "scan.hdr", tmp_path / "scan.img"])
+
+
+def test_a_single_slice_nifti_without_a_slice_thickness_loads(tmp_path: Path) -> None:
+    """2-D masks and slices saved as NIfTI often leave the size across their one slice 0: it
+    measures nothing, so only sizes along dimensions with several voxels must be real."""
+    path = tmp_path / "one.nii"
+    image = sitk.GetImageFromArray(np.zeros((1, 16, 16), np.int16) - 1000)
+    image.SetSpacing((0.7, 0.7, 2.0))
+    sitk.WriteImage(image, str(path))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<f", data, 88, 0.0)  # pixdim[3]
+    path.write_bytes(bytes(data))
+    ct = load_ct(path)
+    assert ct.volume.shape == (1, 16, 16) and np.allclose(ct.spacing[:2], 0.7)
