@@ -886,11 +886,8 @@ def test_opening_another_file_mid_work_can_be_undone(
     assert not results[-1].ok and not s.current.labels.any()
 
 
-def test_work_past_the_undo_depth_is_never_dropped_by_undoing_the_open(
-    backend: DefaultBackend, tmp_path: Path
-) -> None:
-    """An open is the oldest undo step: once later changes push it past the undo depth, Undo
-    must not reach it, since bringing the old work back drops masks no Undo can take back."""
+def _volume_work_put_aside(backend: DefaultBackend, tmp_path: Path) -> tuple[Session, ImageLedger]:
+    """A session whose boxed volume was replaced by the example slice (its work put aside)."""
     slice_name, volume_name = EXAMPLES
     ledger = ImageLedger(cap_bytes=64 << 20)
     s = Session(backend, tmp_path / "s", ledger=ledger)
@@ -898,6 +895,15 @@ def test_work_past_the_undo_depth_is_never_dropped_by_undoing_the_open(
     s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
     (opened,) = _open(s, slice_name)
     assert "put aside" in opened
+    return s, ledger
+
+
+def test_work_past_the_undo_depth_is_never_dropped_by_undoing_the_open(
+    backend: DefaultBackend, tmp_path: Path
+) -> None:
+    """An open is the oldest undo step: once later changes push it past the undo depth, Undo
+    must not reach it, since bringing the old work back drops masks no Undo can take back."""
+    s, ledger = _volume_work_put_aside(backend, tmp_path)
     _ok(s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")]))
     work = s.current.labels.copy()
     assert work.any()
@@ -912,13 +918,8 @@ def test_work_past_the_undo_depth_is_never_dropped_by_undoing_the_open(
 def test_only_the_last_opens_work_is_kept_aside(backend: DefaultBackend, tmp_path: Path) -> None:
     """Work put aside stays only while the ledger counts it: an open that replaces no work
     ends it (its memory would otherwise be held outside the server's cap)."""
-    slice_name, volume_name = EXAMPLES
-    ledger = ImageLedger(cap_bytes=64 << 20)
-    s = Session(backend, tmp_path / "s", ledger=ledger)
-    s.open_files(example_files(volume_name, s.workdir))
-    s.apply([ops.AddBox(box=(40, 40, 120, 112)), ops.Segment(prompt="box")])
-    (first,) = _open(s, slice_name)
-    assert "put aside" in first
+    s, ledger = _volume_work_put_aside(backend, tmp_path)
+    slice_name, _ = EXAMPLES
     (second,) = _open(s, slice_name)  # the slice had no masks: nothing new is put aside
     assert "put aside" not in second and ledger.held_bytes == 98_304
     assert not s.apply([ops.Undo()])[0].ok and s.current.ct.volume.shape[0] == 1
