@@ -240,6 +240,7 @@ class Session:
         self._embedded_key: tuple | None = None
         self._slice_cache: tuple[tuple, SliceImage] | None = None
         self._view_cache: tuple[tuple, np.ndarray] | None = None
+        self._work_cache: tuple[int, bool] | None = None  # (revision, has_work)
         # Created per run, not here: Gradio deep-copies new sessions and an Event cannot be copied.
         self._cancel: threading.Event | None = None
 
@@ -392,8 +393,13 @@ class Session:
 
     @property
     def has_work(self) -> bool:
-        """Whether any open image has a mask: what a reload or another upload would lose."""
-        return any(img.labels.any() for img in self.images)
+        """Whether any open image has a mask: what a reload or another upload would lose.
+
+        Asked on every render; scanning a 512³ label volume takes ~10 ms, so the answer is kept
+        until the revision (bumped by every change of labels, like the view cache's) moves."""
+        if self._work_cache is None or self._work_cache[0] != self._revision:
+            self._work_cache = (self._revision, any(img.labels.any() for img in self.images))
+        return self._work_cache[1]
 
     @property
     def current(self) -> _Image:
