@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from spinalsam.headers import HeaderError, check_zip_directory, sequence_items
 from spinalsam.io import CTImage
-from spinalsam.labels import LabelSet
+from spinalsam.labels import MAX_NAME_CHARS, LabelSet
 from spinalsam.limits import DEFAULT_BUDGET, Budget
 from spinalsam.plaintext import inert_markdown
 from spinalsam.planes import Plane, n_slices, take_slice
@@ -88,6 +88,7 @@ class SavedSession:
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Coord = Annotated[int, Field(ge=0, le=DEFAULT_BUDGET.max_side_px)]
 LabelId = Annotated[int, Field(ge=1, le=_LABEL_MAX)]
+LabelName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 
 
 class _Model(BaseModel):
@@ -138,7 +139,7 @@ class _Meta(_Model):
     ) = None
     active_label: LabelId = 1
     hidden: list[LabelId] = Field(default=[], max_length=_MAX_LABELS)
-    labels: list[tuple[LabelId, Annotated[str, Field(min_length=1, max_length=40)]]] = Field(
+    labels: list[tuple[LabelId, LabelName]] = Field(
         default=[(1, "vertebra")], min_length=1, max_length=_MAX_LABELS
     )
     # Dice and IoU per label and scope, and the slice's measurements.
@@ -177,7 +178,7 @@ def write_bundle(saved: SavedSession, path: Path) -> Path:
             arrays[f"dicom_{i}_{k}"] = np.frombuffer(header, dtype=np.uint8)
         images.append(
             {
-                "name": _fit(ct.name, _MAX_NAME),
+                "name": ct.name,  # CTImage already holds it to the schema's 255
                 "spacing": ct.spacing,
                 "origin": ct.origin,
                 "direction": ct.direction,

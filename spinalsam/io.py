@@ -263,6 +263,7 @@ class _Loader:
 
     def _load_single(self, path: Path, kind: str) -> CTImage:
         if kind == "raster":
+            self._raster_size(path)
             return self._load_raster(path)
         if kind == "zip":
             return self._load_zip(path)
@@ -333,8 +334,8 @@ class _Loader:
         return width, height
 
     def _load_raster(self, path: Path) -> CTImage:
-        """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit) and checks PNG CRCs."""
-        self._raster_size(path)
+        """Pillow decodes every PNG/JPEG mode (palette, LA, RGBA, 16-bit); the caller has checked
+        the size and PNG CRCs (`_raster_size`)."""
         with self._raster_errors(path), Image.open(path) as img:
             pixels = _raster_to_gray(img)
         return CTImage(

@@ -41,7 +41,7 @@ LABEL_PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
-_MAX_NAME = 40  # characters of a label name (the protocol's `set_label` limit)
+MAX_NAME_CHARS = 40  # characters of a label name (the protocol's `set_label` limit)
 
 
 class LabelError(ValueError):
@@ -59,7 +59,7 @@ class LabelSet:
 
     def __post_init__(self) -> None:
         # Names are shown as Markdown; those of a bundle come from a stranger.
-        names = tuple((i, plain_name(n, _MAX_NAME, "label")) for i, n in self.entries)
+        names = tuple((i, plain_name(n, MAX_NAME_CHARS, "label")) for i, n in self.entries)
         object.__setattr__(self, "entries", names)
 
     @property
@@ -107,7 +107,7 @@ def label_color(label_id: int) -> tuple[int, int, int]:
 
 
 def _canonical(name: str) -> str:
-    stripped = plain_name(name, _MAX_NAME, "")
+    stripped = plain_name(name, MAX_NAME_CHARS, "")
     if not stripped:
         raise LabelError("a label needs a name, e.g. L1 or T12")
     return parse_vertebra_name(stripped) or stripped

@@ -498,7 +498,8 @@ def _named_slice(clause: _Clause) -> int | None:
 
 
 def _slice_index(clause: _Clause) -> int | None:
-    """Slice number of "go to slice 40", "slice 40", "第40张", "40th slice", "jump to 40"."""
+    """Slice number of "跳到40张", "show image 3", "jump to 40" (a slice named after its noun or
+    第, or by an ordinal, is `_named_slice`'s, asked first)."""
     toks = clause.tokens
     cs = clause.concepts
     if cs & {C.POINT, C.BOX}:
@@ -516,7 +517,7 @@ def _slice_index(clause: _Clause) -> int | None:
         cardinal = tok.text.isdigit() or (tok.text.isascii() and tok.text[:1].isalpha())
         if classifier and toks[i + 1].text.isascii() and cardinal:
             return None
-        if before in (C.ORDINAL, C.SLICE) or (classifier and cs & {C.GOTO, C.SHOW}):
+        if classifier and cs & {C.GOTO, C.SHOW}:
             return tok.number
         if before == C.IMAGE and cs & {C.GOTO, C.SHOW}:
             return tok.number
