@@ -35,10 +35,10 @@ __all__ = [
     "consistent_slices",
     "dicom_facts",
     "frame_planes",
-    "inflated_dicom_bytes",
     "metaimage_data_file",
     "nrrd_data_file",
     "paired_data_name",
+    "scan_dicom_bytes",
     "sequence_items",
 ]
 
@@ -197,9 +197,10 @@ def check_zip_directory(path: Path, max_entries: int) -> None:
         raise HeaderError(f"'{path.name}' holds {shown}; at most {max_entries} are allowed.")
 
 
-def inflated_dicom_bytes(path: Path, limit: int, max_items: int) -> int:
-    """Bytes a deflated DICOM inflates to (0 when it is not deflated), counted without keeping
-    them and stopping past `limit`, so that a deflate bomb costs at most `limit` bytes of work.
+def scan_dicom_bytes(path: Path, limit: int, max_items: int) -> int:
+    """One pass over a DICOM file's dataset bytes before any parser sees them: the bytes a
+    deflated file inflates to (0 when it is not deflated), counted without keeping them and
+    stopping past `limit`, so that a deflate bomb costs at most `limit` bytes of work.
 
     The dataset's sequence items are counted on the way (raw or inflated bytes) and refused
     past `max_items`: pydicom builds every item of a sequence while parsing, ~700 bytes each,

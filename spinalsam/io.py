@@ -510,7 +510,7 @@ class _Loader:
             left = self.budget.max_decompressed_bytes - self.inflated
             # pydicom and GDCM each inflate a deflated file whole, in memory: one file may
             # inflate to at most what its largest possible slice needs.
-            self.inflated += headers.inflated_dicom_bytes(
+            self.inflated += headers.scan_dicom_bytes(
                 f, min(left, self._max_dicom_bytes), self.budget.max_dicom_items
             )
         series = files if len(files) == 1 and archive is None else _largest_series(files, archive)
